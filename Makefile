@@ -1,0 +1,34 @@
+# The README's two commands are `make figures` and `make test`; each builds .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+export MPLBACKEND := Agg
+
+.PHONY: figures smoke test bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Regenerate every figure and table (default profile, embedded data) and figures/REPORT.md.
+figures: $(STAMP)
+	$(BIN)/protolab run --profile default --jobs $(JOBS)
+
+## Every notebook in the smoke profile (seconds each), written to runs/ instead of figures/.
+smoke: $(STAMP)
+	$(BIN)/protolab run --profile smoke --jobs $(JOBS) --out-dir runs/smoke-figures
+
+## The test suite: unit tests, loader tests on generated fixtures, notebook smoke runs.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Benchmarks print timings; they are not tests.
+bench: $(STAMP)
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

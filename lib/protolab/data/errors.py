@@ -1,0 +1,32 @@
+"""Errors raised by every dataset loader: they name what is missing and where to get it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+
+class DatasetError(Exception):
+    """Base class of the data layer's errors."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """The dataset is not on disk where it was expected."""
+
+    def __init__(self, name: str, root: str | Path, expected: Iterable[str], source: str):
+        self.name, self.root, self.expected, self.source = name, Path(root), list(expected), source
+        listed = "\n".join(f"  - {self.root / item}" for item in self.expected)
+        super().__init__(
+            f"{name} was not found under {self.root}.\n"
+            f"Expected these files:\n{listed}\n"
+            f"Get them from: {source}"
+        )
+
+
+class DatasetFormatError(DatasetError, ValueError):
+    """A dataset file exists but does not have the expected layout."""
+
+    def __init__(self, path: str | Path, problem: str, source: str | None = None):
+        self.path, self.problem = Path(path), problem
+        hint = f"\nA correct copy is available from: {source}" if source else ""
+        super().__init__(f"{self.path}: {problem}{hint}")

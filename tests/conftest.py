@@ -1,0 +1,46 @@
+"""Shared test setup: headless plotting, an isolated dataset cache, notebook fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One dataset cache for the whole session (shared with notebooks the runner starts)."""
+    cache = tmp_path_factory.mktemp("protolab-cache")
+    previous = os.environ.get("PROTOLAB_CACHE_DIR")
+    os.environ["PROTOLAB_CACHE_DIR"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("PROTOLAB_CACHE_DIR", None)
+    else:
+        os.environ["PROTOLAB_CACHE_DIR"] = previous
+
+
+STANDARD_PARAMETERS = '''dataset: str = "toy"  # which data
+data_root: str = ""  # where real datasets live
+profile: str = "default"  # smoke | default | full
+seed: int = 0  # random seed
+device: str = "auto"  # cpu, cuda or auto
+out_dir: str = "figures"  # where outputs go
+'''
+
+
+def write_notebook(path: Path, parameters: str, *cells: str, title: str | None = None) -> Path:
+    """Write a notebook whose first code cell (tagged ``parameters``) is ``parameters``."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameter_cell = nbformat.v4.new_code_cell(parameters)
+    parameter_cell.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {title or path.stem}"), parameter_cell]
+    notebook.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
