@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from conftest import STANDARD_PARAMETERS, write_notebook
+from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from protolab import figures
 from protolab.report import build_report, record_runs
 

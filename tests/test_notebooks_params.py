@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import STANDARD_PARAMETERS, write_notebook
+from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from protolab.notebooks import ParameterError, ParamType, discover, parse_parameters_cell
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import STANDARD_PARAMETERS, write_notebook
+from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from protolab.cli import main
 from protolab.notebooks import ParameterError, discover
 from protolab.run import plan, run_notebooks
@@ -91,3 +91,16 @@ def test_list_shows_parameters_types_and_profiles(project, capsys):
     out = capsys.readouterr().out
     assert "healthy — Healthy experiment" in out and "epochs" in out and "int" in out and "passes" in out
     assert "smoke    epochs=2" in out
+
+
+def test_the_command_works_headless_with_no_home_and_no_stdin(project):
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key not in {"HOME", "MPLBACKEND", "DISPLAY"}}
+    completed = subprocess.run([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
+                                "healthy", "--profile", "smoke"], env=env, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert (project / "figures" / "healthy__line.png").exists()

@@ -30,3 +30,18 @@ class DatasetFormatError(DatasetError, ValueError):
         self.path, self.problem = Path(path), problem
         hint = f"\nA correct copy is available from: {source}" if source else ""
         super().__init__(f"{self.path}: {problem}{hint}")
+
+
+def require_files(name: str, root: Path, expected: Iterable[str], source: str) -> None:
+    """Raise :class:`DatasetNotFoundError` unless every ``root / item`` of ``expected`` exists.
+
+    Parameters
+    ----------
+    name : dataset name used in the message.
+    root : folder the expected paths are relative to.
+    expected : relative paths (files or folders) that must exist.
+    source : where to get the data (URL or instruction), quoted in the message.
+    """
+    expected = list(expected)
+    if not all((root / item).exists() for item in expected):
+        raise DatasetNotFoundError(name, root, expected, source)

@@ -6,7 +6,7 @@ A loader returns :class:`LabeledImages` (or a named tuple of them for splits). S
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -87,3 +87,11 @@ class LabeledImages(Dataset):
             cameras=None if self.cameras is None else self.cameras[indices],
             extra=dict(self.extra),
         )
+
+    def select_classes(self, classes: Sequence[int], description: str | None = None) -> "LabeledImages":
+        """The images of ``classes`` (ids into ``class_names``), relabelled ``0..len(classes)-1`` in that order."""
+        remap = torch.full((self.n_classes,), -1, dtype=torch.int64)
+        remap[list(classes)] = torch.arange(len(classes))
+        part = self.subset(torch.nonzero(remap[self.labels] >= 0).squeeze(1), description)
+        return replace(part, labels=remap[part.labels], class_names=[self.class_names[c] for c in classes],
+                       groups=None if self.groups is None else [self.groups[c] for c in classes])

@@ -1,0 +1,416 @@
+"""Embedded glyph-zsl: attribute-based generalised zero-shot learning over precomposed letters.
+
+Classes are letters of the Latin, Greek and Cyrillic scripts, bare or with diacritics (é, Ä, ŷ, ά,
+ё…). Their attributes come from Unicode alone — the canonical decomposition (NFD) and the character
+names: script, case, base letter (case-insensitive) and one bit per combining mark. Unseen classes
+are new combinations of attribute values that all occur in seen classes (Ǘ unseen when Ü, Ú and ü
+are seen). Images are drawn by :func:`protolab.data.glyphs.render_glyphs`; visual features come
+from a small CNN trained on the trainval images of the seen classes only. The result is written in
+the xlsa17 layout, so the zero-shot notebooks read it through :func:`load_xlsa17` as they read AWA2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import unicodedata
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from protolab.data.cache import cache_dir
+from protolab.data.errors import DatasetError
+from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
+from protolab.data.xlsa17 import FILES, ZSLData, load_xlsa17, write_xlsa17
+
+GLYPH_ZSL = "GLYPH-ZSL"
+"""Folder name of the dataset under the root :func:`build_glyph_zsl` returns."""
+
+BUILD_RECORD = "build.json"
+"""File beside the ``.mat`` files: options, attribute names, and the images the CNN was trained on."""
+
+ZSL_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC")
+_EXTENDED_BLOCKS_START = 0x1E00  # Latin Extended Additional (Vietnamese…), then Greek Extended (polytonic)
+_MIN_MARK_CLASSES = 3
+
+
+def _parts(char: str) -> tuple[str, str, str, tuple[str, ...]] | None:
+    """``(script, case, base letter, marks)`` of a letter from its NFD and names; None when it is not
+    a cased letter (optionally followed by combining marks) of one script.
+
+    ``"ǘ" -> ("LATIN", "small", "LATIN LETTER U", ("DIAERESIS", "ACUTE ACCENT"))``.
+    """
+    if unicodedata.category(char) not in ("Lu", "Ll") or unicodedata.decomposition(char).startswith("<"):
+        return None
+    base, *marks = unicodedata.normalize("NFD", char)
+    script = script_of(char)
+    if script is None or script_of(base) != script or unicodedata.decomposition(base):
+        return None
+    if any(unicodedata.category(m) != "Mn" for m in marks):
+        return None
+    words = unicodedata.name(base).split()
+    case = "capital" if "CAPITAL" in words else "small"
+    letter = " ".join(word for word in words if word not in ("CAPITAL", "SMALL"))
+    return script, case, letter, tuple(unicodedata.name(m).removeprefix("COMBINING ") for m in marks)
+
+
+def zsl_letters(
+    scripts: Sequence[str] = ZSL_SCRIPTS, max_marks: int = 2, extended: bool = False, min_fonts: int = 4
+) -> list[str]:
+    """Candidate classes: letters with 1..``max_marks`` combining marks, each mark carried by at least 3
+    of them, plus the bare base letters they decompose to, sorted by code point.
+
+    ``extended`` adds the Latin Extended Additional and Greek Extended blocks (Vietnamese, polytonic
+    Greek). ``min_fonts`` bundled fonts must encode a letter (whether they draw it is checked when
+    rendering).
+    """
+    unknown = sorted(set(scripts) - set(ZSL_SCRIPTS))
+    if unknown:
+        raise ValueError(f"glyph-zsl scripts must be among {ZSL_SCRIPTS}, got {unknown}")
+    counts = font_coverage()
+    marked = {}
+    for code, count in sorted(counts.items()):
+        if count < min_fonts or (code >= _EXTENDED_BLOCKS_START and not extended):
+            continue
+        parts = _parts(chr(code))
+        if parts is not None and parts[0] in scripts and 1 <= len(parts[3]) <= max_marks:
+            marked[chr(code)] = parts
+    mark_counts: dict[str, int] = {}
+    for parts in marked.values():
+        for mark in parts[3]:
+            mark_counts[mark] = mark_counts.get(mark, 0) + 1
+    kept: dict[tuple, str] = {}
+    for char, (script, case, letter, marks) in marked.items():
+        if all(mark_counts[m] >= _MIN_MARK_CLASSES for m in marks):
+            kept.setdefault((script, case, letter, frozenset(marks)), char)  # ǖ, not also ṻ (same marks)
+    bases = {unicodedata.normalize("NFD", char)[0] for char in kept.values()}
+    bases = {base for base in bases if counts.get(ord(base), 0) >= min_fonts}
+    return sorted(set(kept.values()) | bases, key=ord)
+
+
+def letter_attributes(chars: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Binary attributes of letters: script, case, base letter (one-hot) and combining marks.
+
+    Returns
+    -------
+    names : list of str
+        ``A`` attribute names, e.g. ``"script: GREEK"``, ``"case: capital"``,
+        ``"letter: LATIN LETTER E"``, ``"mark: ACUTE ACCENT"``; only attributes some letter has.
+    matrix : np.ndarray
+        ``(len(chars), A)`` float64 in ``{0, 1}``.
+    """
+    parts = [_parts(char) for char in chars]
+    if any(p is None for p in parts):
+        raise ValueError(f"not letters with marks: {[c for c, p in zip(chars, parts) if p is None]}")
+    active = [
+        {f"script: {script}", f"case: {case}", f"letter: {letter}", *(f"mark: {m}" for m in marks)}
+        for script, case, letter, marks in parts
+    ]
+    order = {"script": 0, "case": 1, "letter": 2, "mark": 3}
+    names = sorted(set().union(*active), key=lambda name: (order[name.split(":")[0]], name))
+    column = {name: j for j, name in enumerate(names)}
+    matrix = np.zeros((len(chars), len(names)))
+    for i, names_i in enumerate(active):
+        matrix[i, [column[name] for name in names_i]] = 1.0
+    return names, matrix
+
+
+def hold_out_classes(attributes: np.ndarray, candidates: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """About ``fraction`` of ``candidates`` such that every attribute active in a held-out class stays
+    active in some remaining candidate (classes visited in a seeded random order, taken greedily).
+
+    Parameters
+    ----------
+    attributes : np.ndarray
+        ``(C, A)`` binary class attributes.
+    candidates : np.ndarray
+        int ``(K,)`` class ids to choose from.
+    fraction : float
+        Target share of ``candidates`` held out.
+    seed : int
+        Seed of the visiting order.
+
+    Returns
+    -------
+    np.ndarray
+        Sorted int64 class ids held out.
+    """
+    target = round(fraction * len(candidates))
+    remaining = attributes[candidates].sum(axis=0)
+    held = []
+    for c in np.random.default_rng(seed).permutation(candidates):
+        if len(held) == target:
+            break
+        active = attributes[c] > 0
+        if np.all(remaining[active] >= 2):
+            held.append(c)
+            remaining[active] -= 1
+    return np.sort(np.asarray(held, dtype=np.int64))
+
+
+class _FeatureCNN(nn.Module):
+    """Three conv blocks (16, 32, 64 channels, each halving the side) and a ReLU feature layer that
+    keeps where the ink is (accents above vs below)."""
+
+    def __init__(self, image_size: int, feature_dim: int, n_classes: int):
+        super().__init__()
+        blocks = []
+        for c_in, c_out in ((1, 16), (16, 32), (32, 64)):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(
+            *blocks, nn.Flatten(), nn.Linear(64 * (image_size // 8) ** 2, feature_dim), nn.ReLU()
+        )
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(images))
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread and restore the caller's setting afterwards.
+
+    The CNN is tiny: more threads gain little, and when the cores are shared (notebooks run in
+    parallel), OpenMP barriers between its many small ops made 2 threads ~20× slower than one.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit_feature_cnn(
+    images: torch.Tensor, labels: torch.Tensor, *, feature_dim: int, epochs: int, seed: int
+) -> nn.Module:
+    """Train :class:`_FeatureCNN` to classify ``images`` ``(M, 1, S, S)`` into ``labels`` ``(M,)``
+    (``0..K-1``) and return its feature extractor (``(M, 1, S, S) -> (M, feature_dim)``), in eval mode.
+
+    Only the images passed here are seen in training; torch's global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _FeatureCNN(images.shape[-1], feature_dim, int(labels.max()) + 1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=3e-3, total_steps=epochs * -(-len(labels) // 128)
+        )
+        generator = torch.Generator().manual_seed(seed)
+        model.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(labels), generator=generator).split(128):
+                loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+    return model.features.eval()
+
+
+def _splits(attributes: np.ndarray, labels: np.ndarray, options: dict) -> dict[str, np.ndarray]:
+    """The xlsa17 splits (0-based image indices) of images with class ``labels`` ``(N,)``.
+
+    Unseen classes (``unseen_fraction``) and, among the seen, val classes (``val_fraction``) are held
+    out by :func:`hold_out_classes`; ``test_seen_fraction`` of each seen class's images are test_seen.
+    """
+    seed = options["seed"]
+    classes = np.arange(len(attributes))
+    unseen = hold_out_classes(attributes, classes, options["unseen_fraction"], seed)
+    seen = np.setdiff1d(classes, unseen)
+    val_classes = hold_out_classes(attributes, seen, options["val_fraction"], seed + 1)
+    rng = np.random.default_rng(seed)
+    test_seen = np.sort(np.concatenate([
+        rng.permutation(np.flatnonzero(labels == c))[: round(options["test_seen_fraction"] * np.sum(labels == c))]
+        for c in seen
+    ]))
+    trainval = np.setdiff1d(np.flatnonzero(np.isin(labels, seen)), test_seen)
+    return {
+        "trainval_loc": trainval,
+        "train_loc": trainval[~np.isin(labels[trainval], val_classes)],
+        "val_loc": trainval[np.isin(labels[trainval], val_classes)],
+        "test_seen_loc": test_seen,
+        "test_unseen_loc": np.flatnonzero(np.isin(labels, unseen)),
+    }
+
+
+def _build(folder: Path, options: dict) -> None:
+    """Render, split, train the feature CNN and write the dataset into ``folder/GLYPH-ZSL``."""
+    seed = options["seed"]
+    rendered = render_glyphs(
+        zsl_letters(options["scripts"], options["max_marks"], options["extended"], options["min_fonts"]),
+        image_size=options["image_size"], instances_per_class=options["instances_per_class"], seed=seed,
+        style=GlyphStyle(**options["style"]), min_fonts=options["min_fonts"], dedupe=True,
+    )
+    attribute_names, attributes = letter_attributes(rendered.chars)
+    labels = rendered.labels
+    splits = _splits(attributes, labels, options)
+    trainval = splits["trainval_loc"]
+
+    images = rendered.images()
+    seen = np.unique(labels[trainval])
+    seen_index = np.full(len(rendered.chars), -1)
+    seen_index[seen] = np.arange(len(seen))
+    with _one_torch_thread():
+        extractor = _fit_feature_cnn(
+            images[trainval], torch.from_numpy(seen_index[labels[trainval]]),
+            feature_dim=options["feature_dim"], epochs=options["epochs"], seed=seed,
+        )
+        with torch.no_grad():
+            features = torch.cat([extractor(batch) for batch in images.split(512)]).numpy()
+
+    norms = np.linalg.norm(attributes, axis=1, keepdims=True)
+    dataset = write_xlsa17(
+        folder, GLYPH_ZSL,
+        features=features, labels=labels, attributes=attributes / norms, original_attributes=attributes,
+        class_names=[unicodedata.name(char).lower().replace(" ", "_") for char in rendered.chars],
+        splits=splits,
+        image_files=[
+            f"U+{ord(rendered.chars[label]):04X}/{rendered.font_names[font]}/{i}"
+            for i, (label, font) in enumerate(zip(labels, rendered.fonts))
+        ],
+    )
+    record = {
+        "options": options,
+        "chars": rendered.chars,
+        "attribute_names": attribute_names,
+        "feature_training_indices": trainval.tolist(),
+        "fonts": sorted({rendered.font_names[f] for f in rendered.fonts.tolist()}),
+    }
+    (dataset / BUILD_RECORD).write_text(json.dumps(record, ensure_ascii=False, indent=1))
+
+
+def _is_complete(root: Path, options: dict) -> bool:
+    """Whether ``root`` holds a finished build for ``options``."""
+    folder = root / GLYPH_ZSL
+    try:
+        record = json.loads((folder / BUILD_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    return record.get("options") == options and all((folder / name).is_file() for name in FILES)
+
+
+def build_glyph_zsl(
+    seed: int = 0,
+    *,
+    image_size: int = 32,
+    instances_per_class: int = 20,
+    scripts: Sequence[str] = ZSL_SCRIPTS,
+    max_marks: int = 2,
+    extended: bool = False,
+    min_fonts: int = 4,
+    unseen_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+    test_seen_fraction: float = 0.2,
+    feature_dim: int = 128,
+    epochs: int = 8,
+    style: GlyphStyle = GlyphStyle(),
+    rebuild: bool = False,
+) -> Path:
+    """Build glyph-zsl (or find it in the cache) and return the root to pass to :func:`load_xlsa17`.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the drawings, the class and sample splits and the CNN.
+    image_size : int
+        Side of the drawn images (a multiple of 8).
+    instances_per_class : int
+        Images per letter (font × jitter).
+    scripts, max_marks, extended, min_fonts
+        Which letters are classes (see :func:`zsl_letters`).
+    unseen_fraction : float
+        Share of the classes held out as unseen (new combinations of seen attribute values).
+    val_fraction : float
+        Share of the seen classes in xlsa17's ``val_loc`` (disjoint from ``train_loc``'s classes).
+    test_seen_fraction : float
+        Share of each seen class's images in ``test_seen_loc`` (the rest are ``trainval_loc``).
+    feature_dim : int
+        Dimension ``D`` of the visual features.
+    epochs : int
+        Training epochs of the feature CNN (seen classes, trainval images only).
+    style : GlyphStyle
+        Drawing of the letters.
+    rebuild : bool
+        Build even when a cached copy exists.
+
+    Returns
+    -------
+    Path
+        ``cache_dir()/glyph_zsl/<hash of options>``, holding ``GLYPH-ZSL/{res101.mat, att_splits.mat,
+        build.json}``.
+    """
+    if image_size % 8:
+        raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
+    options = json.loads(json.dumps({
+        "seed": seed, "image_size": image_size, "instances_per_class": instances_per_class,
+        "scripts": sorted(scripts), "max_marks": max_marks, "extended": extended, "min_fonts": min_fonts,
+        "unseen_fraction": unseen_fraction, "val_fraction": val_fraction,
+        "test_seen_fraction": test_seen_fraction, "feature_dim": feature_dim, "epochs": epochs,
+        "style": asdict(style),
+    }))
+    root = cache_dir() / "glyph_zsl" / options_key(options)
+    if not rebuild and _is_complete(root, options):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f"{root.name}.tmp"))
+    try:
+        _build(staging, options)
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(staging, root)
+    except OSError:
+        if not _is_complete(root, options):  # not a concurrent build that finished first
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def load_glyph_zsl(seed: int = 0, **options) -> ZSLData:
+    """glyph-zsl read back through :func:`load_xlsa17` (built first if needed; a cached copy that does
+    not load is rebuilt). ``options`` are those of :func:`build_glyph_zsl`.
+
+    Returns
+    -------
+    ZSLData
+        Features ``(M, D)`` per split, attributes ``(C, A)`` unit-L2 rows, ``original_attributes``
+        binary.
+    """
+    root = build_glyph_zsl(seed, **options)
+    try:
+        data = load_xlsa17(root, GLYPH_ZSL)
+    except DatasetError:
+        data = load_xlsa17(build_glyph_zsl(seed, **{**options, "rebuild": True}), GLYPH_ZSL)
+    record = json.loads((root / GLYPH_ZSL / BUILD_RECORD).read_text())
+    data.description = (
+        f"Embedded synthetic glyph-zsl: {data.n_classes} {'/'.join(record['options']['scripts']).title()} letters "
+        f"with diacritics rendered from matplotlib's bundled fonts ({len(data.seen_classes)} seen / "
+        f"{len(data.unseen_classes)} unseen), "
+        f"{data.attributes.shape[1]} attributes from Unicode names and decompositions, {data.feature_dim}-d "
+        f"features of a CNN trained on seen-class trainval images only; seed {record['options']['seed']}"
+    )
+    return data
+
+
+def describe_glyph_zsl(data: ZSLData) -> dict[str, int | float]:
+    """Statistics of a glyph-zsl (or any xlsa17) dataset for a notebook table: class counts, attributes,
+    feature dimension, samples per split and mean active attributes per class."""
+    return {
+        "classes": data.n_classes,
+        "seen classes": len(data.seen_classes),
+        "unseen classes": len(data.unseen_classes),
+        "train classes": len(data.train_classes),
+        "val classes": len(data.val_classes),
+        "attributes": int(data.attributes.shape[1]),
+        "mean active attributes per class": round(float((data.original_attributes > 0).sum(1).double().mean()), 2),
+        "feature dim": data.feature_dim,
+        **{f"{name} samples": len(getattr(data, name))
+           for name in ("trainval", "train", "val", "test_seen", "test_unseen")},
+    }
