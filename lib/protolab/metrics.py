@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import torch
 from scipy import stats
 
@@ -32,3 +34,103 @@ def mean_ci95(values: torch.Tensor) -> tuple[float, float]:
     """Mean and 95% confidence half-width 1.96·σ/√n (σ the population std, as few-shot papers report)."""
     values = values.double().flatten()
     return float(values.mean()), float(1.96 * values.std(unbiased=False) / math.sqrt(values.numel()))
+
+
+def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> float:
+    """Mean over ``classes`` of the top-1 accuracy within each class (Xian et al.'s ``acc_per_class``).
+
+    .. math:: \\mathrm{acc} = \\frac{1}{|\\mathcal{C}'|} \\sum_{c \\in \\mathcal{C}'}
+              \\frac{\\#\\{i : y_i = c,\\ \\hat y_i = c\\}}{\\#\\{i : y_i = c\\}}
+
+    Parameters
+    ----------
+    predictions, labels : int ``(N,)`` predicted and true global class ids.
+    classes : int ``(K,)`` the classes to average over. A class with no sample in ``labels`` has no
+        accuracy and is left out of the mean (``C'`` = the classes of ``classes`` present in ``labels``),
+        so it neither counts as 0 nor as 1.
+
+    Returns
+    -------
+    float in [0, 1]; NaN when none of ``classes`` has a sample.
+    """
+    predictions, labels = predictions.flatten().long(), labels.flatten().long()
+    accuracies = [float((predictions[labels == c] == c).double().mean()) for c in classes.flatten().tolist()
+                  if bool((labels == c).any())]
+    return sum(accuracies) / len(accuracies) if accuracies else math.nan
+
+
+def harmonic_mean(unseen: float, seen: float) -> float:
+    """H = 2·U·S / (U + S), 0 when both are 0."""
+    return 2 * unseen * seen / (unseen + seen) if unseen + seen > 0 else 0.0
+
+
+def _stacked_predictions(scores: torch.Tensor, seen_classes: torch.Tensor, calibration: float) -> torch.Tensor:
+    """argmax over all classes of ``scores`` with ``calibration`` subtracted from the seen-class columns."""
+    adjusted = scores.double().clone()
+    adjusted[:, seen_classes.long()] -= calibration
+    return adjusted.argmax(dim=1)
+
+
+def gzsl_scores(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_unseen: torch.Tensor,
+                labels_unseen: torch.Tensor, seen_classes: torch.Tensor, unseen_classes: torch.Tensor,
+                calibration: float = 0.0) -> dict[str, float]:
+    """Generalized zero-shot accuracies of Xian et al. (2018): U, S and their harmonic mean H.
+
+    Each test image is classified by argmax over the search space of *all* classes (the columns of the
+    score matrices, indexed by global class id). S is :func:`per_class_accuracy` of test-seen images
+    over the seen classes, U that of test-unseen images over the unseen classes, H = 2US/(U+S).
+    With ``calibration`` γ ≠ 0 this is calibrated stacking (Chao et al., 2016): γ is subtracted from every
+    seen-class score before the argmax; γ = 0 is plain argmax, as IPN reports.
+
+    Parameters
+    ----------
+    scores_seen : ``(N_s, C)`` scores of the test-seen images; ``labels_seen`` ``(N_s,)`` their class ids.
+    scores_unseen : ``(N_u, C)`` scores of the test-unseen images; ``labels_unseen`` ``(N_u,)``.
+    seen_classes, unseen_classes : int ids (columns) of the seen and unseen classes.
+    calibration : the constant γ subtracted from seen-class scores.
+
+    Returns
+    -------
+    dict with keys ``U``, ``S``, ``H`` (fractions in [0, 1]).
+    """
+    unseen = per_class_accuracy(_stacked_predictions(scores_unseen, seen_classes, calibration), labels_unseen,
+                                unseen_classes)
+    seen = per_class_accuracy(_stacked_predictions(scores_seen, seen_classes, calibration), labels_seen,
+                              seen_classes)
+    return {"U": unseen, "S": seen, "H": harmonic_mean(unseen, seen)}
+
+
+def seen_unseen_curve(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_unseen: torch.Tensor,
+                      labels_unseen: torch.Tensor, seen_classes: torch.Tensor,
+                      unseen_classes: torch.Tensor) -> tuple[pd.DataFrame, float]:
+    """The seen–unseen accuracy curve of calibrated stacking and its area AUSUC (Chao et al., 2016).
+
+    γ sweeps one value between each pair of consecutive gaps ``max_seen − max_unseen`` of the test
+    images (where a prediction switches between its best seen and best unseen class), one below the
+    smallest gap (only seen classes predicted: U = 0) and one above the largest (only unseen: S = 0). The area under S as a function of U is
+    the trapezoid rule over the points sorted by U.
+
+    Parameters
+    ----------
+    As :func:`gzsl_scores`, without ``calibration``.
+
+    Returns
+    -------
+    (curve, ausuc) : a DataFrame with columns ``calibration``, ``U``, ``S``, ``H`` (one row per γ, in
+        increasing γ) and the area in [0, 1].
+    """
+    seen_ids = seen_classes.long()
+    unseen_ids = unseen_classes.long()
+    scores = torch.cat([scores_seen, scores_unseen]).double()
+    gaps = scores[:, seen_ids].max(dim=1).values - scores[:, unseen_ids].max(dim=1).values
+    # γ just above each gap flips that image to its unseen class; midpoints keep every γ off a tie
+    cuts = torch.unique(gaps)
+    inner = torch.cat([cuts[:1] - 1, (cuts[1:] + cuts[:-1]) / 2, cuts[-1:] + 1]) if len(cuts) else cuts
+    gammas = inner.tolist()
+    rows = [{"calibration": gamma, **gzsl_scores(scores_seen, labels_seen, scores_unseen, labels_unseen,
+                                                 seen_classes, unseen_classes, calibration=gamma)}
+            for gamma in gammas]
+    curve = pd.DataFrame(rows)
+    ordered = curve.sort_values(["U", "S"], ascending=[True, False])
+    ausuc = float(np.trapezoid(ordered["S"].to_numpy(), ordered["U"].to_numpy()))
+    return curve, ausuc

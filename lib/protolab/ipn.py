@@ -1,0 +1,492 @@
+"""Isometric Propagation Network (Liu et al., ICLR 2021, arXiv 2102.02038) on fixed image features.
+
+Sources. The paper's method section could not be read here (only its abstract and introduction): it
+states that each space builds a category graph with an attention module, propagates the class
+prototypes on it for several steps, and that a consistency loss makes the two propagations
+"isometric in terms of the two graphs' edge weights per step". Everything else follows the official
+code (GitHub Anonymous-AA/IPN, ``lib/networks/IPN.py``, ``exps/main.py``); where our choice differs
+from that code, the docstring says so. Equation names below (``proto``, ``graph``, ``attention``,
+``propagation``, ``score``, ``consistency``) label the steps, not the paper's equation numbers.
+
+Shapes: ``C`` classes in the current search space, ``D`` feature dim, ``A`` attribute dim, ``P``
+prototype dim of each space, ``G`` graph-projection dim, ``H`` hidden dim of the scoring MLP.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.cluster import KMeans
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from protolab.data.xlsa17 import ZSLData
+from protolab.episodes import EpisodeSampler
+from protolab.metrics import gzsl_scores
+
+Spaces = Literal["both", "visual", "semantic"]
+
+
+@dataclass(frozen=True)
+class IPNConfig:
+    """Architecture and ablation switches (defaults: the official AWA2 run, with smaller widths).
+
+    Attributes
+    ----------
+    prototype_dim : P, width of each space's prototypes (official: 2048).
+    graph_dim : G, width of the attention projection (official: 256).
+    hidden_dim : H, hidden width of the scoring MLP (official: 2048).
+    n_clusters : K-means centres of the semantic encoder (official: 3).
+    steps : propagation steps K (official: 2); 0 = no propagation.
+    threshold : cosine similarity below which no edge is drawn (official: cos 40°).
+    temperature : multiplier of the cosine similarities inside the softmax (official: 10).
+    logit_scale : cross-entropy is taken on ``logits / logit_scale`` (official: 100).
+    spaces : ``"both"`` (IPN), or one space alone (ablation).
+    shared_attention : one attention, from the semantic space, propagates both spaces (ablation,
+        replaces the consistency loss).
+    """
+
+    prototype_dim: int = 256
+    graph_dim: int = 64
+    hidden_dim: int = 256
+    n_clusters: int = 3
+    steps: int = 2
+    threshold: float = math.cos(math.radians(40))
+    temperature: float = 10.0
+    logit_scale: float = 100.0
+    spaces: Spaces = "both"
+    shared_attention: bool = False
+
+
+def category_graph(prototypes: torch.Tensor, projection: torch.Tensor,
+                   threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Category graph of one space (eq. ``graph``): cosine similarity of projected prototypes.
+
+    .. math:: s_{ij} = \\cos(p_i G, p_j G), \\qquad E = \\{(i, j) : s_{ij} \\ge \\tau\\} \\cup \\{(i, i)\\}
+
+    Parameters
+    ----------
+    prototypes : ``(C, P)``; projection : G, ``(P, G)``; threshold : τ.
+
+    Returns
+    -------
+    (similarity ``(C, C)``, edges bool ``(C, C)``). Self-loops are always edges (the official code keeps
+    them only because cos = 1 > τ; we keep them for any τ, so every row has a neighbour).
+    """
+    projected = F.normalize(prototypes @ projection, dim=1)
+    similarity = projected @ projected.T
+    eye = torch.eye(len(prototypes), dtype=torch.bool, device=prototypes.device)
+    return similarity, (similarity >= threshold) | eye
+
+
+def graph_attention(similarity: torch.Tensor, edges: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Attention over each class's neighbours (eq. ``attention``): a temperature softmax on the graph.
+
+    .. math:: a_{ij} = \\frac{\\exp(T s_{ij})}{\\sum_{k : (i,k) \\in E} \\exp(T s_{ik})} \\text{ for } (i, j) \\in E,
+              \\quad 0 \\text{ otherwise}
+
+    Returns ``(C, C)``, rows summing to one, exactly zero off the graph.
+    """
+    return torch.softmax((temperature * similarity).masked_fill(~edges, -math.inf), dim=1)
+
+
+def propagate(prototypes: torch.Tensor, projection: torch.Tensor, steps: int, threshold: float,
+              temperature: float, attentions: list[torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """K steps of attention propagation (eq. ``propagation``): :math:`P^{(t+1)} = A^{(t)} P^{(t)}`.
+
+    The graph and attention :math:`A^{(t)}` are recomputed from :math:`P^{(t)}` at every step (as in the
+    code; no residual). ``steps = 0`` returns the prototypes unchanged. Given ``attentions`` (one per step,
+    from another space: the shared-attention ablation), those are applied instead.
+
+    Returns
+    -------
+    (propagated ``(C, P)``, the K attention matrices used).
+    """
+    used = []
+    for step in range(steps):
+        if attentions is None:
+            attention = graph_attention(*category_graph(prototypes, projection, threshold), temperature)
+        else:
+            attention = attentions[step]
+        prototypes = attention @ prototypes
+        used.append(attention)
+    return prototypes, used
+
+
+def consistency_loss(visual: list[torch.Tensor], semantic: list[torch.Tensor], eps: float = 1e-7) -> torch.Tensor:
+    """Consistency of the two propagations (eq. ``consistency``): mean over steps and classes of
+    :math:`\\mathrm{KL}(A^{(t)}_{vis,i} \\| A^{(t)}_{sem,i})`.
+
+    .. math:: L_c = \\frac{1}{K C} \\sum_t \\sum_i \\sum_j a^{vis}_{ij} (\\log(a^{vis}_{ij} + \\epsilon) -
+              \\log(a^{sem}_{ij} + \\epsilon))
+
+    The paper aligns the edge weights of every step; the official code (``consistency_type='kla2i'``)
+    uses only the last step's matrices. ε (as in the code) keeps the loss finite where the two graphs
+    have different edges. Zero when both lists are empty (K = 0).
+    """
+    if not visual:
+        return torch.zeros(())
+    terms = [(a_vis * ((a_vis + eps).log() - (a_sem + eps).log())).sum(dim=1).mean()
+             for a_vis, a_sem in zip(visual, semantic, strict=True)]
+    return torch.stack(terms).mean()
+
+
+class SemanticEncoder(nn.Module):
+    """Semantic prototypes from attributes (eq. ``proto``, semantic): :math:`\\sum_k \\mathrm{ReLU}(W_k(a - c_k) + b_k)`.
+
+    The centres :math:`c_k` are K-means centres of the seen classes' attributes, fixed (a buffer).
+    """
+
+    def __init__(self, centres: torch.Tensor, prototype_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("centres", centres.float())
+        self.maps = nn.ModuleList(nn.Linear(centres.shape[1], prototype_dim) for _ in range(len(centres)))
+
+    def forward(self, attributes: torch.Tensor) -> torch.Tensor:
+        """``(C, A)`` → ``(C, P)``."""
+        return sum(F.relu(fc(attributes - centre)) for fc, centre in zip(self.maps, self.centres))
+
+
+def attribute_centres(attributes: torch.Tensor, n_clusters: int, seed: int = 0) -> torch.Tensor:
+    """K-means centres ``(n_clusters, A)`` of the given (seen) classes' attribute rows."""
+    kmeans = KMeans(n_clusters=n_clusters, random_state=seed, n_init=10).fit(attributes.double().cpu().numpy())
+    return torch.from_numpy(kmeans.cluster_centers_).float()
+
+
+class IPN(nn.Module):
+    """Prototypes in two spaces, propagated on their category graphs, scored by a relation MLP.
+
+    Parameters
+    ----------
+    feature_dim : D; centres : ``(K, A)`` from :func:`attribute_centres`; config : :class:`IPNConfig`.
+    """
+
+    def __init__(self, feature_dim: int, centres: torch.Tensor, config: IPNConfig = IPNConfig()) -> None:
+        super().__init__()
+        if config.spaces not in ("both", "visual", "semantic"):
+            raise ValueError(f"spaces must be 'both', 'visual' or 'semantic', got {config.spaces!r}")
+        self.config = config
+        width = config.prototype_dim
+        self.semantic = SemanticEncoder(centres, width)
+        self.visual = nn.Linear(feature_dim, width)
+        self.graph_semantic = nn.Parameter(nn.init.xavier_uniform_(torch.empty(width, config.graph_dim)))
+        self.graph_visual = nn.Parameter(nn.init.xavier_uniform_(torch.empty(width, config.graph_dim)))
+        n_spaces = 2 if config.spaces == "both" else 1
+        self.image_map = nn.Linear(feature_dim, config.hidden_dim)
+        self.prototype_map = nn.Linear(n_spaces * width, config.hidden_dim, bias=False)
+        self.relation = nn.Linear(config.hidden_dim, 1)
+
+    def semantic_similarity(self, attributes: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity ``(C, C)`` of the classes in the learned semantic space (``P_sem G_sem``)."""
+        return category_graph(self.semantic(attributes), self.graph_semantic, self.config.threshold)[0]
+
+    def prototypes(self, class_means: torch.Tensor, attributes: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
+        """Final prototypes ``[P_sem; P_vis]`` ``(C, nP)`` after propagation, and the attentions used.
+
+        Parameters
+        ----------
+        class_means : ``(C, D)`` visual prototypes before the map W (eq. ``proto``, visual: W·mean);
+            unseen classes' rows come from :func:`fill_unseen_prototypes`.
+        attributes : ``(C, A)``; not used at all when ``spaces == "visual"``.
+        """
+        cfg = self.config
+        spaces: list[torch.Tensor] = []
+        attentions: dict[str, list[torch.Tensor]] = {"semantic": [], "visual": []}
+        if cfg.spaces in ("both", "semantic"):
+            semantic, attentions["semantic"] = propagate(self.semantic(attributes), self.graph_semantic, cfg.steps,
+                                                         cfg.threshold, cfg.temperature)
+            spaces.append(semantic)
+        if cfg.spaces in ("both", "visual"):
+            shared = attentions["semantic"] if cfg.shared_attention and cfg.spaces == "both" else None
+            visual, attentions["visual"] = propagate(self.visual(class_means), self.graph_visual, cfg.steps,
+                                                     cfg.threshold, cfg.temperature, attentions=shared)
+            spaces.append(visual)
+        return torch.cat(spaces, dim=1), attentions
+
+    def score(self, features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """Relation scores (eq. ``score``): :math:`w^\\top \\mathrm{ReLU}(x W_x + p_c W_p + b) + b'`, ``(B, C)``."""
+        hidden = F.relu(self.image_map(features)[:, None, :] + self.prototype_map(prototypes)[None, :, :])
+        return self.relation(hidden).squeeze(-1)
+
+    def forward(self, features: torch.Tensor, class_means: torch.Tensor, attributes: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, C)`` of ``features`` ``(B, D)`` and the consistency loss of this forward pass.
+
+        The loss is 0 with one space or with shared attention (the two attentions are then identical).
+        """
+        prototypes, attentions = self.prototypes(class_means, attributes)
+        consistency = (consistency_loss(attentions["visual"], attentions["semantic"])
+                       if self.config.spaces == "both" else torch.zeros(()))
+        return self.score(features, prototypes), consistency.to(features.device)
+
+
+@torch.no_grad()
+def fill_unseen_prototypes(model: IPN, class_means: torch.Tensor, attributes: torch.Tensor,
+                           known: torch.Tensor) -> torch.Tensor:
+    """Visual prototypes of classes without images: a copy of the most similar class with images.
+
+    Similarity is cosine in the learned semantic space (``P_sem G_sem``, as the official code's
+    ``get_attention`` top-1); with ``spaces == "visual"`` there is no learned semantic space and the
+    raw attribute cosine is used. Official code and paper agree on the copy (top-1, weight 1).
+
+    Parameters
+    ----------
+    class_means : ``(C, D)``, rows of ``known`` classes valid, others ignored.
+    attributes : ``(C, A)``; known : bool ``(C,)``, True where the class has images.
+
+    Returns
+    -------
+    ``(C, D)`` with every unknown row replaced.
+    """
+    if model.config.spaces == "visual":
+        unit = F.normalize(attributes, dim=1)
+        similarity = unit @ unit.T
+    else:
+        similarity = model.semantic_similarity(attributes)
+    nearest = similarity[:, known].argmax(dim=1)
+    filled = class_means.clone()
+    filled[~known] = class_means[known][nearest[~known]]
+    return filled
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean feature of each class ``(n_classes, D)`` (zero rows where absent) and bool ``(n_classes,)`` present."""
+    sums = torch.zeros(n_classes, features.shape[1], dtype=features.dtype, device=features.device)
+    sums.index_add_(0, labels, features)
+    counts = torch.bincount(labels, minlength=n_classes).to(features.dtype)
+    return sums / counts.clamp_min(1)[:, None], counts > 0
+
+
+@torch.no_grad()
+def predict_scores(model: IPN, features: torch.Tensor, means: torch.Tensor, attributes: torch.Tensor,
+                   batch_size: int = 512) -> torch.Tensor:
+    """Scores ``(N, C)`` (on the CPU) of ``features`` against all ``C`` classes, prototypes computed once."""
+    model.eval()
+    device = next(model.parameters()).device
+    prototypes, _ = model.prototypes(means.to(device), attributes.to(device))
+    return torch.cat([model.score(chunk.to(device), prototypes).cpu() for chunk in features.split(batch_size)])
+
+
+@torch.no_grad()
+def evaluate_gzsl(model: IPN, support_features: torch.Tensor, support_labels: torch.Tensor,
+                  attributes: torch.Tensor, seen: tuple[torch.Tensor, torch.Tensor],
+                  unseen: tuple[torch.Tensor, torch.Tensor], seen_classes: torch.Tensor,
+                  unseen_classes: torch.Tensor) -> dict[str, float]:
+    """U, S, H of ``model`` with seen prototypes from ``support_*`` and unseen ones copied.
+
+    ``seen`` and ``unseen`` are ``(features, labels)`` test (or validation) sets; the search space is all
+    classes of ``attributes`` (those in neither class list are dropped from the score columns' argmax).
+    """
+    device = next(model.parameters()).device
+    classes = torch.cat([seen_classes, unseen_classes]).sort().values
+    local = torch.full((len(attributes),), -1, dtype=torch.long)
+    local[classes] = torch.arange(len(classes))
+    means, known = class_means(support_features, local[support_labels], len(classes))
+    atts = attributes[classes]
+    means = fill_unseen_prototypes(model, means.to(device), atts.to(device), known.to(device))
+    scores_seen = predict_scores(model, seen[0], means, atts)
+    scores_unseen = predict_scores(model, unseen[0], means, atts)
+    return gzsl_scores(scores_seen, local[seen[1]], scores_unseen, local[unseen[1]], local[seen_classes],
+                       local[unseen_classes])
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and episode settings (official: Adam lr 2e-5, wd 1e-4, 30 classes × (1 + 1) images).
+
+    Attributes
+    ----------
+    epochs, lr, weight_decay, seed : as usual; the learning rate drops ×0.1 after 2/3 of the epochs.
+    consistency_weight : weight of the consistency loss (0 = off; official 1).
+    episodic : episodes of ``n_way`` classes (True) or minibatches over all classes with fixed
+        full-class prototypes (False, the official ``main-no-episode.py``).
+    n_way, n_shot, n_query : classes per episode, support and query images per class.
+    episode_unseen : how many of the ``n_way`` classes are held out as episode-"unseen": they get no
+        support prototype (copied, as at test time) but keep their queries (0 = the official code).
+    episodes_per_epoch : episodes (or minibatches) per epoch; None = images / (n_way·(n_shot+n_query)).
+    batch_size : minibatch size of non-episodic training.
+    val_fraction : fraction of each train class's images held out as validation-seen images.
+    """
+
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    consistency_weight: float = 1.0
+    episodic: bool = True
+    n_way: int = 30
+    n_shot: int = 1
+    n_query: int = 1
+    episode_unseen: int = 5
+    episodes_per_epoch: int | None = None
+    batch_size: int = 128
+    val_fraction: float = 0.2
+
+
+def _episode_loss(model: IPN, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
+                  sampler: EpisodeSampler, index: int, config: TrainConfig,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Classification loss, consistency loss and accuracy of one episode (all on the model's device).
+
+    The episode's classes are split at random into episode-seen (support mean = visual prototype) and
+    ``episode_unseen`` held-out classes whose visual prototype is copied as for real unseen classes;
+    cross-entropy of the queries of all episode classes over all episode classes.
+    """
+    device = features.device
+    episode = sampler[index]
+    n_way = len(episode.classes)
+    support_labels = episode.support_labels.to(device)
+    means, _ = class_means(features[episode.support.to(device)], support_labels, n_way)
+    atts = attributes[episode.classes.to(device)]
+    known = torch.ones(n_way, dtype=torch.bool, device=device)
+    known[torch.randperm(n_way, generator=generator)[:config.episode_unseen].to(device)] = False
+    means = fill_unseen_prototypes(model, means, atts, known) if config.episode_unseen else means
+    logits, consistency = model(features[episode.query.to(device)], means, atts)
+    query_labels = episode.query_labels.to(device)
+    loss = F.cross_entropy(logits / model.config.logit_scale, query_labels)
+    return loss, consistency, (logits.argmax(1) == query_labels).float().mean()
+
+
+def _held_out(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Bool mask over ``labels`` holding out ``fraction`` of each class's images (at least one if ≥ 2)."""
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        n = min(len(idx) - 1, max(1, round(fraction * len(idx)))) if len(idx) > 1 else 0
+        mask[idx[torch.randperm(len(idx), generator=generator)[:n]]] = True
+    return mask
+
+
+def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
+                 attributes: torch.Tensor, config: TrainConfig, generator: torch.Generator,
+                 sampler: EpisodeSampler | None) -> dict[str, float]:
+    """One epoch on ``features``/``labels`` (global ids, on the device); mean loss, KL and accuracy."""
+    model.train()
+    totals = np.zeros(3)
+    if sampler is not None:
+        steps = len(sampler)
+        for index in range(steps):
+            loss, kl, acc = _episode_loss(model, features, labels, attributes, sampler, index, config, generator)
+            _step(optimizer, loss + config.consistency_weight * kl)
+            totals += [loss.item(), kl.item(), acc.item()]
+    else:
+        classes = labels.unique()
+        local = torch.full((len(attributes),), -1, dtype=torch.long, device=labels.device)
+        local[classes] = torch.arange(len(classes), device=labels.device)
+        means, _ = class_means(features, local[labels], len(classes))
+        order = torch.randperm(len(labels), generator=generator).to(labels.device)
+        batches = order.split(config.batch_size)[: config.episodes_per_epoch]
+        steps = len(batches)
+        for batch in batches:
+            logits, kl = model(features[batch], means, attributes[classes])
+            targets = local[labels[batch]]
+            loss = F.cross_entropy(logits / model.config.logit_scale, targets)
+            _step(optimizer, loss + config.consistency_weight * kl)
+            totals += [loss.item(), kl.item(), (logits.argmax(1) == targets).float().mean().item()]
+    loss, kl, acc = totals / steps
+    return {"loss": loss, "kl": kl, "train_accuracy": acc}
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def train_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
+                 config: TrainConfig, device: torch.device, progress: bool = True,
+                 validate: Callable[[IPN], dict[str, float]] | None = None) -> pd.DataFrame:
+    """Train ``model`` for ``config.epochs`` epochs on ``features``/``labels`` (global class ids).
+
+    ``validate`` (optional) is called after each epoch and returns a dict of extra history columns.
+    Returns one row per epoch: ``epoch``, ``loss`` (cross-entropy), ``kl`` (consistency between the
+    spaces, recorded even when its weight is 0), ``train_accuracy``, then ``validate``'s columns.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    model.to(device)
+    features, labels, attributes = features.to(device), labels.to(device), attributes.to(device)
+    n_per_step = config.n_way * (config.n_shot + config.n_query)
+    episodes = config.episodes_per_epoch or max(1, len(labels) // n_per_step)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs * 2 // 3), gamma=0.1)
+    history = []
+    for epoch in tqdm(range(1, config.epochs + 1), desc="IPN", disable=not progress, leave=False):
+        sampler = (EpisodeSampler(labels.cpu(), config.n_way, config.n_shot, config.n_query, episodes,
+                                  seed=config.seed * 100_003 + epoch) if config.episodic else None)
+        row = {"epoch": epoch, **_train_epoch(model, optimizer, features, labels, attributes, config, generator,
+                                              sampler)}
+        scheduler.step()
+        if validate is not None:
+            row.update(validate(model))
+        history.append(row)
+    return pd.DataFrame(history)
+
+
+def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainConfig = TrainConfig(),
+            device: torch.device | str = "cpu", progress: bool = True, refit: bool = True
+            ) -> tuple[IPN, pd.DataFrame]:
+    """Train IPN on ``data`` with model selection on the xlsa17 validation classes, never on test data.
+
+    1. Train on the ``train`` split (``train_classes``) minus ``val_fraction`` of each class's images;
+       after each epoch measure U/S/H with ``val_classes`` as unseen (``val`` split) and the held-out
+       images as seen; keep the epoch with the best validation H. (The official code instead keeps the
+       epoch with the best H on the *test* sets — model selection on test data.)
+    2. If ``refit``, retrain from scratch on ``trainval`` (all seen classes) for that many epochs.
+
+    Returns
+    -------
+    (model in eval mode on ``device``, history): the selection run's per-epoch rows (``epoch``, ``loss``,
+    ``kl``, ``train_accuracy``, ``val_U``, ``val_S``, ``val_H``, ``phase = "select"``), then the refit's
+    rows (``phase = "refit"``) when ``refit``.
+    """
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    held = _held_out(data.train.labels, config.val_fraction, generator)
+    train_x, train_y = data.train.features[~held], data.train.labels[~held]
+    val_seen = (data.train.features[held], data.train.labels[held])
+    val_unseen = (data.val.features, data.val.labels)
+    centres = attribute_centres(data.attributes[data.train_classes], model_config.n_clusters, config.seed)
+    torch.manual_seed(config.seed)
+    model = IPN(data.feature_dim, centres, model_config)
+    best = {"H": -1.0, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
+
+    def validate(current: IPN) -> dict[str, float]:
+        scores = evaluate_gzsl(current, train_x, train_y, data.attributes, val_seen, val_unseen,
+                               data.train_classes, data.val_classes)
+        if scores["H"] > best["H"]:
+            best.update(H=scores["H"], epoch=len(history_rows) + 1, state=copy.deepcopy(current.state_dict()))
+        history_rows.append(scores)
+        return {f"val_{key}": value for key, value in scores.items()}
+
+    history_rows: list[dict[str, float]] = []
+    history = train_epochs(model, train_x, train_y, data.attributes, config, device, progress, validate)
+    history["phase"] = "select"
+    model.load_state_dict(best["state"])
+    if refit:
+        centres = attribute_centres(data.attributes[data.seen_classes], model_config.n_clusters, config.seed)
+        torch.manual_seed(config.seed)
+        model = IPN(data.feature_dim, centres, model_config)
+        refit_config = TrainConfig(**{**config.__dict__, "epochs": max(1, best["epoch"])})
+        refit_history = train_epochs(model, data.trainval.features, data.trainval.labels, data.attributes,
+                                     refit_config, device, progress)
+        refit_history["phase"] = "refit"
+        history = pd.concat([history, refit_history], ignore_index=True)
+    return model.to(device).eval(), history
+
+
+def evaluate_test(model: IPN, data: ZSLData) -> dict[str, float]:
+    """U, S, H on the test sets: seen prototypes = mean of all ``trainval`` images, unseen ones copied."""
+    return evaluate_gzsl(model, data.trainval.features, data.trainval.labels, data.attributes,
+                         (data.test_seen.features, data.test_seen.labels),
+                         (data.test_unseen.features, data.test_unseen.labels), data.seen_classes,
+                         data.unseen_classes)
