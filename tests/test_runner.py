@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -94,13 +99,37 @@ def test_list_shows_parameters_types_and_profiles(project, capsys):
 
 
 def test_the_command_works_headless_with_no_home_and_no_stdin(project):
-    import os
-    import subprocess
-    import sys
-
     env = {key: value for key, value in os.environ.items() if key not in {"HOME", "MPLBACKEND", "DISPLAY"}}
     completed = subprocess.run([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
                                 "healthy", "--profile", "smoke"], env=env, stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert (project / "figures" / "healthy__line.png").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_stopping_the_runner_stops_the_notebooks_it_started(project):
+    pids = project / "pids.txt"
+    write_notebook(project / "notebooks" / "slow.ipynb", STANDARD_PARAMETERS,
+                   f"import os, time\nopen({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{os.getppid()}}')\n"
+                   "time.sleep(600)")
+    runner = subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
+                               "slow", "--profile", "smoke"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    kernel, papermill = map(int, pids.read_text().split())
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=30) != 0
+    deadline = time.monotonic() + 30
+    while (_alive(kernel) or _alive(papermill)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(papermill) and not _alive(kernel)

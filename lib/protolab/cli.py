@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from protolab.notebooks import PROFILES, ParameterError, discover
+from protolab.figures import markdown_table
+from protolab.notebooks import PROFILES, ParameterError, discover, notebooks_dir
 from protolab.report import build_report
+from protolab.run import run_notebooks, summary_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,17 +46,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from protolab.figures import markdown_table
-    from protolab.run import run_notebooks, summary_table
-
     overrides = {}
     for item in args.param:
         key, separator, value = item.partition("=")
         if not separator or not key.strip():
             raise ParameterError(f"-p expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value
-    results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
-                            timeout=args.timeout, out_dir=args.out_dir, notebooks=args.notebooks)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the children too
+    try:
+        results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
+                                timeout=args.timeout, out_dir=args.out_dir, notebooks=args.notebooks)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(markdown_table(summary_table(results)))
     print(f"executed notebooks: {Path(results[0].output).parent}" if results else "no notebooks")
     failed = [result.notebook for result in results if result.status != "ok"]
@@ -63,8 +67,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _default_out_dir(notebooks: Path | None) -> Path:
-    from protolab.notebooks import notebooks_dir
-
     return (notebooks or notebooks_dir()).parent / "figures"
 
 

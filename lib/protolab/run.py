@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ import pandas as pd
 
 from protolab.atomic import atomic_write_text
 from protolab.figures import markdown_table
-from protolab.notebooks import Experiment, ParameterError, discover
+from protolab.notebooks import Experiment, ParameterError, discover, notebooks_dir
 from protolab.report import build_report, record_runs
 
 KERNEL_NAME = "python3"
@@ -72,8 +73,9 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
                   jobs: int = 1, timeout: float = 3600, out_dir: Path | None = None, runs_dir: Path | None = None,
                   notebooks: Path | None = None) -> list[NotebookResult]:
     """Execute notebooks into ``runs/<run-id>/``, record their outcome in ``out_dir`` and rebuild the report."""
-    experiments = discover(notebooks)
-    root = next(iter(experiments.values())).path.parent.parent if experiments else Path.cwd()
+    directory = Path(notebooks or notebooks_dir())
+    experiments = discover(directory)
+    root = directory.resolve().parent
     extra = dict(overrides or {})
     out_dir = Path(extra.get("out_dir") or out_dir or root / "figures").resolve()
     extra["out_dir"] = str(out_dir)
@@ -83,10 +85,17 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     run_dir.mkdir(parents=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    children = _Children()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         results = list(pool.map(
-            lambda name: _execute(experiments[name], parameters[name], run_dir, run_id, timeout, threads),
+            lambda name: _execute(experiments[name], parameters[name], run_dir, run_id, timeout, threads, children),
             parameters))
+    except BaseException:
+        children.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     record_runs(out_dir, [asdict(result) for result in results])
     build_report(out_dir, order=list(experiments))
     _save_summary(run_dir, results)
@@ -123,8 +132,45 @@ def headless_environment(run_dir: Path, run_id: str, threads: int, notebooks: Pa
     return env
 
 
+class _Children:
+    """The papermill processes started by one run; :meth:`stop` kills them all and starts no more.
+
+    Each child runs in its own session, so interrupting the runner (Ctrl-C, SIGTERM) would otherwise
+    leave notebooks executing in the background.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: list[subprocess.Popen] = []
+        self._stopped = False
+
+    def start(self, command: list[str], **kwargs: Any) -> subprocess.Popen | None:
+        with self._lock:
+            if self._stopped:
+                return None
+            process = subprocess.Popen(command, start_new_session=True, **kwargs)
+            self._processes.append(process)
+            return process
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for process in self._processes:
+                kill_group(process)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group of ``process`` (started with ``start_new_session``) and reap it."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+
+
 def _execute(experiment: Experiment, parameters: dict[str, Any], run_dir: Path, run_id: str,
-             timeout: float, threads: int) -> NotebookResult:
+             timeout: float, threads: int, children: _Children) -> NotebookResult:
     output = run_dir / f"{experiment.name}.ipynb"
     params_file = run_dir / f"{experiment.name}.parameters.json"
     params_file.write_text(json.dumps(parameters, indent=2))
@@ -133,17 +179,18 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], run_dir: Path, 
                "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
     started = time.monotonic()
     with open(log, "w") as log_handle:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
-                                   env=headless_environment(run_dir, run_id, threads, experiment.path.parent), start_new_session=True)
+        process = children.start(command, stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
+                                 env=headless_environment(run_dir, run_id, threads, experiment.path.parent))
         try:
-            code = process.wait(timeout=timeout)
+            code = None if process is None else process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            kill_group(process)
             code = None
     wall = time.monotonic() - started
     result = NotebookResult(experiment.name, "ok", wall, run_id, parameters["profile"], str(output))
-    if code is None:
+    if process is None:
+        result.status, result.error = "cancelled", "the run was interrupted before this notebook started"
+    elif code is None:
         result.status, result.error = "timeout", f"exceeded the {timeout:.0f} s limit"
     elif code != 0:
         result.status = "failed"
