@@ -36,3 +36,35 @@ def write_omniglot(root: Path, subset: str, alphabets: list[str], characters: in
                 pixels = np.ones((105, 105), dtype=bool)
                 pixels[20 + 10 * c : 40 + 10 * c, 30 + 5 * d + a : 60] = False
                 Image.fromarray(pixels).save(folder / f"{1000 + c}_{d + 1:02d}.png")
+
+
+MINI_IMAGENET_CLASSES = {
+    "train": ["n01532829", "n01558993"],
+    "val": ["n01855672", "n02091244"],
+    "test": ["n01930112", "n01981276"],
+}
+
+
+def colour_image(seed: int, shape: tuple[int, int] = (30, 40)) -> np.ndarray:
+    """Random RGB pixels ``(*shape, 3)`` uint8, a pure function of ``seed``."""
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+def write_mini_imagenet(root: Path, classes: dict[str, list[str]] | None = None, images_per_class: int = 3,
+                        shape: tuple[int, int] = (30, 40)) -> Path:
+    """Ravi & Larochelle's MiniImageNet layout: ``<root>/miniImageNet/{train,val,test}.csv`` + ``images/``.
+
+    ``classes`` maps each split to its WordNet ids (default :data:`MINI_IMAGENET_CLASSES`); image ``i`` of
+    every class is :func:`colour_image` ``(i, shape)`` saved as ``<wnid><i+1:08d>.jpg``.
+    """
+    folder = Path(root) / "miniImageNet"
+    (folder / "images").mkdir(parents=True)
+    for split, wnids in (classes or MINI_IMAGENET_CLASSES).items():
+        rows = ["filename,label"]
+        for wnid in wnids:
+            for i in range(images_per_class):
+                name = f"{wnid}{i + 1:08d}.jpg"
+                Image.fromarray(colour_image(i, shape)).save(folder / "images" / name)
+                rows.append(f"{name},{wnid}")
+        (folder / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return Path(root)

@@ -26,15 +26,16 @@ FAILING = ["x = 1", "raise ValueError(f'broken on purpose with seed {seed}')", "
 @pytest.fixture
 def project(tmp_path):
     notebooks = tmp_path / "notebooks"
-    write_notebook(notebooks / "healthy.ipynb", STANDARD_PARAMETERS + "epochs: int = 5  # passes\n", *HEALTHY,
-                   title="Healthy experiment")
+    write_notebook(notebooks / "healthy.ipynb", STANDARD_PARAMETERS + "epochs: int = 5  # passes\n"
+                   "lr: float = 0.001  # step size\n", *HEALTHY, title="Healthy experiment")
     write_notebook(notebooks / "failing.ipynb", STANDARD_PARAMETERS, *FAILING)
     (notebooks / "profiles.yaml").write_text("healthy:\n  smoke: {epochs: 2}\n")
     return tmp_path
 
 
 def test_failing_notebook_does_not_stop_a_healthy_one_and_is_reported(project, capsys):
-    code = main(["--notebooks", str(project / "notebooks"), "run", "--profile", "smoke", "--jobs", "2"])
+    code = main(["--notebooks", str(project / "notebooks"), "run", "--profile", "smoke", "--jobs", "2",
+                 "-p", "lr=2e-05"])
     assert code == 1
     out, err = capsys.readouterr()
     assert "failing" in err and "ValueError: broken on purpose with seed 0" in out and "cell 3" in out
@@ -42,6 +43,7 @@ def test_failing_notebook_does_not_stop_a_healthy_one_and_is_reported(project, c
     assert (figures_dir / "healthy__line.png").exists() and (figures_dir / "healthy__line.pdf").exists()
     sidecar = json.loads((figures_dir / "healthy__table.json").read_text())
     assert sidecar["profile"] == "smoke" and sidecar["parameters"]["epochs"] == 2
+    assert sidecar["parameters"]["lr"] == 2e-05
     runs = json.loads((figures_dir / "runs.json").read_text())
     assert runs["healthy"]["status"] == "ok" and runs["failing"]["status"] == "failed"
     report = (figures_dir / "REPORT.md").read_text()

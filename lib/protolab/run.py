@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import nbformat
 import pandas as pd
+import yaml
 
 from protolab.atomic import atomic_write_text
 from protolab.figures import markdown_table
@@ -172,8 +173,8 @@ def kill_group(process: subprocess.Popen) -> None:
 def _execute(experiment: Experiment, parameters: dict[str, Any], run_dir: Path, run_id: str,
              timeout: float, threads: int, children: _Children) -> NotebookResult:
     output = run_dir / f"{experiment.name}.ipynb"
-    params_file = run_dir / f"{experiment.name}.parameters.json"
-    params_file.write_text(json.dumps(parameters, indent=2))
+    params_file = run_dir / f"{experiment.name}.parameters.yaml"
+    params_file.write_text(yaml.safe_dump(parameters, sort_keys=False))  # papermill reads YAML: JSON's 2e-05 is a str there
     log = run_dir / f"{experiment.name}.log"
     command = [sys.executable, "-m", "papermill", str(experiment.path), str(output), "-f", str(params_file),
                "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]

@@ -18,7 +18,8 @@ from protolab.data.fewshot_sets import load_cub, load_mini_imagenet, load_omnigl
 from protolab.data.market1501 import load_market1501
 from protolab.data.torchvision_sets import load_mnist, load_omniglot
 from protolab.data.xlsa17 import load_xlsa17, write_xlsa17
-from tests.layouts import write_idx, write_mnist, write_omniglot
+from tests.layouts import (MINI_IMAGENET_CLASSES, colour_image, write_idx, write_mini_imagenet, write_mnist,
+                           write_omniglot)
 
 # --------------------------------------------------------------------------------------------- xlsa17
 
@@ -291,30 +292,12 @@ def test_omniglot_splits(omniglot_root: Path) -> None:
 
 # --------------------------------------------------------------------------------------- MiniImageNet
 
-MINI_CLASSES = {
-    "train": ["n01532829", "n01558993"],
-    "val": ["n01855672", "n02091244"],
-    "test": ["n01930112", "n01981276"],
-}
-
-
-def colour_image(seed: int, shape: tuple[int, int] = (30, 40)) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+MINI_CLASSES = MINI_IMAGENET_CLASSES
 
 
 @pytest.fixture
 def mini_csv_root(tmp_path: Path) -> Path:
-    folder = tmp_path / "miniImageNet"
-    (folder / "images").mkdir(parents=True)
-    for split, wnids in MINI_CLASSES.items():
-        rows = ["filename,label"]
-        for wnid in wnids:
-            for i in range(3):
-                name = f"{wnid}{i + 1:08d}.jpg"
-                Image.fromarray(colour_image(i)).save(folder / "images" / name)
-                rows.append(f"{name},{wnid}")
-        (folder / f"{split}.csv").write_text("\n".join(rows) + "\n")
-    return tmp_path
+    return write_mini_imagenet(tmp_path)
 
 
 def test_mini_imagenet_csv(mini_csv_root: Path) -> None:
