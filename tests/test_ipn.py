@@ -105,3 +105,14 @@ def test_short_training_beats_chance_on_test_unseen(glyph_zsl):
     assert (history["phase"] == "select").sum() == 3
     scores = evaluate_test(model, glyph_zsl)
     assert scores["U"] > 2.0 / glyph_zsl.n_classes
+
+
+@pytest.mark.parametrize("episodic, weight", [(False, 1.0), (True, 0.0)])
+def test_non_episodic_training_and_switched_off_consistency_run_and_record_kl(glyph_zsl, episodic, weight):
+    config = TrainConfig(epochs=2, lr=1e-3, n_way=20, n_shot=2, n_query=2, episode_unseen=4, episodes_per_epoch=10,
+                         batch_size=64, consistency_weight=weight, episodic=episodic, seed=0)
+    model, history = fit_ipn(glyph_zsl, IPNConfig(prototype_dim=32, graph_dim=16, hidden_dim=32), config,
+                             progress=False)
+    assert history["loss"].notna().all() and history["kl"].notna().all() and (history["kl"] >= 0).all()
+    scores = evaluate_test(model, glyph_zsl)
+    assert all(0.0 <= scores[key] <= 1.0 for key in ("U", "S", "H")) and scores["S"] > 0.0
