@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from protolab.ipn import (IPN, IPNConfig, TrainConfig, attribute_centres, category_graph, consistency_loss,
+                          search_space_means, space_alignment,
                           evaluate_test, fill_unseen_prototypes, fit_ipn, graph_attention, propagate)
 
 
@@ -116,3 +119,38 @@ def test_non_episodic_training_and_switched_off_consistency_run_and_record_kl(gl
     assert history["loss"].notna().all() and history["kl"].notna().all() and (history["kl"] >= 0).all()
     scores = evaluate_test(model, glyph_zsl)
     assert all(0.0 <= scores[key] <= 1.0 for key in ("U", "S", "H")) and scores["S"] > 0.0
+
+
+def test_space_alignment_measures_what_it_names():
+    model, means, attributes = _model("both", steps=2)
+    spaces, attentions = model.propagated(means, attributes)
+    alignment = space_alignment(model, means, attributes)
+    assert alignment["attention_kl"] == pytest.approx(consistency_loss(attentions["visual"], attentions["semantic"]).item())
+    assert alignment["similarity_kl"] > 0 and 0 < alignment["feature_cka"] <= 1
+    assert alignment["neighbours_semantic"] == pytest.approx(5.0)  # threshold -1: every other class
+    shared = space_alignment(_model("both", shared=True)[0], means, attributes)
+    assert shared["attention_kl"] == pytest.approx(0.0, abs=1e-6)
+    unpropagated = space_alignment(_model("both", steps=0)[0], means, attributes)
+    assert math.isnan(unpropagated["attention_kl"]) and math.isnan(unpropagated["neighbours_visual"])
+    with pytest.raises(ValueError, match="two spaces"):
+        space_alignment(_model("visual")[0], means, attributes)
+
+
+def test_monitor_adds_columns_in_both_phases_and_search_space_means_copy_unseen(glyph_zsl):
+    config = TrainConfig(epochs=2, lr=1e-3, n_way=20, n_shot=1, n_query=1, episode_unseen=4, episodes_per_epoch=5,
+                         seed=0)
+    calls = []
+
+    def monitor(model):
+        calls.append(model.training)
+        return {"probe": float(len(calls))}
+
+    model, history = fit_ipn(glyph_zsl, IPNConfig(prototype_dim=16, graph_dim=8, hidden_dim=16), config,
+                             progress=False, monitor=monitor)
+    assert history["probe"].tolist() == [float(i) for i in range(1, len(history) + 1)]
+    assert set(history["phase"]) == {"select", "refit"}
+    means = search_space_means(model, glyph_zsl)
+    assert means.shape == (glyph_zsl.n_classes, glyph_zsl.feature_dim)
+    copied = means[glyph_zsl.unseen_classes]
+    seen_rows = means[glyph_zsl.seen_classes]
+    assert all((seen_rows == row).all(dim=1).any() for row in copied), "unseen rows are copies of seen rows"

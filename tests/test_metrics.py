@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protolab.metrics import auroc, ks_statistic, mean_ci95
+from protolab.metrics import auroc, ks_statistic, linear_cka, mean_ci95, similarity_kl
 
 
 def test_auroc_hand_computed_cases():
@@ -41,3 +41,36 @@ def test_ks_statistic_hand_computed():
 def test_mean_ci95_uses_population_std():
     mean, half_width = mean_ci95(torch.tensor([1.0, 3.0]))
     assert mean == 2.0 and half_width == pytest.approx(1.96 * 1.0 / 2 ** 0.5)
+
+
+def test_similarity_kl_is_zero_for_the_same_cosine_structure_in_any_dimension():
+    a = torch.randn(7, 4, generator=torch.Generator().manual_seed(0))
+    rotation = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(1)))[0]
+    embedded = torch.cat([3.0 * a @ rotation, torch.zeros(7, 2)], dim=1)  # rotated, scaled, padded to 6-d
+    assert similarity_kl(a, embedded, temperature=5.0) == pytest.approx(0.0, abs=1e-10)
+    assert similarity_kl(a, torch.randn(7, 6, generator=torch.Generator().manual_seed(2)), 5.0) > 0.01
+
+
+def test_similarity_kl_hand_computed_for_two_items():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # cos = 1: uniform rows
+    b = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # cos = 0 off the diagonal
+    q = torch.softmax(torch.tensor([1.0, 0.0], dtype=torch.float64), 0)  # temperature 1, row of item 0
+    expected = float((0.5 * (torch.tensor(0.5, dtype=torch.float64).log() - q.log())).sum())  # item 1 alike
+    assert similarity_kl(a, b, temperature=1.0) == pytest.approx(expected, rel=1e-9)
+
+
+def test_linear_cka_is_one_up_to_rotation_and_scale_and_small_for_unrelated_features():
+    a = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    rotation = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(1)))[0]
+    assert linear_cka(a, 0.1 * a @ rotation + 4.0) == pytest.approx(1.0, abs=1e-9)
+    assert linear_cka(a, torch.randn(50, 8, generator=torch.Generator().manual_seed(2))) < 0.4
+    assert linear_cka(a, a[:, :4]) == pytest.approx(linear_cka(a[:, :4], a), abs=1e-12)
+
+
+def test_linear_cka_agrees_with_its_kernel_form():
+    a = torch.randn(20, 5, generator=torch.Generator().manual_seed(3)).double()
+    b = torch.randn(20, 3, generator=torch.Generator().manual_seed(4)).double()
+    centring = torch.eye(20, dtype=torch.float64) - 1.0 / 20
+    k, l = centring @ a @ a.T @ centring, centring @ b @ b.T @ centring
+    hsic = lambda x, y: (x * y).sum()  # noqa: E731
+    assert linear_cka(a, b) == pytest.approx(float(hsic(k, l) / (hsic(k, k) * hsic(l, l)).sqrt()), rel=1e-9)

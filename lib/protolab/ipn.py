@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from protolab.data.xlsa17 import ZSLData
 from protolab.episodes import EpisodeSampler
-from protolab.metrics import gzsl_scores
+from protolab.metrics import gzsl_scores, linear_cka, similarity_kl
 
 Spaces = Literal["both", "visual", "semantic"]
 
@@ -47,7 +47,9 @@ class IPNConfig:
     steps : propagation steps K (official: 2); 0 = no propagation.
     threshold : cosine similarity below which no edge is drawn (official: cos 40°).
     temperature : multiplier of the cosine similarities inside the softmax (official: 10).
-    logit_scale : cross-entropy is taken on ``logits / logit_scale`` (official: 100).
+    logit_scale : cross-entropy is taken on ``logits / logit_scale`` (official: 100, with 2048-d features
+        and widths whose raw logits are large; at our widths it leaves the softmax nearly flat and the
+        model under-trained, so the default is 1).
     spaces : ``"both"`` (IPN), or one space alone (ablation).
     shared_attention : one attention, from the semantic space, propagates both spaces (ablation,
         replaces the consistency loss).
@@ -60,7 +62,7 @@ class IPNConfig:
     steps: int = 2
     threshold: float = math.cos(math.radians(40))
     temperature: float = 10.0
-    logit_scale: float = 100.0
+    logit_scale: float = 1.0
     spaces: Spaces = "both"
     shared_attention: bool = False
 
@@ -188,9 +190,9 @@ class IPN(nn.Module):
         """Cosine similarity ``(C, C)`` of the classes in the learned semantic space (``P_sem G_sem``)."""
         return category_graph(self.semantic(attributes), self.graph_semantic, self.config.threshold)[0]
 
-    def prototypes(self, class_means: torch.Tensor, attributes: torch.Tensor
-                   ) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
-        """Final prototypes ``[P_sem; P_vis]`` ``(C, nP)`` after propagation, and the attentions used.
+    def propagated(self, class_means: torch.Tensor, attributes: torch.Tensor
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
+        """Each space's prototypes ``(C, P)`` after propagation, and the attentions used, by space name.
 
         Parameters
         ----------
@@ -199,18 +201,24 @@ class IPN(nn.Module):
         attributes : ``(C, A)``; not used at all when ``spaces == "visual"``.
         """
         cfg = self.config
-        spaces: list[torch.Tensor] = []
+        spaces: dict[str, torch.Tensor] = {}
         attentions: dict[str, list[torch.Tensor]] = {"semantic": [], "visual": []}
         if cfg.spaces in ("both", "semantic"):
-            semantic, attentions["semantic"] = propagate(self.semantic(attributes), self.graph_semantic, cfg.steps,
-                                                         cfg.threshold, cfg.temperature)
-            spaces.append(semantic)
+            spaces["semantic"], attentions["semantic"] = propagate(
+                self.semantic(attributes), self.graph_semantic, cfg.steps, cfg.threshold, cfg.temperature)
         if cfg.spaces in ("both", "visual"):
             shared = attentions["semantic"] if cfg.shared_attention and cfg.spaces == "both" else None
-            visual, attentions["visual"] = propagate(self.visual(class_means), self.graph_visual, cfg.steps,
-                                                     cfg.threshold, cfg.temperature, attentions=shared)
-            spaces.append(visual)
-        return torch.cat(spaces, dim=1), attentions
+            spaces["visual"], attentions["visual"] = propagate(
+                self.visual(class_means), self.graph_visual, cfg.steps, cfg.threshold, cfg.temperature,
+                attentions=shared)
+        return spaces, attentions
+
+    def prototypes(self, class_means: torch.Tensor, attributes: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
+        """Final prototypes ``[P_sem; P_vis]`` ``(C, nP)`` (one space alone in its ablation), and the attentions
+        used; arguments as :meth:`propagated`."""
+        spaces, attentions = self.propagated(class_means, attributes)
+        return torch.cat(list(spaces.values()), dim=1), attentions
 
     def score(self, features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """Relation scores (eq. ``score``): :math:`w^\\top \\mathrm{ReLU}(x W_x + p_c W_p + b) + b'`, ``(B, C)``."""
@@ -264,6 +272,44 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, n_classes: int) ->
     sums.index_add_(0, labels, features)
     counts = torch.bincount(labels, minlength=n_classes).to(features.dtype)
     return sums / counts.clamp_min(1)[:, None], counts > 0
+
+
+def search_space_means(model: IPN, data: ZSLData) -> torch.Tensor:
+    """Visual class means ``(C, D)`` of the test search space, on the CPU: seen classes = mean of their
+    ``trainval`` images, unseen classes copied by :func:`fill_unseen_prototypes`."""
+    where = next(model.parameters()).device
+    means, known = class_means(data.trainval.features, data.trainval.labels, data.n_classes)
+    return fill_unseen_prototypes(model, means.to(where), data.attributes.to(where), known.to(where)).cpu()
+
+
+@torch.no_grad()
+def space_alignment(model: IPN, class_means: torch.Tensor, attributes: torch.Tensor) -> dict[str, float]:
+    """How alike the two spaces are after propagation, on the classes of ``class_means`` ``(C, D)`` and
+    ``attributes`` ``(C, A)``; needs ``spaces == "both"``.
+
+    - ``similarity_kl``: :func:`~protolab.metrics.similarity_kl` of the two spaces' propagated prototypes
+      at the model's temperature, no threshold: the same class-similarity distributions for every variant,
+      whichever attention propagated them.
+    - ``attention_kl``: the consistency loss on the attentions actually used (0 by construction with
+      shared attention; NaN when K = 0).
+    - ``feature_cka``: :func:`~protolab.metrics.linear_cka` of the propagated prototypes: 1 when one space's
+      features are the other's up to rotation and scale.
+    - ``neighbours_semantic``, ``neighbours_visual``: mean number of classes besides itself each class
+      attends to in the first step (NaN when K = 0).
+    """
+    if model.config.spaces != "both":
+        raise ValueError("space_alignment compares two spaces; this model has one")
+    device = next(model.parameters()).device
+    spaces, attentions = model.propagated(class_means.to(device), attributes.to(device))
+    nan = float("nan")
+    steps = model.config.steps
+    return {
+        "similarity_kl": similarity_kl(spaces["visual"], spaces["semantic"], model.config.temperature),
+        "attention_kl": float(consistency_loss(attentions["visual"], attentions["semantic"])) if steps else nan,
+        "feature_cka": linear_cka(spaces["visual"], spaces["semantic"]),
+        **{f"neighbours_{space}": float((attentions[space][0] > 0).sum(dim=1).float().mean() - 1) if steps else nan
+           for space in ("semantic", "visual")},
+    }
 
 
 @torch.no_grad()
@@ -433,8 +479,8 @@ def train_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, attri
 
 
 def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainConfig = TrainConfig(),
-            device: torch.device | str = "cpu", progress: bool = True, refit: bool = True
-            ) -> tuple[IPN, pd.DataFrame]:
+            device: torch.device | str = "cpu", progress: bool = True, refit: bool = True,
+            monitor: Callable[[IPN], dict[str, float]] | None = None) -> tuple[IPN, pd.DataFrame]:
     """Train IPN on ``data`` with model selection on the xlsa17 validation classes, never on test data.
 
     1. Train on the ``train`` split (``train_classes``) minus ``val_fraction`` of each class's images;
@@ -442,6 +488,8 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
        images as seen; keep the epoch with the best validation H. (The official code instead keeps the
        epoch with the best H on the *test* sets — model selection on test data.)
     2. If ``refit``, retrain from scratch on ``trainval`` (all seen classes) for that many epochs.
+
+    ``monitor`` (optional) is called after every epoch of both phases; its dict adds history columns.
 
     Returns
     -------
@@ -466,7 +514,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
         if scores["H"] > best["H"]:
             best.update(H=scores["H"], epoch=len(history_rows) + 1, state=copy.deepcopy(current.state_dict()))
         history_rows.append(scores)
-        return {f"val_{key}": value for key, value in scores.items()}
+        return {**{f"val_{key}": value for key, value in scores.items()}, **(monitor(current) if monitor else {})}
 
     history_rows: list[dict[str, float]] = []
     history = train_epochs(model, train_x, train_y, data.attributes, config, device, progress, validate)
@@ -478,7 +526,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
         model = IPN(data.feature_dim, centres, model_config)
         refit_config = TrainConfig(**{**config.__dict__, "epochs": max(1, best["epoch"])})
         refit_history = train_epochs(model, data.trainval.features, data.trainval.labels, data.attributes,
-                                     refit_config, device, progress)
+                                     refit_config, device, progress, validate=monitor)
         refit_history["phase"] = "refit"
         history = pd.concat([history, refit_history], ignore_index=True)
     return model.to(device).eval(), history

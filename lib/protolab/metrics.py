@@ -134,3 +134,31 @@ def seen_unseen_curve(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scor
     ordered = curve.sort_values(["U", "S"], ascending=[True, False])
     ausuc = float(np.trapezoid(ordered["S"].to_numpy(), ordered["U"].to_numpy()))
     return curve, ausuc
+
+
+def similarity_kl(a: torch.Tensor, b: torch.Tensor, temperature: float) -> float:
+    """Mean over items of KL between the two spaces' class-similarity distributions.
+
+    Row i of each space is :math:`\\mathrm{softmax}_j(T \\cos(x_i, x_j))` over all items (self included);
+    returns :math:`\\frac{1}{N}\\sum_i \\mathrm{KL}(p^a_i \\| p^b_i)`, 0 when the cosine structures agree.
+    ``a`` ``(N, P)`` and ``b`` ``(N, Q)`` describe the same N items, possibly in different dimensions.
+    """
+    log_p = []
+    for x in (a, b):
+        unit = torch.nn.functional.normalize(x.double(), dim=1)
+        log_p.append(torch.log_softmax(temperature * unit @ unit.T, dim=1))
+    return float((log_p[0].exp() * (log_p[0] - log_p[1])).sum(dim=1).mean())
+
+
+def linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Linear centred kernel alignment (Kornblith et al., 2019) of two representations of N items.
+
+    .. math:: \\mathrm{CKA}(A, B) = \\frac{\\|B_c^\\top A_c\\|_F^2}{\\|A_c^\\top A_c\\|_F \\|B_c^\\top B_c\\|_F}
+
+    with column-centred ``a`` ``(N, P)`` and ``b`` ``(N, Q)``. 1 when one is the other rotated and scaled
+    (the features are equal up to an isometry), near 0 for unrelated features.
+    """
+    a = a.double() - a.double().mean(dim=0)
+    b = b.double() - b.double().mean(dim=0)
+    cross = torch.linalg.matrix_norm(b.T @ a) ** 2
+    return float(cross / (torch.linalg.matrix_norm(a.T @ a) * torch.linalg.matrix_norm(b.T @ b)))

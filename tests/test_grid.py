@@ -1,0 +1,127 @@
+"""Grid cells are computed once, stored as they finish, and reused after an interruption."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from protolab.grid import cell_key, run_grid, source_fingerprint
+
+CELLS = [{"variant": name, "seed": seed} for name in ("a", "b") for seed in (0, 1, 2)]
+
+
+class Recorder:
+    """A compute function that remembers its calls and can fail at a chosen call."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.calls: list[dict] = []
+        self.fail_at = fail_at
+
+    def __call__(self, cell: dict) -> dict:
+        if self.fail_at is not None and len(self.calls) == self.fail_at:
+            raise KeyboardInterrupt
+        self.calls.append(dict(cell))
+        return {"H": 0.1 * cell["seed"], "name": cell["variant"], "matrix": torch.full((2, 2), float(cell["seed"])),
+                "history": [{"epoch": 1, "loss": 0.5}]}
+
+
+def test_cell_key_ignores_key_order_and_depends_on_fingerprint() -> None:
+    assert cell_key({"a": 1, "b": [1, 2]}) == cell_key({"b": [1, 2], "a": 1})
+    assert cell_key({"a": 1}) != cell_key({"a": 2})
+    assert cell_key({"a": 1}, "code-1") != cell_key({"a": 1}, "code-2")
+
+
+def test_second_run_reuses_every_cell(tmp_path: Path) -> None:
+    first = Recorder()
+    run = run_grid(CELLS, first, tmp_path, progress=False)
+    assert first.calls == CELLS and run.sources == ["computed"] * len(CELLS)
+    again = Recorder()
+    reused = run_grid(CELLS, again, tmp_path, progress=False)
+    assert again.calls == [] and reused.sources == ["cached"] * len(CELLS)
+    for new, old in zip(reused.results, run.results):
+        assert new["H"] == old["H"] and new["name"] == old["name"] and new["history"] == old["history"]
+        assert torch.equal(new["matrix"], old["matrix"])
+
+
+def test_interrupted_run_resumes_with_only_the_missing_cells(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(CELLS, Recorder(fail_at=4), tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.pt"))) == 4
+    assert not list(tmp_path.glob(".*.tmp")), "no partial file is left behind"
+    resumed = Recorder()
+    run = run_grid(CELLS, resumed, tmp_path, progress=False)
+    assert resumed.calls == CELLS[4:]
+    assert run.sources == ["cached"] * 4 + ["computed"] * 2
+    assert [r["H"] for r in run.results] == [0.1 * c["seed"] for c in CELLS]
+
+
+def test_reuse_false_recomputes_and_other_fingerprints_do_not_share(tmp_path: Path) -> None:
+    run_grid(CELLS[:2], Recorder(), tmp_path, fingerprint="v1", progress=False)
+    other_code = Recorder()
+    run_grid(CELLS[:2], other_code, tmp_path, fingerprint="v2", progress=False)
+    assert other_code.calls == CELLS[:2]
+    forced = Recorder()
+    assert run_grid(CELLS[:2], forced, tmp_path, fingerprint="v1", reuse=False, progress=False).sources == [
+        "computed", "computed"]
+    assert forced.calls == CELLS[:2]
+
+
+def test_damaged_or_foreign_files_are_recomputed_not_trusted(tmp_path: Path) -> None:
+    run_grid(CELLS[:2], Recorder(), tmp_path, progress=False)
+    damaged = tmp_path / f"{cell_key(CELLS[0])}.pt"
+    damaged.write_bytes(damaged.read_bytes()[:20])
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    (tmp_path / f"{cell_key(CELLS[1])}.pt").write_bytes(pickle.dumps(Exploit(), protocol=2))
+    again = Recorder()
+    with pytest.warns(UserWarning, match="unreadable cached cell"):
+        run = run_grid(CELLS[:2], again, tmp_path, progress=False)
+    assert again.calls == CELLS[:2] and run.sources == ["computed", "computed"]
+    assert not marker.exists()
+
+
+def test_a_file_stored_for_another_cell_is_not_used(tmp_path: Path) -> None:
+    run_grid(CELLS[:1], Recorder(), tmp_path, progress=False)
+    (tmp_path / f"{cell_key(CELLS[0])}.pt").rename(tmp_path / f"{cell_key(CELLS[1])}.pt")
+    again = Recorder()
+    with pytest.warns(UserWarning, match="another cell"):
+        run_grid(CELLS[1:2], again, tmp_path, progress=False)
+    assert again.calls == CELLS[1:2]
+
+
+def test_source_fingerprint_follows_the_code(tmp_path: Path) -> None:
+    source = tmp_path / "variant_module.py"
+
+    def fingerprint_of(text: str) -> str:
+        source.write_text(text)
+        spec = importlib.util.spec_from_file_location("variant_module", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return source_fingerprint(module)
+
+    first = fingerprint_of("SCALE = 1\n")
+    assert fingerprint_of("SCALE = 1\n") == first
+    assert fingerprint_of("SCALE = 100\n") != first
+
+
+def test_source_fingerprint_covers_every_file_of_a_package(tmp_path: Path) -> None:
+    package = tmp_path / "somepkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "deep.py").write_text("X = 1\n")
+    spec = importlib.util.spec_from_file_location("somepkg", package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = source_fingerprint(module)
+    (package / "sub" / "deep.py").write_text("X = 2\n")
+    assert source_fingerprint(module) != before
