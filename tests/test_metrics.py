@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protolab.metrics import auroc, ks_statistic, linear_cka, mean_ci95, similarity_kl
+from protolab.metrics import auroc, ks_statistic, linear_cka, mean_ci95, seed_ci95, similarity_kl
 
 
 def test_auroc_hand_computed_cases():
@@ -74,3 +74,11 @@ def test_linear_cka_agrees_with_its_kernel_form():
     k, l = centring @ a @ a.T @ centring, centring @ b @ b.T @ centring
     hsic = lambda x, y: (x * y).sum()  # noqa: E731
     assert linear_cka(a, b) == pytest.approx(float(hsic(k, l) / (hsic(k, k) * hsic(l, l)).sqrt()), rel=1e-9)
+
+
+def test_seed_ci95_uses_the_t_quantile_and_sample_std():
+    mean, half_width = seed_ci95(torch.tensor([1.0, 2.0, 3.0]))
+    assert mean == pytest.approx(2.0)
+    assert half_width == pytest.approx(4.302652729911275 * 1.0 / 3 ** 0.5, rel=1e-9)  # t(0.975, 2), s = 1
+    mean, half_width = seed_ci95(torch.tensor([0.25]))
+    assert mean == 0.25 and half_width != half_width

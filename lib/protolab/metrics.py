@@ -36,6 +36,16 @@ def mean_ci95(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(1.96 * values.std(unbiased=False) / math.sqrt(values.numel()))
 
 
+def seed_ci95(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and Student-t 95% half-width :math:`t_{0.975, n-1} s / \\sqrt{n}` (``s`` the sample std): for a
+    handful of seeds, where 1.96σ/√n would be far too narrow. The half-width is NaN for one value."""
+    values = values.double().flatten()
+    n = values.numel()
+    if n < 2:
+        return float(values.mean()), math.nan
+    return float(values.mean()), float(stats.t.ppf(0.975, n - 1) * values.std(unbiased=True) / math.sqrt(n))
+
+
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> float:
     """Mean over ``classes`` of the top-1 accuracy within each class (Xian et al.'s ``acc_per_class``).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -56,25 +57,42 @@ def learning_curves(history, group: str, metrics: Sequence[tuple[str, str]], x: 
     return fig
 
 
+def class_label(name: str) -> str:
+    """A short tick label for a class: the character itself for Unicode character names (glyph sets,
+    e.g. ``LATIN_SMALL_LETTER_A_WITH_GRAVE`` → ``à``), else the name cut to 14 characters."""
+    try:
+        return unicodedata.lookup(name.replace("_", " ").upper())
+    except KeyError:
+        return name if len(name) <= 14 else name[:13] + "…"
+
+
 def _mark_labels(labels, highlight) -> list[str]:
     return ["red" if highlight is not None and bool(highlight[i]) else "black" for i in range(len(labels))]
 
 
 def matrix_heatmaps(matrices: Mapping[str, np.ndarray], labels: Sequence[str],
                     highlight: Sequence[bool] | None = None, suptitle: str = "",
-                    cell_inches: float = 0.32) -> plt.Figure:
-    """Side-by-side heatmaps of square ``(C, C)`` matrices (e.g. class attention), one shared colour scale.
+                    cell_inches: float = 0.32, columns: int | None = None, vmin: float | None = 0.0) -> plt.Figure:
+    """Heatmaps of square ``(C, C)`` matrices (e.g. class attention) side by side, one shared colour scale.
 
     ``labels`` name rows and columns; where ``highlight`` is True the tick label is drawn in red.
+    ``columns`` panels per row (default: all in one row); ``vmin`` the bottom of the colour scale
+    (None: the smallest entry).
     """
     count = len(labels)
     side = max(3.5, count * cell_inches + 1.5)
-    fig, axes = plt.subplots(1, len(matrices), figsize=(side * len(matrices) + 0.8, side), squeeze=False)
+    columns = columns or len(matrices)
+    rows = -(-len(matrices) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(side * columns + 0.8, side * rows), squeeze=False)
     vmax = max(float(np.max(matrix)) for matrix in matrices.values())
+    if vmin is None:
+        vmin = min(float(np.min(matrix)) for matrix in matrices.values())
     colours = _mark_labels(labels, highlight)
     image = None
-    for ax, (title, matrix) in zip(axes[0], matrices.items()):
-        image = ax.imshow(np.asarray(matrix), cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+    for ax in axes.flat[len(matrices):]:
+        ax.set_visible(False)
+    for ax, (title, matrix) in zip(axes.flat, matrices.items()):
+        image = ax.imshow(np.asarray(matrix), cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_xticks(range(count), labels, rotation=90, fontsize=8)
         ax.set_yticks(range(count), labels, fontsize=8)
         for tick, colour in zip(ax.get_xticklabels(), colours):
@@ -83,7 +101,7 @@ def matrix_heatmaps(matrices: Mapping[str, np.ndarray], labels: Sequence[str],
             tick.set_color(colour)
         ax.grid(False)
         ax.set_title(title)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
     if suptitle:
         fig.suptitle(suptitle)
     return fig

@@ -99,6 +99,19 @@ class ZSLData:
     def feature_dim(self) -> int:
         return int(self.trainval.features.shape[1])
 
+    def classes_near_unseen(self, count: int, seed: int = 0) -> list[int]:
+        """Up to ``count`` class ids to show in figures: ``max(1, count // 4)`` unseen classes drawn at random
+        (``seed``), each followed by its three nearest seen classes by attribute cosine, without repeats."""
+        unit = torch.nn.functional.normalize(self.attributes, dim=1)
+        anchors = np.random.default_rng(seed).permutation(self.unseen_classes.numpy())[: max(1, count // 4)]
+        chosen: list[int] = []
+        for anchor in anchors.tolist():
+            nearest = self.seen_classes[(unit[self.seen_classes] @ unit[anchor]).argsort(descending=True)[:3]]
+            for c in [anchor, *nearest.tolist()]:
+                if c not in chosen and len(chosen) < count:
+                    chosen.append(c)
+        return chosen
+
 
 def _dataset_folder(root: Path, dataset: str) -> Path:
     """``root/dataset`` matched case-insensitively (also under ``root/data/``, the zip's own layout)."""
