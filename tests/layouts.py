@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from protolab.data.xlsa17 import write_xlsa17
+
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """The idx format of LeCun et al.: magic (0, 0, 0x08 = uint8, ndim), big-endian int32 sizes, data."""
@@ -68,3 +70,24 @@ def write_mini_imagenet(root: Path, classes: dict[str, list[str]] | None = None,
                 rows.append(f"{name},{wnid}")
         (folder / f"{split}.csv").write_text("\n".join(rows) + "\n")
     return Path(root)
+
+
+def write_awa2_like(root: Path, n_classes: int = 8, per_class: int = 12, dim: int = 16, n_att: int = 6,
+                    seed: int = 0) -> Path:
+    """A tiny xlsa17 ``AWA2`` folder under ``root``: classes 0–3 train, 4–5 val (together seen), 6–7
+    unseen; features = attributes · M + noise."""
+    rng = np.random.default_rng(seed)
+    original = rng.uniform(0, 100, (n_classes, n_att))
+    attributes = original / np.linalg.norm(original, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    features = attributes[labels] @ rng.normal(size=(n_att, dim)) + 0.1 * rng.normal(size=(len(labels), dim))
+    index = np.arange(len(labels))
+    test_part = (index % per_class) < 3
+    seen = labels < 6
+    trainval = index[seen & ~test_part]
+    splits = dict(trainval_loc=trainval, train_loc=trainval[labels[trainval] < 4],
+                  val_loc=trainval[labels[trainval] >= 4], test_seen_loc=index[seen & test_part],
+                  test_unseen_loc=index[~seen])
+    write_xlsa17(root, "AWA2", features=features, labels=labels, attributes=attributes,
+                 original_attributes=original, class_names=[f"animal_{c}" for c in range(n_classes)], splits=splits)
+    return root

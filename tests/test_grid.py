@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,45 @@ def test_source_fingerprint_covers_every_file_of_a_package(tmp_path: Path) -> No
     before = source_fingerprint(module)
     (package / "sub" / "deep.py").write_text("X = 2\n")
     assert source_fingerprint(module) != before
+
+
+def _train_tiny(cell: dict) -> dict:
+    """A seeded few-step training whose result would change with the thread count if it were not fixed."""
+    torch.manual_seed(cell["seed"])
+    x, w = torch.randn(256, 64), torch.randn(64, 1, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=0.01)
+    for _ in range(20):
+        optimizer.zero_grad()
+        ((x @ w).tanh().sum() ** 2).backward()
+        optimizer.step()
+    return {"w": w.detach(), "threads": torch.get_num_threads(), "pid": os.getpid()}
+
+
+def test_parallel_workers_give_the_sequential_results_with_one_thread_per_cell(tmp_path: Path) -> None:
+    cells = [{"seed": seed} for seed in range(4)]
+    threads = torch.get_num_threads()
+    sequential = run_grid(cells, _train_tiny, tmp_path / "one", progress=False)
+    parallel = run_grid(cells, _train_tiny, tmp_path / "two", progress=False, workers=2)
+    assert torch.get_num_threads() == threads, "the caller's thread setting is restored"
+    assert parallel.sources == ["computed"] * 4 and len(list((tmp_path / "two").glob("*.pt"))) == 4
+    assert {r["pid"] for r in parallel.results}.isdisjoint({os.getpid()}), "cells ran in worker processes"
+    for one, two in zip(sequential.results, parallel.results):
+        assert one["threads"] == two["threads"] == 1
+        assert torch.equal(one["w"], two["w"])
+    assert run_grid(cells, Recorder(), tmp_path / "two", progress=False, workers=2).sources == ["cached"] * 4
+
+
+def _fail_on_seed_two(cell: dict) -> dict:
+    if cell["seed"] == 2:
+        time.sleep(0.5)  # the other cells are stored by then
+        raise RuntimeError("cell 2 failed")
+    return {"seed": cell["seed"]}
+
+
+def test_a_failing_worker_cell_raises_and_the_finished_cells_stay_stored(tmp_path: Path) -> None:
+    cells = [{"seed": seed} for seed in range(3)]
+    with pytest.raises(RuntimeError, match="cell 2 failed"):
+        run_grid(cells, _fail_on_seed_two, tmp_path, progress=False, workers=2)
+    resumed = Recorder()
+    run = run_grid(cells[:2], resumed, tmp_path, progress=False)
+    assert run.sources == ["cached", "cached"] and resumed.calls == []

@@ -9,13 +9,18 @@ old code is reused.
 
 Results are dicts of numbers, strings, lists, dicts and tensors, loaded back with
 ``torch.load(weights_only=True)``: a cache file can hold no code.
+
+Every cell is computed with one torch thread, so its result does not depend on how many cells run at
+once; with ``workers > 1`` (CPU, where ``fork`` exists) that many cells run in parallel forked processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
@@ -68,28 +73,65 @@ def _load(path: Path, cell: Cell) -> dict[str, Any] | None:
     return stored["result"]
 
 
+def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, path: Path) -> dict[str, Any]:
+    """``compute(cell)`` with one torch thread, stored at ``path`` before it is returned."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = compute(cell)
+    finally:
+        torch.set_num_threads(threads)
+    record = {"cell": json.loads(json.dumps(cell)), "result": result}
+    atomic_write(path, lambda handle: torch.save(record, handle))
+    return result
+
+
+_forked: dict[str, Any] = {}  # what forked workers inherit: the compute function, cells and paths
+
+
+def _forked_cell(index: int) -> dict[str, Any]:
+    return _compute_and_store(_forked["compute"], _forked["cells"][index], _forked["paths"][index])
+
+
 def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], directory: Path,
-             fingerprint: str = "", reuse: bool = True, progress: bool = True) -> GridRun:
+             fingerprint: str = "", reuse: bool = True, progress: bool = True, workers: int = 1) -> GridRun:
     """Results of ``compute`` on every cell, reusing those stored under ``directory``.
 
     Parameters
     ----------
     cells : JSON-able dicts; two equal cells share one result.
-    compute : ``cell -> result`` dict (numbers, strings, lists, dicts, tensors).
+    compute : ``cell -> result`` dict (numbers, strings, lists, dicts, tensors); called with one torch thread.
     directory : where results are stored (created if needed).
     fingerprint : identifies the code and data behind ``compute`` (e.g. :func:`source_fingerprint`).
     reuse : False recomputes every cell and overwrites what was stored.
+    workers : cells computed at once, in forked processes (no GPU work: CUDA cannot be used after a
+        fork); 1, or a platform without ``fork``, computes them one by one in this process.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    results, sources = [], []
-    for cell in tqdm(cells, desc="grid", disable=not progress, leave=False):
-        path = directory / f"{cell_key(cell, fingerprint)}.pt"
-        result = _load(path, cell) if reuse else None
-        sources.append("computed" if result is None else "cached")
-        if result is None:
-            result = compute(cell)
-            record = {"cell": json.loads(json.dumps(cell)), "result": result}
-            atomic_write(path, lambda handle: torch.save(record, handle))
-        results.append(result)
+    paths = [directory / f"{cell_key(cell, fingerprint)}.pt" for cell in cells]
+    results = [_load(path, cell) if reuse else None for cell, path in zip(cells, paths)]
+    sources = ["computed" if result is None else "cached" for result in results]
+    todo = [i for i, result in enumerate(results) if result is None]
+    bar = tqdm(total=len(todo), desc="grid", disable=not progress, leave=False)
+    if workers > 1 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _forked.update(compute=compute, cells=cells, paths=paths)
+        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("fork"))
+        try:
+            futures = {pool.submit(_forked_cell, i): i for i in todo}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+        except BaseException:  # an interrupt or a failing cell stops the other workers at once
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            _forked.clear()
+    else:
+        for i in todo:
+            results[i] = _compute_and_store(compute, cells[i], paths[i])
+            bar.update()
+    bar.close()
     return GridRun(results, sources)

@@ -293,3 +293,16 @@ def test_glyph_zsl_is_cached_deterministic_and_rebuilt_when_corrupt(
     forbid(monkeypatch, glyph_zsl, "_build")
     assert build_glyph_zsl(seed=0, **ZSL_OPTIONS) == root
     assert torch.equal(load_glyph_zsl(seed=0, **ZSL_OPTIONS).test_seen.features, first.test_seen.features)
+
+
+def test_classes_near_unseen_are_unseen_anchors_followed_by_their_nearest_seen_classes(zsl_build) -> None:
+    data = zsl_build[1]
+    chosen = data.classes_near_unseen(8, seed=3)
+    assert len(chosen) == len(set(chosen)) <= 8
+    unseen = set(data.unseen_classes.tolist())
+    anchor = chosen[0]
+    assert anchor in unseen and chosen == data.classes_near_unseen(8, seed=3)
+    unit = torch.nn.functional.normalize(data.attributes, dim=1)
+    seen = data.seen_classes
+    nearest = seen[(unit[seen] @ unit[anchor]).argsort(descending=True)[:3]].tolist()
+    assert chosen[1:4] == [c for c in nearest if c not in chosen[:1]][:3]

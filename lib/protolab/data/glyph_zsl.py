@@ -394,7 +394,8 @@ def load_glyph_zsl(seed: int = 0, **options) -> ZSLData:
         f"with diacritics rendered from matplotlib's bundled fonts ({len(data.seen_classes)} seen / "
         f"{len(data.unseen_classes)} unseen), "
         f"{data.attributes.shape[1]} attributes from Unicode names and decompositions, {data.feature_dim}-d "
-        f"features of a CNN trained on seen-class trainval images only; seed {record['options']['seed']}"
+        f"features of a CNN trained on seen-class trainval images only; seed {record['options']['seed']} "
+        "(a stand-in, not AWA2/CUB/aPY)"
     )
     return data
 

@@ -1,0 +1,90 @@
+"""The IPN ablation and consistency notebooks: tables built from their CSVs, resume, full profile on xlsa17 files."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from protolab.run import run_notebooks
+from tests.layouts import write_awa2_like
+
+
+@pytest.fixture
+def fresh_grid_cache(tmp_path, isolated_cache, monkeypatch):
+    """A cache holding the session's built datasets but no grid results."""
+    cache = tmp_path / "cache"
+    shutil.copytree(isolated_cache, cache, ignore=shutil.ignore_patterns("grids"))
+    monkeypatch.setenv("PROTOLAB_CACHE_DIR", str(cache))
+    return cache
+
+
+def _run(tmp_path, name: str, profile: str, run: str, **overrides):
+    result = run_notebooks([name], profile=profile, overrides={k: str(v) for k, v in overrides.items()},
+                           out_dir=tmp_path / run, runs_dir=tmp_path / "runs", timeout=400)[0]
+    assert result.status == "ok", f"{result.failing_cell} {result.error}"
+    return tmp_path / run
+
+
+@pytest.mark.notebook
+def test_ablation_rerun_computes_only_the_missing_cells(tmp_path, fresh_grid_cache):
+    first = pd.read_csv(_run(tmp_path, "ipn_ablations", "smoke", "first") / "ipn_ablations__runs.csv")
+    assert (first.source == "computed").all()
+    assert set(first.variant) == {"IPN (base)", "visual space only", "semantic space only", "non-episodic", "K = 0"}
+    # An interruption after all but two cells finished leaves exactly those two missing on disk.
+    missing = {"non-episodic", "K = 0"}
+    stored = list((fresh_grid_cache / "grids" / "ipn_ablations").glob("*.pt"))
+    assert len(stored) == len(first)
+    for path in stored:
+        if torch.load(path, weights_only=True)["cell"]["variant"] in missing:
+            path.unlink()
+    second_dir = _run(tmp_path, "ipn_ablations", "smoke", "second")
+    second = pd.read_csv(second_dir / "ipn_ablations__runs.csv")
+    assert dict(zip(second.variant, second.source)) == {v: "computed" if v in missing else "cached"
+                                                        for v in first.variant}
+    pd.testing.assert_frame_equal(first.drop(columns="source"), second.drop(columns="source"))
+    assert "2 of 5 cells computed in this run" in (second_dir / "ipn_ablations__observations.md").read_text()
+
+
+@pytest.mark.notebook
+def test_ablation_table_is_the_mean_and_std_of_its_runs_csv(tmp_path):
+    root = write_awa2_like(tmp_path / "data")
+    out = _run(tmp_path, "ipn_ablations", "full", "figures", data_root=root, epochs=2, n_seeds=2, prototype_dim=16,
+               graph_dim=8, hidden_dim=16, n_way=4, episodes_per_epoch=2, steps_grid="0,2", threshold_grid="0.5,0.766")
+    runs = pd.read_csv(out / "ipn_ablations__runs.csv")
+    table = pd.read_csv(out / "ipn_ablations__ablations.csv").set_index("variant")
+    assert list(table.index) == ["IPN (base)", "visual space only", "semantic space only", "non-episodic", "K = 0",
+                                 "threshold 0.5"]
+    assert (runs.groupby("variant").seed.count() == 2).all() and (table.paper == "not available here").all()
+    for variant, group in runs.groupby("variant"):
+        assert table.loc[variant, "H_mean"] == pytest.approx(round(100 * group.H.mean(), 2))
+        assert table.loc[variant, "H_std"] == pytest.approx(round(100 * group.H.std(), 2))
+    for figure in ("h_per_variant", "h_vs_steps_and_threshold"):
+        assert (out / f"ipn_ablations__{figure}.png").exists()
+    observations = (out / "ipn_ablations__observations.md").read_text()
+    assert "AWA2" in observations and "K = 0: H" in observations
+
+
+@pytest.mark.notebook
+def test_consistency_study_full_profile_on_xlsa17_files(tmp_path):
+    root = write_awa2_like(tmp_path / "data")
+    out = _run(tmp_path, "consistency_study", "full", "figures", data_root=root, epochs=2, n_seeds=2,
+               prototype_dim=16, graph_dim=8, hidden_dim=16, n_way=4, episodes_per_epoch=2, weights="0,0.1,1",
+               plot_classes=6)
+    runs = pd.read_csv(out / "consistency_study__runs.csv")
+    assert set(runs.variant) == {"λ = 0", "λ = 0.1", "λ = 1", "shared attention"}
+    shared = runs[runs.variant == "shared attention"]
+    assert (shared.final_attention_kl.abs() < 1e-6).all(), "shared attention: the two attentions are one"
+    assert runs.final_feature_cka.between(0, 1 + 1e-9).all() and (runs.final_similarity_kl >= 0).all()
+    curves = pd.read_csv(out / "consistency_study__training_curves.csv")
+    assert {"similarity_kl", "feature_cka", "attention_kl"} <= set(curves.columns)
+    assert set(curves.phase) == {"select", "refit"} and curves.similarity_kl.notna().all()
+    summary = pd.read_csv(out / "consistency_study__summary.csv").set_index("variant")
+    for variant, group in runs.groupby("variant"):
+        mean, std = 100 * group.H.mean(), 100 * group.H.std()
+        assert summary.loc[variant, "H"] == f"{mean:.1f} ± {std:.1f}"
+    for figure in ("h_vs_weight", "alignment_during_training", "similarity_heatmaps", "features_vs_similarities"):
+        assert (out / f"consistency_study__{figure}.png").exists()
+    assert "paper's explanation" in (out / "consistency_study__observations.md").read_text()
