@@ -168,3 +168,10 @@ def test_a_failing_worker_cell_raises_and_the_finished_cells_stay_stored(tmp_pat
     resumed = Recorder()
     run = run_grid(cells[:2], resumed, tmp_path, progress=False)
     assert run.sources == ["cached", "cached"] and resumed.calls == []
+
+
+def test_workers_accept_closures_over_local_data(tmp_path: Path) -> None:
+    scale = torch.arange(3.0)
+    run = run_grid([{"seed": s} for s in range(3)], lambda cell: {"v": scale * cell["seed"]}, tmp_path,
+                   progress=False, workers=2)
+    assert [r["v"].tolist() for r in run.results] == [[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]

@@ -11,21 +11,22 @@ Results are dicts of numbers, strings, lists, dicts and tensors, loaded back wit
 ``torch.load(weights_only=True)``: a cache file can hold no code.
 
 Every cell is computed with one torch thread, so its result does not depend on how many cells run at
-once; with ``workers > 1`` (CPU, where ``fork`` exists) that many cells run in parallel forked processes.
+once; with ``workers > 1`` that many cells run in parallel worker processes (joblib's ``loky``: fresh
+interpreters, never a bare ``fork`` of a process whose OpenMP threads are running, which can deadlock).
+``compute`` may be a closure defined in a notebook: it is sent to the workers with cloudpickle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
+from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from protolab.atomic import atomic_write
@@ -73,8 +74,9 @@ def _load(path: Path, cell: Cell) -> dict[str, Any] | None:
     return stored["result"]
 
 
-def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, path: Path) -> dict[str, Any]:
-    """``compute(cell)`` with one torch thread, stored at ``path`` before it is returned."""
+def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, path: Path, index: int = 0
+                       ) -> tuple[int, dict[str, Any]]:
+    """``(index, compute(cell))``, computed with one torch thread and stored at ``path`` before it is returned."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -83,14 +85,7 @@ def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, pa
         torch.set_num_threads(threads)
     record = {"cell": json.loads(json.dumps(cell)), "result": result}
     atomic_write(path, lambda handle: torch.save(record, handle))
-    return result
-
-
-_forked: dict[str, Any] = {}  # what forked workers inherit: the compute function, cells and paths
-
-
-def _forked_cell(index: int) -> dict[str, Any]:
-    return _compute_and_store(_forked["compute"], _forked["cells"][index], _forked["paths"][index])
+    return index, result
 
 
 def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], directory: Path,
@@ -104,8 +99,8 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     directory : where results are stored (created if needed).
     fingerprint : identifies the code and data behind ``compute`` (e.g. :func:`source_fingerprint`).
     reuse : False recomputes every cell and overwrites what was stored.
-    workers : cells computed at once, in forked processes (no GPU work: CUDA cannot be used after a
-        fork); 1, or a platform without ``fork``, computes them one by one in this process.
+    workers : cells computed at once in worker processes; 1 computes them one by one in this process.
+        Each worker imports torch afresh (seconds), and a failing or interrupted cell stops them all.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -113,25 +108,11 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     results = [_load(path, cell) if reuse else None for cell, path in zip(cells, paths)]
     sources = ["computed" if result is None else "cached" for result in results]
     todo = [i for i, result in enumerate(results) if result is None]
-    bar = tqdm(total=len(todo), desc="grid", disable=not progress, leave=False)
-    if workers > 1 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        _forked.update(compute=compute, cells=cells, paths=paths)
-        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("fork"))
-        try:
-            futures = {pool.submit(_forked_cell, i): i for i in todo}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update()
-        except BaseException:  # an interrupt or a failing cell stops the other workers at once
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            _forked.clear()
+    if workers > 1 and len(todo) > 1:
+        parallel = Parallel(n_jobs=min(workers, len(todo)), backend="loky", return_as="generator_unordered")
+        finished = parallel(delayed(_compute_and_store)(compute, cells[i], paths[i], i) for i in todo)
     else:
-        for i in todo:
-            results[i] = _compute_and_store(compute, cells[i], paths[i])
-            bar.update()
-    bar.close()
+        finished = (_compute_and_store(compute, cells[i], paths[i], i) for i in todo)
+    for index, result in tqdm(finished, total=len(todo), desc="grid", disable=not progress, leave=False):
+        results[index] = result
     return GridRun(results, sources)
