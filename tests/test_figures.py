@@ -95,3 +95,13 @@ def test_report_marks_outputs_of_a_failed_notebook_as_stale(session):
     assert "Last run failed" in markdown and "cell 3" in markdown and "ValueError: boom" in markdown
     assert "curve — **stale** (from run `run-1`)" in markdown
     assert '<img src="exp__curve.png"' in html_path.read_text()
+
+
+def test_report_shows_long_tables_by_their_first_rows_and_short_ones_whole(session):
+    figures.save_table(pd.DataFrame({"epoch": range(1, 101), "loss": [1.0 / e for e in range(1, 101)]}), "history")
+    figures.save_table(pd.DataFrame({"method": ["a", "b"], "H": [0.5, 0.25]}), "results")
+    markdown = build_report(session.out_dir)[0].read_text()
+    history = markdown[markdown.index("### history"):markdown.index("### results")]
+    assert "| 10 | 0.1 |" in history and "| 11 |" not in history
+    assert "First 10 of 100 rows; all of them in the [CSV](exp__history.csv)" in history
+    assert "| b | 0.25 |" in markdown[markdown.index("### results"):]

@@ -18,6 +18,7 @@ from protolab.atomic import atomic_write_text
 
 RUNS_FILE = "runs.json"
 REPORT_MD, REPORT_HTML = "REPORT.md", "report.html"
+LONG_TABLE_ROWS, SHOWN_ROWS = 40, 10  # tables longer than this are shown by their first rows and linked
 
 
 def read_runs(out_dir: Path) -> dict[str, dict[str, Any]]:
@@ -102,7 +103,12 @@ def _body(out_dir: Path, record: dict[str, Any]) -> list[str]:
     if record["kind"] == "figure":
         return [f"![{record['name']}]({files[0]})", "", f"[PDF]({files[1]})", ""]
     if record["kind"] == "table":
-        return [_read(out_dir / files[1]), "", f"[CSV]({files[0]})", ""]
+        lines = _read(out_dir / files[1]).splitlines()
+        rows = len(lines) - 2  # below the header and its rule
+        if rows > LONG_TABLE_ROWS:
+            return [*lines[:2 + SHOWN_ROWS], "", f"_First {SHOWN_ROWS} of {rows} rows; all of them in the "
+                    f"[CSV]({files[0]})._", ""]
+        return ["\n".join(lines), "", f"[CSV]({files[0]})", ""]
     return [_read(out_dir / files[0]), ""]
 
 
