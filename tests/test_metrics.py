@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
-from protolab.metrics import auroc, ks_statistic, linear_cka, mean_ci95, seed_ci95, similarity_kl
+from protolab.metrics import (auroc, ks_statistic, linear_cka, mean_ci95, paired_seed_change, seed_ci95,
+                              similarity_kl)
 
 
 def test_auroc_hand_computed_cases():
@@ -82,3 +84,11 @@ def test_seed_ci95_uses_the_t_quantile_and_sample_std():
     assert half_width == pytest.approx(4.302652729911275 * 1.0 / 3 ** 0.5, rel=1e-9)  # t(0.975, 2), s = 1
     mean, half_width = seed_ci95(torch.tensor([0.25]))
     assert mean == 0.25 and half_width != half_width
+
+
+def test_paired_seed_change_pairs_rows_by_seed_whatever_their_order():
+    runs = pd.DataFrame({"variant": ["base", "base", "base", "new", "new", "new", "other"],
+                         "seed": [0, 1, 2, 2, 0, 1, 0], "H": [0.40, 0.50, 0.60, 0.63, 0.41, 0.52, 0.9]})
+    mean, half_width = paired_seed_change(runs, "new", "base", "H", scale=100)
+    expected = seed_ci95(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))  # seeds 0, 1, 2: +1, +2, +3 points
+    assert mean == pytest.approx(expected[0]) and half_width == pytest.approx(expected[1])

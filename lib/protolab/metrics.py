@@ -46,6 +46,16 @@ def seed_ci95(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(stats.t.ppf(0.975, n - 1) * values.std(unbiased=True) / math.sqrt(n))
 
 
+def paired_seed_change(runs: pd.DataFrame, variant: str, baseline: str, column: str,
+                       scale: float = 1.0) -> tuple[float, float]:
+    """:func:`seed_ci95` of ``scale`` × (``column`` of ``variant`` − ``column`` of ``baseline``), paired by seed.
+
+    ``runs`` has one row per (``variant``, ``seed``), with the same seeds for both variants.
+    """
+    table = runs[runs.variant.isin([variant, baseline])].pivot(index="seed", columns="variant", values=column)
+    return seed_ci95(torch.tensor(scale * (table[variant] - table[baseline]).to_numpy()))
+
+
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> float:
     """Mean over ``classes`` of the top-1 accuracy within each class (Xian et al.'s ``acc_per_class``).
 
