@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JOBS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: figures smoke test bench clean-venv
+.PHONY: figures smoke test bench sync-notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,17 +18,23 @@ $(STAMP): pyproject.toml
 figures: $(STAMP)
 	$(BIN)/protolab run --profile default --jobs $(JOBS)
 
-## Every notebook in the smoke profile (seconds each), written to runs/ instead of figures/.
+## Every notebook in the smoke profile (seconds each), written to runs/<run-id>/figures instead of figures/.
 smoke: $(STAMP)
-	$(BIN)/protolab run --profile smoke --jobs $(JOBS) --out-dir runs/smoke-figures
+	$(BIN)/protolab run --profile smoke --jobs $(JOBS)
 
 ## The test suite: unit tests, loader tests on generated fixtures, notebook smoke runs.
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## Benchmarks print timings; they are not tests.
+## Benchmarks print timings; they are not tests. They run with the allocator settings the runner gives notebooks.
 bench: $(STAMP)
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	allocator=$$($(BIN)/python -c 'import os; from protolab.runner.allocator import allocator_environment as a; \
+	  print(" ".join(f"{k}={v}" for k, v in a(os.environ).items()))'); \
+	for script in benchmarks/*.py; do env $$allocator $(BIN)/python $$script || exit 1; done
+
+## After editing a notebook (.ipynb in JupyterLab) or its percent script (notebooks/NAME.py): update the other.
+sync-notebooks: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

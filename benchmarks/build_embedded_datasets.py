@@ -30,9 +30,11 @@ def main() -> None:
         from protolab.data.digits import load_digits
         from protolab.data.glyph_zsl import describe_glyph_zsl, load_glyph_zsl
         from protolab.data.glyphs import load_digit_like_glyphs, load_glyphs
+        from protolab.data.packaged import load_mnist_5k
 
         datasets: dict[str, Callable[[], object]] = {
             "digits": load_digits,
+            "mnist-5k": load_mnist_5k,
             "glyphs": load_glyphs,
             "digit-like glyphs": load_digit_like_glyphs,
             "glyph-zsl": load_glyph_zsl,
@@ -45,7 +47,7 @@ def main() -> None:
             seconds, data = _timed(load)
             cached, _ = _timed(load)
             total += seconds
-            if name == "digits":
+            if name in ("digits", "mnist-5k"):
                 size = f"{len(data[0])} train + {len(data[1])} test images, 10 classes"
             elif name == "glyph-zsl":
                 stats = describe_glyph_zsl(data)

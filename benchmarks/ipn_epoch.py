@@ -10,15 +10,15 @@ import time
 
 import torch
 
-from protolab.ipn import IPN, IPNConfig, TrainConfig, attribute_centres, train_epochs
+from protolab.ipn import IPN, IPNConfig, attribute_centres
+from protolab.ipn_fit import TrainConfig, episodes_per_epoch, train_epochs
 from protolab.reproducibility import resolve_device
 
 
 def main() -> None:
     generator = torch.Generator().manual_seed(0)
     attributes = torch.rand(200, 312, generator=generator)
-    labels = torch.arange(150).repeat_interleave(48)[:7057]
-    labels = torch.cat([labels, torch.randint(0, 150, (7057 - len(labels),), generator=generator)])
+    labels = torch.arange(7057) % 150  # all 150 seen classes, 47 or 48 images each
     features = torch.randn(7057, 2048, generator=generator).relu()
     model_config = IPNConfig(prototype_dim=2048, graph_dim=256, hidden_dim=2048)
     config = TrainConfig(epochs=1, n_way=30, n_shot=1, n_query=1, episode_unseen=5)
@@ -30,7 +30,7 @@ def main() -> None:
         train_epochs(model, features, labels, attributes, config, device, progress=False)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        episodes = len(labels) // (config.n_way * (config.n_shot + config.n_query))
+        episodes = episodes_per_epoch(len(labels), config)
         print(f"{device.type}: one epoch ({episodes} episodes) in {time.perf_counter() - start:.2f} s")
 
 

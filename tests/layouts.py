@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import struct
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from protolab.data.xlsa17 import write_xlsa17
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """The idx format of LeCun et al.: magic (0, 0, 0x08 = uint8, ndim), big-endian int32 sizes, data."""
+    """The idx format of LeCun et al.: magic (0, 0, 0x08 = uint8, ndim), big-endian int32 sizes, data;
+    gzip-compressed when ``path`` ends in ``.gz``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    content = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(content) if path.suffix == ".gz" else content)
 
 
 def write_mnist(root: Path, n_train: int = 20, n_test: int = 8, seed: int = 1) -> Path:
@@ -26,6 +29,16 @@ def write_mnist(root: Path, n_train: int = 20, n_test: int = 8, seed: int = 1) -
         write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
     return Path(root)
+
+
+def write_fashion_mnist(root: Path, n: int = 30, compressed: bool = True) -> dict[str, np.ndarray]:
+    """Fashion-MNIST test files in torchvision's layout ``<root>/FashionMNIST/raw/t10k-*-ubyte(.gz)``: random
+    pixels, labels ``i % 10``; returns the arrays by file name (without ``.gz``)."""
+    rng = np.random.default_rng(0)
+    arrays = {"t10k-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28)), "t10k-labels-idx1-ubyte": np.arange(n) % 10}
+    for name, array in arrays.items():
+        write_idx(Path(root) / "FashionMNIST" / "raw" / (name + ".gz" if compressed else name), array)
+    return arrays
 
 
 def write_omniglot(root: Path, subset: str, alphabets: list[str], characters: int = 2, drawers: int = 2) -> None:
@@ -71,6 +84,77 @@ def write_mini_imagenet(root: Path, classes: dict[str, list[str]] | None = None,
         (folder / f"{split}.csv").write_text("\n".join(rows) + "\n")
     return Path(root)
 
+
+CUB_CLASSES = [f"{i:03d}.Bird_{name}" for i, name in enumerate("ABCDEFGH", start=1)]
+
+
+def write_cub(root: Path, classes: list[str] | None = None, images_per_class: int = 2) -> Path:
+    """CUB-200-2011's layout: ``<root>/CUB_200_2011/{images.txt, image_class_labels.txt, classes.txt}`` and
+    ``images/<class>/<file>.jpg`` (:func:`colour_image` pixels), classes default :data:`CUB_CLASSES`."""
+    folder = Path(root) / "CUB_200_2011"
+    images, labels = [], []
+    for c, name in enumerate(classes or CUB_CLASSES, start=1):
+        (folder / "images" / name).mkdir(parents=True)
+        for k in range(images_per_class):
+            relative = f"{name}/{name.split('.')[1]}_{k:04d}_{c}.jpg"
+            Image.fromarray(colour_image(c * 10 + k)).save(folder / "images" / relative)
+            images.append(f"{len(images) + 1} {relative}")
+            labels.append(f"{len(labels) + 1} {c}")
+    (folder / "images.txt").write_text("\n".join(images) + "\n")
+    (folder / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
+    (folder / "classes.txt").write_text("\n".join(f"{c} {n}" for c, n in enumerate(classes or CUB_CLASSES, 1)) + "\n")
+    return Path(root)
+
+
+MARKET1501_FILES = {
+    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg", "0007_c3s3_071002_02.jpg"],
+    "query": ["0002_c1s1_001051_00.jpg", "0010_c2s1_002551_00.jpg"],
+    "bounding_box_test": [
+        "0002_c1s1_001301_01.jpg",  # same id, same camera as the first query: removed for it
+        "0002_c4s2_045701_02.jpg",
+        "0010_c5s3_015240_04.jpg",
+        "0000_c1s1_000000_01.jpg",  # distractor
+        "-1_c3s1_000401_03.jpg",  # junk
+    ],
+}
+
+
+def write_market1501(root: Path) -> Path:
+    """Market-1501's release layout ``<root>/Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}``
+    holding :data:`MARKET1501_FILES` (16×8 :func:`colour_image` pixels) and a stray ``Thumbs.db``."""
+    folder = Path(root) / "Market-1501-v15.09.15"
+    for subset, names in MARKET1501_FILES.items():
+        (folder / subset).mkdir(parents=True)
+        for i, name in enumerate(names):
+            Image.fromarray(colour_image(i, (16, 8))).save(folder / subset / name)
+    (folder / "bounding_box_test" / "Thumbs.db").write_bytes(b"windows thumbnails")
+    return Path(root)
+
+
+
+DUKEMTMC_FILES = {
+    "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c5_f0051341.jpg", "0005_c1_f0000012.jpg"],
+    "query": ["0003_c1_f0044158.jpg", "0008_c6_f0123456.jpg"],
+    "bounding_box_test": [
+        "0003_c1_f0044200.jpg",  # same id, same camera as the first query: removed for it
+        "0003_c8_f0049000.jpg",
+        "0008_c7_f0130000.jpg",
+        "5000_c2_f0000100.jpg",  # a distractor identity: seen only in the gallery
+    ],
+}
+
+
+def write_dukemtmc(root: Path) -> Path:
+    """DukeMTMC-reID's release layout ``<root>/DukeMTMC-reID/{bounding_box_train,query,bounding_box_test}``
+    holding :data:`DUKEMTMC_FILES` (:func:`colour_image` pixels of varying sizes, as Duke's crops are) and a
+    stray ``Thumbs.db``."""
+    folder = Path(root) / "DukeMTMC-reID"
+    for subset, names in DUKEMTMC_FILES.items():
+        (folder / subset).mkdir(parents=True)
+        for i, name in enumerate(names):
+            Image.fromarray(colour_image(i + 20, (16 + 2 * i, 8 + i))).save(folder / subset / name)
+    (folder / "bounding_box_test" / "Thumbs.db").write_bytes(b"windows thumbnails")
+    return Path(root)
 
 def write_awa2_like(root: Path, n_classes: int = 8, per_class: int = 12, dim: int = 16, n_att: int = 6,
                     seed: int = 0) -> Path:

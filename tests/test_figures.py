@@ -1,8 +1,11 @@
-"""Outputs: deterministic names, atomic writes, provenance sidecars, the report (figures.py, report.py)."""
+"""Outputs: deterministic names, atomic writes, provenance sidecars, the report (figures.py, runner/report.py)."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -10,13 +13,31 @@ import pytest
 
 from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from protolab import figures
-from protolab.report import build_report, record_runs
+from protolab.runner.atomic import atomic_write_text
+from protolab.runner.parameters import ParameterError
+from protolab.runner.report import build_report, record_runs
+
+EXP_PARAMETERS = STANDARD_PARAMETERS + "epochs: int = 2  # passes\n"
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _checkout(root):
+    """A git checkout at ``root`` whose one commit holds ``notebooks/exp.ipynb`` and ``notebooks/profiles.yaml``."""
+    write_notebook(root / "notebooks" / "exp.ipynb", EXP_PARAMETERS, title="An experiment")
+    (root / "notebooks" / "profiles.yaml").write_text("{}\n")
+    _git(root, "init", "-q")
+    _git(root, "add", "notebooks")
+    _git(root, "commit", "-q", "-m", "start")
+    return root
 
 
 @pytest.fixture
 def session(tmp_path, monkeypatch):
-    notebooks = tmp_path / "notebooks"
-    write_notebook(notebooks / "exp.ipynb", STANDARD_PARAMETERS + "epochs: int = 2  # passes\n", title="An experiment")
+    notebooks = _checkout(tmp_path) / "notebooks"
     monkeypatch.setenv("PROTOLAB_NOTEBOOKS_DIR", str(notebooks))
     monkeypatch.setenv("PROTOLAB_RUN_ID", "run-1")
     namespace = dict(dataset="toy", data_root="", profile="smoke", seed=3, device="cpu",
@@ -41,7 +62,7 @@ def test_outputs_have_deterministic_names_and_provenance(session):
     assert record["seed"] == 3 and record["profile"] == "smoke" and record["parameters"]["epochs"] == 2
     assert record["dataset"] == {"name": "toy", "description": "toy data, built in the test"}
     assert {"torch", "geoopt", "python"} <= set(record["versions"]) and record["wall_time_s"] >= 0
-    assert record["git_commit"]
+    assert record["git_commit"] == _git(session.out_dir.parent, "rev-parse", "HEAD")
     assert pd.read_csv(session.out_dir / "exp__scores.csv")["acc"].tolist() == [0.5, 0.25]
     assert (session.out_dir / "exp__scores.md").read_text().splitlines()[:3] == [
         "| method | acc |", "|---|---|", "| a | 0.5 |"]
@@ -93,7 +114,7 @@ def test_report_marks_outputs_of_a_failed_notebook_as_stale(session):
     md_path, html_path = build_report(session.out_dir)
     markdown = md_path.read_text()
     assert "Last run failed" in markdown and "cell 3" in markdown and "ValueError: boom" in markdown
-    assert "curve — **stale** (from run `run-1`)" in markdown
+    assert "Curve — **stale** (from run `run-1`)" in markdown
     assert '<img src="exp__curve.png"' in html_path.read_text()
 
 
@@ -101,7 +122,101 @@ def test_report_shows_long_tables_by_their_first_rows_and_short_ones_whole(sessi
     figures.save_table(pd.DataFrame({"epoch": range(1, 101), "loss": [1.0 / e for e in range(1, 101)]}), "history")
     figures.save_table(pd.DataFrame({"method": ["a", "b"], "H": [0.5, 0.25]}), "results")
     markdown = build_report(session.out_dir)[0].read_text()
-    history = markdown[markdown.index("### history"):markdown.index("### results")]
+    history = markdown[markdown.index("### History"):markdown.index("### Results")]
     assert "| 10 | 0.1 |" in history and "| 11 |" not in history
     assert "First 10 of 100 rows; all of them in the [CSV](exp__history.csv)" in history
-    assert "| b | 0.25 |" in markdown[markdown.index("### results"):]
+    assert "| b | 0.25 |" in markdown[markdown.index("### Results"):]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_honour_the_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "out.txt", "text")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == mode
+
+
+def _namespace(**values):
+    return dict(dict(dataset="toy", data_root="", profile="smoke", seed=3, device="cpu", out_dir="figures", epochs=2),
+                **values)
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """A directory outside any checkout, as the current directory, with no runner environment."""
+    for name in ("PROTOLAB_NOTEBOOKS_DIR", "PROTOLAB_RUN_ID", "PROTOLAB_STAGE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    directory = tmp_path / "elsewhere"
+    directory.mkdir()
+    monkeypatch.chdir(directory)
+    return directory
+
+
+def test_a_notebook_copied_outside_the_checkout_finds_its_parameters_cell(elsewhere):
+    write_notebook(elsewhere / "exp.ipynb", EXP_PARAMETERS, title="An experiment")
+    session = figures.start("exp", _namespace())
+    assert session.title == "An experiment" and session.parameters["epochs"] == 2
+    assert session.out_dir == elsewhere / "runs" / "interactive" / "figures"
+    with pytest.raises(ValueError, match="'epochs'"):
+        figures.start("exp", _namespace(epochs="2"))
+
+
+def test_a_kernel_started_anywhere_in_the_checkout_finds_the_notebook_there(tmp_path, elsewhere, monkeypatch):
+    checkout = _checkout(tmp_path / "checkout")
+    (checkout / "sub").mkdir()
+    monkeypatch.chdir(checkout / "sub")
+    session = figures.start("exp", _namespace())
+    assert session.title == "An experiment"
+    assert session.out_dir == checkout / "runs" / "interactive" / "figures" and not (checkout / "figures").exists()
+
+
+def test_jupyterlab_names_the_notebook_it_runs(elsewhere, tmp_path):
+    path = write_notebook(tmp_path / "copies" / "exp-Copy1.ipynb", EXP_PARAMETERS, title="A copy")
+    assert figures.start("exp", _namespace(__session__=str(path))).title == "A copy"
+
+
+def test_without_the_notebook_file_the_executed_parameters_cell_is_used(elsewhere):
+    history = ["", EXP_PARAMETERS, "from protolab import figures"]
+    assert figures.start("exp", _namespace(In=history)).parameters["epochs"] == 2
+    with pytest.raises(ValueError, match="'epochs'"):
+        figures.start("exp", _namespace(In=history, epochs="2"))
+
+
+def test_without_any_parameters_cell_only_the_required_parameters_are_checked(elsewhere):
+    with pytest.warns(UserWarning, match="exp.ipynb not found"):
+        session = figures.start("exp", _namespace(epochs="not checked"))
+    assert set(session.parameters) == {"dataset", "data_root", "profile", "seed", "device", "out_dir"}
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="'seed'"):
+        figures.start("exp", _namespace(seed="3"))
+
+
+def test_a_parameter_papermill_injected_that_the_notebook_does_not_declare_is_refused(elsewhere):
+    write_notebook(elsewhere / "exp.ipynb", EXP_PARAMETERS)
+    history = ["", EXP_PARAMETERS, '# Parameters\nepochs = 3\nepoch = 3\nlr = 0.1\n', "from protolab import figures"]
+    with pytest.raises(ParameterError, match="unknown parameter\\(s\\) 'epoch', 'lr'"):
+        figures.start("exp", _namespace(In=history, epoch=3, lr=0.1))
+    figures.start("exp", _namespace(In=history[:2] + ['# Parameters\nepochs = 3\n'], epochs=3))
+
+
+def test_the_dirty_flag_ignores_changes_under_the_runs_own_out_dir(tmp_path, monkeypatch):
+    repo = _checkout(tmp_path / "repo")
+    (repo / "figures").mkdir()
+    (repo / "figures" / "exp__old.md").write_text("old\n")
+    _git(repo, "add", "figures")
+    _git(repo, "commit", "-q", "-m", "outputs")
+    monkeypatch.setenv("PROTOLAB_NOTEBOOKS_DIR", str(repo / "notebooks"))
+    monkeypatch.setenv("PROTOLAB_STAGE_DIR", str(tmp_path / "stage"))
+    (repo / "figures" / "exp__old.md").write_text("rewritten by this run\n")
+    head = _git(repo, "rev-parse", "HEAD")
+    assert figures.start("exp", _namespace(out_dir=str(repo / "figures"))).git_commit == head
+    assert figures.start("exp", _namespace(out_dir=str(tmp_path / "other"))).git_commit == \
+        f"{head} (with uncommitted changes)"
+
+
+def test_start_refuses_a_value_outside_the_declared_choices(elsewhere):
+    write_notebook(elsewhere / "exp.ipynb", EXP_PARAMETERS + 'geometry: Literal["euclidean", "both"] = "both"  # m\n')
+    assert figures.start("exp", _namespace(geometry="euclidean")).parameters["geometry"] == "euclidean"
+    with pytest.raises(ParameterError, match="'geometry': 'nosuch' is not one of the allowed values 'euclidean', 'both'"):
+        figures.start("exp", _namespace(geometry="nosuch"))

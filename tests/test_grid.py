@@ -6,12 +6,13 @@ import importlib.util
 import os
 import pickle
 import time
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from protolab.grid import cell_key, run_grid, source_fingerprint
+from protolab.runner.grid import cell_key, run_grid, source_fingerprint
 
 CELLS = [{"variant": name, "seed": seed} for name in ("a", "b") for seed in (0, 1, 2)]
 
@@ -175,3 +176,20 @@ def test_workers_accept_closures_over_local_data(tmp_path: Path) -> None:
     run = run_grid([{"seed": s} for s in range(3)], lambda cell: {"v": scale * cell["seed"]}, tmp_path,
                    progress=False, workers=2)
     assert [r["v"].tolist() for r in run.results] == [[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]
+
+
+def test_progress_off_a_terminal_is_plain_cells_done_lines(tmp_path: Path, capsys) -> None:
+    run_grid(CELLS[:2], Recorder(), tmp_path, progress=False)
+    capsys.readouterr()
+    run_grid(CELLS, Recorder(), tmp_path)  # capsys: stderr is no terminal
+    out, err = capsys.readouterr()
+    total = len(CELLS)
+    assert out.splitlines() == [f"grid: {k}/{total} cells done (2 cached)" for k in range(2, total + 1)]
+    assert "grid (" not in err, "no tqdm bar off a terminal"
+
+
+def test_progress_on_a_terminal_is_a_bar_with_no_plain_lines(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    run_grid(CELLS, Recorder(), tmp_path)
+    out, err = capsys.readouterr()
+    assert "cells done" not in out and f"/{len(CELLS)}" in err

@@ -190,6 +190,23 @@ def test_pairwise_dist_float32_matches_float64(c):
     torch.testing.assert_close(d32, d64, rtol=1e-4, atol=1e-4)
 
 
+def test_pairwise_dist_of_duplicates_near_the_boundary_is_zero_in_float32():
+    """More than 25 rows: torch.cdist's default matrix-product form gave 0.49 here instead of 0."""
+    g = gen_for(11)
+    x = ToPoincare(0.05)(torch.randn(5, 64, generator=g) * 100)
+    assert torch.equal(pairwise_dist(x.repeat(6, 1), x, 0.05).diagonal(), torch.zeros(5))
+
+
+@pytest.mark.parametrize("c", [0.05, 1.0])
+def test_pairwise_dist_of_near_duplicates_matches_float64(c):
+    g = gen_for(12)
+    x = ToPoincare(c)(torch.randn(40, 64, generator=g) * 0.15 / math.sqrt(c))  # radius ≈ 0.8/√c
+    near = x + 1e-4 / math.sqrt(c) * torch.randn(40, 64, generator=g)
+    d32, d64 = pairwise_dist(near, x, c).diagonal().double(), pairwise_dist(near.double(), x.double(), c).diagonal()
+    assert (d64 > 0).all()
+    torch.testing.assert_close(d32, d64, rtol=1e-3, atol=0)
+
+
 # --------------------------------------------------------------------------------------------
 # ToPoincare and feature clipping
 # --------------------------------------------------------------------------------------------
@@ -546,3 +563,19 @@ def test_other_argument_validation():
         poincare_mean(x, torch.ones(2, 4), c=1.0)
     with pytest.raises(ValueError, match="last dimension"):
         pairwise_dist(x[0], torch.zeros(3, 5), 1.0)
+
+
+@pytest.mark.parametrize("c", [0.01, 1.0])
+def test_riemannian_option_rescales_only_the_gradient(c):
+    """Official hyptorch: forward unchanged, the gradient at the output point x times (1 − c‖x‖²)²/4."""
+    g = gen_for(13)
+    u = torch.randn(6, 5, generator=g, dtype=F64) / math.sqrt(c)
+    upstream = torch.randn(6, 5, generator=g, dtype=F64)
+    plain_u, riemannian_u = u.clone().requires_grad_(), u.clone().requires_grad_()
+    plain, riemannian = ToPoincare(c)(plain_u), ToPoincare(c, riemannian=True)(riemannian_u)
+    assert torch.equal(plain, riemannian)
+    (plain * upstream).sum().backward()
+    (riemannian * upstream).sum().backward()
+    scale = (1 - c * plain.detach().pow(2).sum(-1, keepdim=True)).pow(2) / 4
+    torch.testing.assert_close(riemannian_u.grad, plain_u.grad * scale)
+    assert (scale < 0.25).all() and (scale > 0).all()

@@ -1,15 +1,21 @@
-"""Isometric Propagation Network (ipn.py): graphs, attention, propagation, losses, ablations, training."""
+"""Isometric Propagation Network: the model (ipn.py), its fitting and evaluation (ipn_fit.py), the study grid
+(ipn_grid.py)."""
 
 from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
-from protolab.ipn import (IPN, IPNConfig, TrainConfig, attribute_centres, category_graph, consistency_loss,
-                          search_space_means, space_alignment,
-                          evaluate_test, fill_unseen_prototypes, fit_ipn, graph_attention, propagate)
+from protolab import ipn_fit, zsl_baselines
+from protolab.ipn import (IPN, IPNConfig, attribute_centres, category_graph, consistency_loss,
+                          fill_unseen_prototypes, graph_attention, propagate, space_alignment)
+from protolab.ipn_fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means,
+                              validation_split)
+from protolab.ipn_grid import base_configs, grid_cells, seed_table
+from protolab.metrics import gzsl_scores, linear_cka, similarity_kl
 
 
 def test_graph_threshold_and_self_loops():
@@ -110,23 +116,96 @@ def test_short_training_beats_chance_on_test_unseen(glyph_zsl):
     assert scores["U"] > 2.0 / glyph_zsl.n_classes
 
 
-@pytest.mark.parametrize("episodic, weight", [(False, 1.0), (True, 0.0)])
-def test_non_episodic_training_and_switched_off_consistency_run_and_record_kl(glyph_zsl, episodic, weight):
+def _state(data, **switches):
     config = TrainConfig(epochs=2, lr=1e-3, n_way=20, n_shot=2, n_query=2, episode_unseen=4, episodes_per_epoch=10,
-                         batch_size=64, consistency_weight=weight, episodic=episodic, seed=0)
-    model, history = fit_ipn(glyph_zsl, IPNConfig(prototype_dim=32, graph_dim=16, hidden_dim=32), config,
-                             progress=False)
-    assert history["loss"].notna().all() and history["kl"].notna().all() and (history["kl"] >= 0).all()
-    scores = evaluate_test(model, glyph_zsl)
-    assert all(0.0 <= scores[key] <= 1.0 for key in ("U", "S", "H")) and scores["S"] > 0.0
+                         batch_size=64, seed=0, **switches)
+    model, history = fit_ipn(data, IPNConfig(prototype_dim=32, graph_dim=16, hidden_dim=32), config, progress=False,
+                             refit=False)
+    return model.state_dict(), history
+
+
+@pytest.mark.parametrize("switch, off, on", [("episodic", False, True), ("consistency_weight", 0.0, 1.0)])
+def test_non_episodic_training_and_switched_off_consistency_change_the_trained_weights(glyph_zsl, switch, off, on):
+    state_off, history_off = _state(glyph_zsl, **{switch: off})
+    state_on, _ = _state(glyph_zsl, **{switch: on})
+    # same seed, same initial weights: only the switch can make the trained weights differ
+    assert any(not torch.equal(state_off[key], state_on[key]) for key in state_off)
+    # the consistency KL is still recorded (and not zero: the two spaces' graphs differ) when it is not trained
+    assert history_off["loss"].notna().all() and (history_off["kl"] > 0).all()
+
+
+def test_test_scores_are_what_evaluate_test_measures(glyph_zsl):
+    config = TrainConfig(epochs=1, n_way=20, n_shot=1, n_query=1, episode_unseen=4, episodes_per_epoch=3, seed=0)
+    model, _ = fit_ipn(glyph_zsl, IPNConfig(prototype_dim=16, graph_dim=8, hidden_dim=16), config, progress=False)
+    seen, unseen = score_test_sets(model, glyph_zsl)
+    assert seen.shape == (len(glyph_zsl.test_seen), glyph_zsl.n_classes)
+    measured = gzsl_scores(seen, glyph_zsl.test_seen.labels, unseen, glyph_zsl.test_unseen.labels,
+                           glyph_zsl.seen_classes, glyph_zsl.unseen_classes)
+    assert measured == pytest.approx(evaluate_test(model, glyph_zsl))
+
+
+def test_validation_split_holds_out_round_fraction_of_each_class():
+    order = torch.randperm(41, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0] * 10 + [1] * 5 + [2] * 2 + [3] + [4] * 23)[order]
+    mask = validation_split(labels, 0.2, seed=3)
+    held = torch.bincount(labels[mask], minlength=5).tolist()
+    # round(0.2 n), at least 1 and at most n - 1; a single image stays in training
+    assert held == [2, 1, 1, 0, 5]
+    assert torch.equal(mask, validation_split(labels, 0.2, seed=3))
+    assert not torch.equal(mask, validation_split(labels, 0.2, seed=4))
+
+
+def test_fit_ipn_selects_on_the_validation_split_of_its_seed(glyph_zsl):
+    config = TrainConfig(epochs=2, n_way=20, n_shot=1, n_query=1, episode_unseen=4, episodes_per_epoch=3, seed=5)
+    model_config = IPNConfig(prototype_dim=16, graph_dim=8, hidden_dim=16)
+    _, default = fit_ipn(glyph_zsl, model_config, config, progress=False, refit=False)
+    mask = validation_split(glyph_zsl.train.labels, config.val_fraction, config.seed)
+    _, explicit = fit_ipn(glyph_zsl, model_config, config, progress=False, refit=False, validation=mask)
+    pd.testing.assert_frame_equal(default, explicit)
+    other = validation_split(glyph_zsl.train.labels, config.val_fraction, config.seed + 1)
+    _, moved = fit_ipn(glyph_zsl, model_config, config, progress=False, refit=False, validation=other)
+    assert not default[["loss", "val_S"]].equals(moved[["loss", "val_S"]])
+
+
+def test_ipn_and_the_baselines_are_selected_on_the_same_images(glyph_zsl, monkeypatch):
+    """What the notebook does: one mask per seed, passed to fit_ipn and to select_baseline."""
+    used = {"IPN": [], "ESZSL": []}
+    evaluate, scores = ipn_fit.evaluate_gzsl, zsl_baselines.baseline_scores
+
+    def spy_evaluate(model, support_features, support_labels, attributes, seen, unseen, *classes):
+        used["IPN"].append((support_features, seen[0], unseen[0]))
+        return evaluate(model, support_features, support_labels, attributes, seen, unseen, *classes)
+
+    def spy_scores(method, features, labels, attributes, classes, hyperparameters, queries):
+        if torch.equal(classes, glyph_zsl.train_classes):
+            used["ESZSL"].append((features, *queries))
+        return scores(method, features, labels, attributes, classes, hyperparameters, queries)
+
+    monkeypatch.setattr(ipn_fit, "evaluate_gzsl", spy_evaluate)
+    monkeypatch.setattr(zsl_baselines, "baseline_scores", spy_scores)
+    mask = validation_split(glyph_zsl.train.labels, 0.2, seed=7)
+    config = TrainConfig(epochs=1, n_way=20, n_shot=1, n_query=1, episode_unseen=4, episodes_per_epoch=2, seed=7)
+    fit_ipn(glyph_zsl, IPNConfig(prototype_dim=16, graph_dim=8, hidden_dim=16), config, progress=False,
+            refit=False, validation=mask)
+    zsl_baselines.select_baseline(glyph_zsl, "ESZSL", [1.0], mask)
+    (ipn_fit_x, ipn_seen, ipn_unseen), = used["IPN"]
+    (eszsl_fit_x, eszsl_seen, eszsl_unseen), = used["ESZSL"]
+    for ipn_images, eszsl_images in ((ipn_fit_x, eszsl_fit_x), (ipn_seen, eszsl_seen), (ipn_unseen, eszsl_unseen)):
+        assert torch.equal(ipn_images, eszsl_images)
+    assert torch.equal(ipn_seen, glyph_zsl.train.features[mask]) and torch.equal(ipn_unseen, glyph_zsl.val.features)
+    assert mask.sum() == sum(min(n - 1, max(1, round(0.2 * n)))
+                             for n in torch.bincount(glyph_zsl.train.labels).tolist() if n > 1)
 
 
 def test_space_alignment_measures_what_it_names():
     model, means, attributes = _model("both", steps=2)
-    spaces, attentions = model.propagated(means, attributes)
+    with torch.no_grad():
+        spaces, attentions = model.propagated(means, attributes)
     alignment = space_alignment(model, means, attributes)
     assert alignment["attention_kl"] == pytest.approx(consistency_loss(attentions["visual"], attentions["semantic"]).item())
-    assert alignment["similarity_kl"] > 0 and 0 < alignment["feature_cka"] <= 1
+    assert alignment["similarity_kl"] == pytest.approx(similarity_kl(spaces["visual"], spaces["semantic"], 2.0))
+    assert alignment["feature_cka"] == pytest.approx(linear_cka(spaces["visual"], spaces["semantic"]))
+    assert alignment["similarity_kl"] > 0 and alignment["feature_cka"] < 1  # two different spaces
     assert alignment["neighbours_semantic"] == pytest.approx(5.0)  # threshold -1: every other class
     shared = space_alignment(_model("both", shared=True)[0], means, attributes)
     assert shared["attention_kl"] == pytest.approx(0.0, abs=1e-6)
@@ -154,3 +233,91 @@ def test_monitor_adds_columns_in_both_phases_and_search_space_means_copy_unseen(
     copied = means[glyph_zsl.unseen_classes]
     seen_rows = means[glyph_zsl.seen_classes]
     assert all((seen_rows == row).all(dim=1).any() for row in copied), "unseen rows are copies of seen rows"
+
+
+def test_grid_cells_are_variants_by_seeds_with_the_base_configs(glyph_zsl):
+    model, train = base_configs(glyph_zsl, steps=1, threshold=0.5, temperature=5.0, logit_scale=1.0,
+                                prototype_dim=8, graph_dim=4, hidden_dim=8, epochs=3, lr=0.01, n_way=10_000,
+                                episode_unseen=2, episodes_per_epoch=None, consistency_weight=0.5)
+    assert (model.steps, model.threshold, model.spaces, train.consistency_weight) == (1, 0.5, "both", 0.5)
+    assert train.episodic and train.n_way == len(glyph_zsl.train_classes)  # capped at the train classes
+    cells = grid_cells({"a": (model, train), "b": (model, train)}, range(3, 5), dataset="glyph-zsl", data_root="",
+                       data_seed=0, device=torch.device("cpu"))
+    assert [(cell["variant"], cell["train"]["seed"]) for cell in cells] == [("a", 3), ("a", 4), ("b", 3), ("b", 4)]
+    assert IPNConfig(**cells[0]["model"]) == model and TrainConfig(**cells[1]["train"]).seed == 4
+
+
+def test_seed_table_is_mean_and_std_over_seeds():
+    runs = pd.DataFrame({"variant": ["b", "b", "a", "a"], "seed": [0, 1, 0, 1], "H": [0.5, 0.6, 0.2, 0.2],
+                         "final_kl": [0.001, 0.003, 0.0, 0.0]})
+    table = seed_table(runs, "variant", {"H": 100, "final_kl": 1}, order=["a", "b"], label=" (ours)")
+    assert table.variant.tolist() == ["a", "b"] and table.seeds.tolist() == [2, 2]
+    assert table.H_mean.tolist() == [20.0, 55.0] and table.H_std.tolist() == pytest.approx([0.0, 7.07], abs=1e-9)
+    assert table["H (ours)"].tolist() == ["20.0 ± 0.0", "55.0 ± 7.1"]
+    assert table["kl (ours)"].tolist() == ["0.000 ± 0.000", "0.002 ± 0.001"]
+    assert seed_table(runs[runs.seed == 0], "variant", {"H": 100}, order=["b"]).H.tolist() == ["50.0 ± 0.0"]
+
+
+def test_refit_replays_the_selection_runs_learning_rate_schedule(glyph_zsl, monkeypatch):
+    # selection: 6 epochs, lr ×0.1 after epoch 4; validation H peaks at epoch 3, so the refit trains 3 epochs,
+    # all of them at the full learning rate, as the selected model had them
+    epochs = iter(range(1, 100))
+    monkeypatch.setattr(ipn_fit, "evaluate_gzsl",
+                        lambda *args, **kwargs: {"U": 0.0, "S": 0.0, "H": float(next(epochs) == 3)})
+    rates, step = [], torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    config = TrainConfig(epochs=6, lr=1e-3, n_way=20, n_shot=1, n_query=1, episode_unseen=4, episodes_per_epoch=2)
+    _, history = fit_ipn(glyph_zsl, IPNConfig(prototype_dim=16, graph_dim=8, hidden_dim=16), config, progress=False)
+    assert rates[:12] == pytest.approx([1e-3] * 8 + [1e-4] * 4)  # the selection run: 6 epochs of 2 steps
+    assert rates[12:] == pytest.approx(rates[:6])  # the refit: its first 3 epochs, step by step
+    refit = history[history.phase == "refit"]
+    assert refit.lr.tolist() == pytest.approx(history[history.phase == "select"].lr.tolist()[:3])
+
+
+def test_episodes_rule_official_is_the_official_formula_and_ours_covers_each_image_once():
+    official = TrainConfig(episodes_rule="official")
+    assert [ipn_fit.episodes_per_epoch(n, official) for n in (23527, 7057, 5932, 2999, 3000)] == [800, 300, 200,
+                                                                                                  100, 200]
+    assert ipn_fit.episodes_per_epoch(7057, TrainConfig()) == 7057 // 60  # 30 classes × (1 + 1) images
+    assert ipn_fit.episodes_per_epoch(7057, TrainConfig(episodes_per_epoch=7, episodes_rule="official")) == 7
+    with pytest.raises(ValueError):
+        TrainConfig(episodes_rule="paper")
+
+
+def test_semantic_input_original_feeds_original_att_scaled_as_the_official_code(glyph_zsl):
+    from dataclasses import replace
+
+    assert ipn_fit.semantic_input(glyph_zsl, "normalised") is glyph_zsl
+    original = ipn_fit.semantic_input(glyph_zsl, "original")
+    assert torch.equal(original.attributes, glyph_zsl.original_attributes)
+    assert torch.equal(ipn_fit.semantic_input(original, "original").attributes, original.attributes)  # idempotent
+    apy = ipn_fit.semantic_input(replace(glyph_zsl, name="APY"), "original")
+    assert torch.allclose(apy.attributes, 100 * glyph_zsl.original_attributes)
+    with pytest.raises(ValueError):
+        TrainConfig(semantic_input="raw")
+    # fit_ipn switches the attributes itself: the K-means centres are in the original scale
+    config = TrainConfig(epochs=1, n_way=20, n_shot=1, n_query=1, episode_unseen=4, episodes_per_epoch=1,
+                         semantic_input="original")
+    model, _ = fit_ipn(glyph_zsl, IPNConfig(prototype_dim=16, graph_dim=8, hidden_dim=16), config, progress=False,
+                       refit=False)
+    expected = attribute_centres(original.attributes[glyph_zsl.train_classes], model.config.n_clusters, config.seed)
+    assert torch.allclose(model.semantic.centres, expected)
+
+
+def test_graph_figure_helpers_count_edges_and_pick_connected_classes():
+    import numpy as np
+
+    from protolab.plots import best_connected, circle_positions, edge_counts
+
+    semantic = np.eye(5)
+    semantic[3, 1] = semantic[1, 3] = semantic[3, 4] = 0.2  # self-loops are not edges
+    matrices = {"semantic": semantic, "visual": np.eye(5)}
+    assert edge_counts(matrices) == {"semantic": 3, "visual": 0}
+    assert best_connected(matrices, 2).tolist() == [3, 1]  # most edges first, then by index
+    assert best_connected({"visual": np.eye(5)}, 3).tolist() == []
+    assert np.allclose(np.linalg.norm(circle_positions(6), axis=1), 1.0)

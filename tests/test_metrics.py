@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
 
-from protolab.metrics import (auroc, ks_statistic, linear_cka, mean_ci95, paired_seed_change, seed_ci95,
-                              similarity_kl)
+from protolab.metrics import (auroc, claim_verdict, clear_direction, independent_difference, ks_statistic,
+                              linear_cka, mean_ci95, paired_seed_change, seed_ci95, similarity_kl)
 
 
 def test_auroc_hand_computed_cases():
@@ -92,3 +94,16 @@ def test_paired_seed_change_pairs_rows_by_seed_whatever_their_order():
     mean, half_width = paired_seed_change(runs, "new", "base", "H", scale=100)
     expected = seed_ci95(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))  # seeds 0, 1, 2: +1, +2, +3 points
     assert mean == pytest.approx(expected[0]) and half_width == pytest.approx(expected[1])
+
+
+@pytest.mark.parametrize(("change", "half_width", "direction", "verdict"), [
+    (2.0, 1.0, 1, "holds"), (-2.0, 1.0, -1, "does not hold"), (0.5, 1.0, 0, "inconclusive"),
+    (-0.5, 1.0, 0, "inconclusive"), (1.0, 1.0, 0, "inconclusive"), (3.0, math.nan, 0, "inconclusive"),
+    (math.nan, 0.1, 0, "inconclusive")])
+def test_verdict_rule_needs_the_interval_to_exclude_zero(change, half_width, direction, verdict):
+    assert clear_direction(change, half_width) == direction
+    assert claim_verdict(change, half_width) == verdict
+
+
+def test_independent_difference_adds_half_widths_in_quadrature():
+    assert independent_difference((5.0, 3.0), (1.0, 4.0)) == (4.0, 5.0)

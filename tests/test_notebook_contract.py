@@ -7,8 +7,9 @@ import json
 import nbformat
 import pytest
 
-from protolab.notebooks import PROFILES, REQUIRED_PARAMETERS, discover, notebooks_dir
-from protolab.run import run_notebooks
+from protolab.runner.execute import run_notebooks
+from protolab.runner.parameters import PROFILES, REQUIRED_PARAMETERS, discover
+from protolab.runner.project import notebooks_dir
 
 EXPERIMENTS = discover()
 

@@ -1,11 +1,11 @@
-"""Typed parameters cells and profiles (lib/protolab/notebooks.py)."""
+"""Typed parameters cells and profiles (lib/protolab/runner/parameters.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import STANDARD_PARAMETERS, write_notebook
-from protolab.notebooks import ParameterError, ParamType, discover, parse_parameters_cell
+from protolab.runner.parameters import ParameterError, ParamType, discover, parse_parameters_cell
 
 
 def test_parameters_cell_is_parsed_with_types_defaults_and_help():
@@ -32,16 +32,26 @@ def test_malformed_parameters_cells_are_refused_naming_the_problem(source, fragm
     ("int", "7", 7), ("float", "2", 2.0), ("bool", "false", False), ("bool", "yes", True),
     ("str", "cub", "cub"), ("list[int]", "1,5", [1, 5]), ("list[int]", "[1, 5]", [1, 5]),
     ("list[str]", "a,b", ["a", "b"]), ("str | None", "none", None), ("float | None", "0.5", 0.5),
+    ('Literal["a", "b"]', "b", "b"), ("list[Literal[1, 5]]", "1,5", [1, 5]), ("Literal[0.5, 1.0] | None", "none", None),
+    ("Literal[0.5, 1.0]", "1", 1.0),
 ])
 def test_command_line_text_is_converted_to_the_declared_type(annotation, text, expected):
     assert ParamType.parse_annotation(annotation).parse_text("x", text) == expected
 
 
 @pytest.mark.parametrize("annotation, text", [("int", "2.5"), ("int", "abc"), ("bool", "maybe"),
-                                              ("list[int]", "1,x"), ("float", "")])
+                                              ("list[int]", "1,x"), ("float", ""), ('Literal["a", "b"]', "c"),
+                                              ("list[Literal[1, 5]]", "1,2")])
 def test_ill_typed_command_line_text_names_the_parameter(annotation, text):
     with pytest.raises(ParameterError, match="'epochs'"):
         ParamType.parse_annotation(annotation).parse_text("epochs", text)
+
+
+def test_choices_are_shown_in_the_type_and_only_typing_literal_may_be_imported():
+    parameters = parse_parameters_cell('from typing import Literal\nmode: Literal["a", "b"] | None = None  # m\n')
+    assert str(parameters["mode"].type) == "Literal['a', 'b'] | None" and parameters["mode"].type.choices == ("a", "b")
+    with pytest.raises(ParameterError, match="name: type = literal"):
+        parse_parameters_cell("import os\nmode: str = 'a'\n")
 
 
 def test_bool_is_not_accepted_for_int_and_int_is_accepted_for_float():

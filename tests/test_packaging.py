@@ -1,13 +1,27 @@
-"""The two install routes agree: pyproject.toml's pins and environment.yml's pip section."""
+"""The install routes agree, the installed torch/torchvision pair works, and the package keeps its layout:
+the science modules do not depend on the platform (``protolab.runner``)."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lib" / "protolab"
+# The leaf every module may use (checkpoints and dataset caches are written atomically).
+SHARED_RUNNER_MODULES = {"protolab.runner.atomic"}
+# The modules that may use more of the runner, and what: figures.py is the notebooks' side of the platform
+# (parameters cells, the checkout, Markdown tables); ipn_grid.py is the grid set-up of the two IPN study
+# notebooks, run by the grid cache.
+RUNNER_CLIENTS = {
+    "figures.py": {"protolab.runner.parameters", "protolab.runner.project", "protolab.runner.report"},
+    "ipn_grid.py": {"protolab.runner.grid"},
+}
 
 
 def test_environment_yml_pins_match_pyproject():
@@ -19,6 +33,56 @@ def test_environment_yml_pins_match_pyproject():
     assert "-e ." in pip_section
 
 
-def test_torch_and_torchvision_are_pinned_to_one_matched_pair():
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "torch==2.14.1" in dependencies and "torchvision==0.29.2" in dependencies
+def test_installed_torchvision_runs_its_compiled_ops_with_the_installed_torch():
+    """A mismatched torch/torchvision pair imports, then fails on the first compiled op (``nms``)."""
+    script = ("import torch, torchvision\n"
+              "boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])\n"
+              "print(torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist())")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[0, 2]"
+
+
+def _runner_imports(path: Path, lib: Path = ROOT / "lib") -> set[str]:
+    """Absolute names of the ``protolab.runner`` modules ``path`` (under ``lib``) imports; ``from
+    protolab.x import y`` gives both ``protolab.x`` and ``protolab.x.y``, since ``y`` may be a submodule."""
+    package = ".".join(path.relative_to(lib).with_suffix("").parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return {name for name in names if name.startswith("protolab.runner.")}
+
+
+def test_science_modules_import_no_more_of_the_runner_than_atomic_writes():
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if PACKAGE / "runner" in path.parents:
+            continue
+        name = str(path.relative_to(PACKAGE))
+        allowed = SHARED_RUNNER_MODULES | RUNNER_CLIENTS.get(name, set())
+        extra = {module for module in _runner_imports(path) if module.rpartition(".")[0] not in allowed
+                 and module not in allowed}
+        if extra and name != "__main__.py":  # ``python -m protolab`` is the runner's command line
+            offenders[name] = sorted(extra)
+    assert not offenders, f"science modules importing the runner: {offenders}"
+
+
+def test_the_import_check_sees_relative_and_absolute_imports(tmp_path):
+    assert _runner_imports(PACKAGE / "train.py") == {"protolab.runner.atomic", "protolab.runner.atomic.atomic_write"}
+    path = tmp_path / "protolab" / "data" / "probe.py"
+    path.parent.mkdir(parents=True)
+    path.write_text("from ..runner import execute\nimport protolab.runner.cli\nfrom protolab.runner.grid import run_grid\n")
+    assert {"protolab.runner.execute", "protolab.runner.cli", "protolab.runner.grid"} <= _runner_imports(path, tmp_path)
+
+
+def test_the_console_script_and_python_m_protolab_are_the_runner_cli():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"protolab": "protolab.runner.cli:main"}
+    completed = subprocess.run([sys.executable, "-m", "protolab", "--help"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0 and "{list,run,report}" in completed.stdout

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from protolab.run import run_notebooks
+from protolab.runner.execute import run_notebooks
 from tests.layouts import write_mnist, write_omniglot
 
 

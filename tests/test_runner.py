@@ -1,4 +1,4 @@
-"""The papermill runner and the ``protolab`` command (run.py, cli.py), on notebooks made by the tests."""
+"""The papermill runner and the ``protolab`` command (protolab.runner), on notebooks made by the tests."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import psutil
 import pytest
+import yaml
 
 from tests.conftest import STANDARD_PARAMETERS, write_notebook
-from protolab.cli import main
-from protolab.notebooks import ParameterError, discover
-from protolab.run import plan, run_notebooks
+from protolab.runner.cli import main
+from protolab.runner.execute import estimated_durations, plan, run_notebooks
+from protolab.runner.parameters import ParameterError, discover, parse_parameters_cell
+from protolab.runner.publish import out_dir_lock
 
 HEALTHY = ["from protolab import figures\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
            "session = figures.start('healthy', globals())\nfigures.describe_data('numbers made up in the cell')",
@@ -33,13 +37,18 @@ def project(tmp_path):
     return tmp_path
 
 
+def _run_dir(project):
+    return next((project / "runs").iterdir())
+
+
 def test_failing_notebook_does_not_stop_a_healthy_one_and_is_reported(project, capsys):
     code = main(["--notebooks", str(project / "notebooks"), "run", "--profile", "smoke", "--jobs", "2",
                  "-p", "lr=2e-05"])
     assert code == 1
     out, err = capsys.readouterr()
     assert "failing" in err and "ValueError: broken on purpose with seed 0" in out and "cell 3" in out
-    figures_dir = project / "figures"
+    assert not (project / "figures").exists(), "only the default profile publishes to figures/"
+    figures_dir = _run_dir(project) / "figures"
     assert (figures_dir / "healthy__line.png").exists() and (figures_dir / "healthy__line.pdf").exists()
     sidecar = json.loads((figures_dir / "healthy__table.json").read_text())
     assert sidecar["profile"] == "smoke" and sidecar["parameters"]["epochs"] == 2
@@ -49,20 +58,26 @@ def test_failing_notebook_does_not_stop_a_healthy_one_and_is_reported(project, c
     report = (figures_dir / "REPORT.md").read_text()
     assert "## Healthy experiment" in report and "numbers made up in the cell" in report
     assert "**FAILED**" in report
-    run_dir = next((project / "runs").iterdir())
-    assert {"healthy.ipynb", "failing.ipynb", "summary.md", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+    run_files = {path.name for path in _run_dir(project).iterdir()}
+    assert {"healthy.ipynb", "failing.ipynb", "summary.md", "summary.json", "failing.staged"} <= run_files
+    assert "healthy.staged" not in run_files, "published outputs leave the run"
+    assert f"started healthy (log {_run_dir(project) / 'healthy.log'})" in out
+    assert f"failed failing in " in out and "ok healthy in " in out
 
 
 def test_outputs_of_a_notebook_that_later_fails_are_marked_stale(project):
     notebooks = project / "notebooks"
-    assert run_notebooks(["healthy"], profile="smoke", notebooks=notebooks)[0].status == "ok"
+    assert run_notebooks(["healthy"], notebooks=notebooks)[0].status == "ok"
+    published = {path.name: path.read_bytes() for path in (project / "figures").glob("healthy__*")}
     write_notebook(notebooks / "healthy.ipynb", STANDARD_PARAMETERS + "epochs: int = 5  # passes\n",
-                   HEALTHY[0], "assert epochs > 100, 'too few epochs'", title="Healthy experiment")
-    result = run_notebooks(["healthy"], profile="smoke", notebooks=notebooks)[0]
+                   HEALTHY[0], "figures.save_text('half done', 'partial')\nassert epochs > 100, 'too few epochs'",
+                   title="Healthy experiment")
+    result = run_notebooks(["healthy"], notebooks=notebooks)[0]
     assert result.status == "failed" and result.failing_cell == "cell 3"
     assert result.error == "AssertionError: too few epochs"
+    assert {path.name: path.read_bytes() for path in (project / "figures").glob("healthy__*")} == published
     report = (project / "figures" / "REPORT.md").read_text()
-    assert "Last run failed" in report and "line — **stale**" in report
+    assert "Last run failed" in report and "Line — **stale**" in report and "partial" not in report
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -71,12 +86,61 @@ def test_outputs_of_a_notebook_that_later_fails_are_marked_stale(project):
     (["healthy", "-p", "seed=1.5"], "'seed'"),
     (["ghost"], "'ghost'"),
     (["healthy", "-p", "novalue"], "KEY=VALUE"),
+    (["healthy", "--timeout", "0"], "--timeout"),
+    (["healthy", "--jobs", "0"], "--jobs"),
+    (["healthy", "--profile", "smoke", "-p", "profile=full"], "conflicts with --profile smoke"),
 ])
 def test_bad_names_and_parameters_are_refused_before_anything_runs(project, capsys, args, fragment):
     code = main(["--notebooks", str(project / "notebooks"), "run", *args])
     assert code == 2
     assert fragment in capsys.readouterr().err
     assert not (project / "runs").exists() and not (project / "figures").exists()
+
+
+def test_an_unknown_notebook_is_the_only_problem_reported(project, capsys):
+    assert main(["--notebooks", str(project / "notebooks"), "run", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "'nosuch'" in err and "parameter" not in err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["report", "--out-dir", "/nonexistent"], "out dir /nonexistent does not exist"),
+    (["--notebooks", "/nonexistent", "list"], "notebooks directory /nonexistent does not exist"),
+    (["--root", "/nonexistent", "list"], "has no notebooks/ directory"),
+])
+def test_missing_directories_are_one_line_errors(project, capsys, monkeypatch, args, fragment):
+    monkeypatch.chdir(project)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_out_dir_that_cannot_be_written_is_refused_before_any_kernel(project, capsys):
+    blocker = project / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["--notebooks", str(project / "notebooks"), "run", "healthy", "--out-dir", str(blocker / "out")]) == 2
+    assert "not writable" in capsys.readouterr().err and not (project / "runs").exists()
+
+
+def test_paths_resolve_from_the_checkout_holding_the_current_directory(project, monkeypatch):
+    monkeypatch.chdir(project / "notebooks")
+    assert main(["run", "healthy"]) == 0
+    assert (project / "figures" / "healthy__line.png").exists() and len(list((project / "runs").iterdir())) == 1
+    monkeypatch.chdir(project.parent)
+    assert main(["--root", str(project), "report"]) == 0
+
+
+def test_the_summary_is_written_even_when_publishing_fails(project, monkeypatch):
+    def fail(stage, out_dir, notebook):
+        raise PermissionError(f"cannot write {out_dir}")
+
+    monkeypatch.setattr("protolab.runner.execute.publish", fail)
+    result = run_notebooks(["healthy"], notebooks=project / "notebooks")[0]
+    assert result.status == "failed" and result.error.startswith("publishing into ")
+    summary = json.loads(next((project / "runs").glob("*/summary.json")).read_text())
+    assert summary[0]["status"] == "failed" and "cannot write" in summary[0]["error"]
+    assert json.loads((project / "figures" / "runs.json").read_text())["healthy"]["status"] == "failed"
+    assert not list((project / "figures").glob("healthy__*"))
 
 
 def test_an_override_applies_only_to_notebooks_that_declare_it(project):
@@ -87,10 +151,73 @@ def test_an_override_applies_only_to_notebooks_that_declare_it(project):
         plan(experiments, ["failing"], "smoke", {"epochs": "7"})
 
 
-def test_a_notebook_past_its_timeout_is_killed(project):
-    write_notebook(project / "notebooks" / "slow.ipynb", STANDARD_PARAMETERS, "import time\ntime.sleep(600)")
-    result = run_notebooks(["slow"], profile="smoke", notebooks=project / "notebooks", timeout=20)[0]
-    assert result.status == "timeout" and result.wall_time_s < 60
+def _pool_notebook(project):
+    """A notebook whose kernel starts a loky pool of two sleeping workers; each process leaves its pid in pids/."""
+    pids = project / "pids"
+    pids.mkdir()
+    write_notebook(project / "notebooks" / "pool.ipynb", STANDARD_PARAMETERS,
+                   "from protolab import figures\nfigures.start('pool', globals())\n"
+                   "figures.save_text('written before the pool started', 'early')",
+                   "import os, time\nfrom joblib import Parallel, delayed\n"
+                   f"open(os.path.join({str(pids)!r}, f'kernel-{{os.getpid()}}'), 'w').close()\n"
+                   "def nap(i):\n"
+                   f"    open(os.path.join({str(pids)!r}, f'worker-{{os.getpid()}}'), 'w').close()\n"
+                   "    time.sleep(600)\n"
+                   "Parallel(n_jobs=2, backend='loky')(delayed(nap)(i) for i in range(2))")
+    return pids
+
+
+def _started(pids):
+    """Process ids the pool notebook left in ``pids``: the kernel's and its loky workers'."""
+    return {int(path.name.split("-")[1]) for path in pids.iterdir()}
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_notebook_past_its_timeout_ends_every_process_it_started_and_publishes_nothing(project):
+    pids = _pool_notebook(project)
+    result = run_notebooks(["pool"], notebooks=project / "notebooks", timeout=15)[0]
+    assert result.status == "timeout"
+    assert len(list(pids.glob("worker-*"))) == 2, "the loky workers did not start within the timeout"
+    assert _started(pids) <= set(result.processes)
+    assert not [pid for pid in result.processes if _running(pid)]
+    assert (_run_dir(project) / "pool.staged" / "pool__early.md").exists(), "staged, never published"
+    assert not list((project / "figures").glob("pool__*"))
+    assert json.loads((project / "figures" / "runs.json").read_text())["pool"]["status"] == "timeout"
+    assert "**Last run timed out**: `exceeded the 15 s limit`" in (project / "figures" / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_the_runner_ends_every_process_and_still_writes_the_summary(project, signum):
+    pids = _pool_notebook(project)
+    runner = subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
+                               "pool", "healthy"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(pids.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(list(pids.glob("worker-*"))) == 2, "the loky workers did not start"
+    finally:
+        runner.send_signal(signum)
+        out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 128 + signum
+    assert err.strip().splitlines()[-1].startswith(f"protolab: interrupted by {signal.Signals(signum).name}")
+    assert "Traceback" not in err
+    summary = json.loads(next((project / "runs").glob("*/summary.json")).read_text())
+    assert {record["notebook"]: record["status"] for record in summary} == {"pool": "interrupted",
+                                                                          "healthy": "interrupted"}
+    recorded = {pid for record in summary for pid in record["processes"]}
+    assert _started(pids) <= recorded and not [pid for pid in recorded if _running(pid)]
+    runs = json.loads((project / "figures" / "runs.json").read_text())
+    assert runs["pool"]["status"] == runs["healthy"]["status"] == "interrupted"
+    assert "**INTERRUPTED**" in (project / "figures" / "REPORT.md").read_text()
+    assert not list((project / "figures").glob("pool__*"))
 
 
 def test_list_shows_parameters_types_and_profiles(project, capsys):
@@ -103,35 +230,204 @@ def test_list_shows_parameters_types_and_profiles(project, capsys):
 def test_the_command_works_headless_with_no_home_and_no_stdin(project):
     env = {key: value for key, value in os.environ.items() if key not in {"HOME", "MPLBACKEND", "DISPLAY"}}
     completed = subprocess.run([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
-                                "healthy", "--profile", "smoke"], env=env, stdin=subprocess.DEVNULL,
+                                "healthy"], env=env, stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert (project / "figures" / "healthy__line.png").exists()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def test_list_imports_no_plotting_library(project):
+    completed = subprocess.run([sys.executable, "-X", "importtime", "-m", "protolab", "--notebooks",
+                                str(project / "notebooks"), "list"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0 and "healthy — Healthy experiment" in completed.stdout
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in completed.stderr.splitlines() if "|" in line}
+    assert "protolab" in imported and not imported & {"matplotlib", "seaborn"}
 
 
-def test_stopping_the_runner_stops_the_notebooks_it_started(project):
-    pids = project / "pids.txt"
-    write_notebook(project / "notebooks" / "slow.ipynb", STANDARD_PARAMETERS,
-                   f"import os, time\nopen({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{os.getppid()}}')\n"
-                   "time.sleep(600)")
-    runner = subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
-                               "slow", "--profile", "smoke"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    kernel, papermill = map(int, pids.read_text().split())
-    runner.send_signal(signal.SIGTERM)
-    assert runner.wait(timeout=30) != 0
-    deadline = time.monotonic() + 30
-    while (_alive(kernel) or _alive(papermill)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _alive(papermill) and not _alive(kernel)
+def test_two_concurrent_runs_into_one_out_dir_end_consistent(project):
+    runners = [subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
+                                 "healthy", "-p", f"seed={seed}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for seed in (1, 2)]
+    outputs = [runner.communicate(timeout=300)[0] for runner in runners]
+    assert [runner.returncode for runner in runners] == [0, 0], outputs
+    figures_dir = project / "figures"
+    last = json.loads((figures_dir / "runs.json").read_text())["healthy"]
+    sidecars = [json.loads(path.read_text()) for path in figures_dir.glob("healthy__*.json")]
+    assert len(sidecars) == 2 and {record["run_id"] for record in sidecars} == {last["run_id"]}
+    parameters = yaml.safe_load((project / "runs" / last["run_id"] / "healthy.parameters.yaml").read_text())
+    seed = parameters["seed"]
+    assert {record["seed"] for record in sidecars} == {seed}
+    report = (figures_dir / "REPORT.md").read_text()
+    assert last["run_id"] in report and "stale" not in report and f'"seed": {seed}' in report
+
+
+def test_a_second_writer_waits_for_the_out_dir_lock(tmp_path):
+    events: list[str] = []
+
+    def second() -> None:
+        with out_dir_lock(tmp_path, announce=events.append):
+            events.append("second writes")
+
+    with out_dir_lock(tmp_path):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        events.append("first done")
+    waiter.join(timeout=30)
+    assert events == [f"protolab: another run is writing {tmp_path}; waiting for it", "first done", "second writes"]
+
+
+def _papermill(project, *args):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PROTOLAB_") or key == "PROTOLAB_CACHE_DIR"}
+    return subprocess.run([sys.executable, "-m", "papermill", "healthy.ipynb", str(project / "executed.ipynb"),
+                           "-k", "python3", *args], cwd=project / "notebooks", env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_plain_papermill_runs_write_under_runs_interactive_never_figures(project):
+    completed = _papermill(project, "-p", "epochs", "3")
+    assert completed.returncode == 0, completed.stderr
+    assert not (project / "figures").exists()
+    sidecar = json.loads((project / "runs" / "interactive" / "figures" / "healthy__table.json").read_text())
+    assert sidecar["parameters"]["epochs"] == 3 and sidecar["run_id"].startswith("interactive-")
+
+
+def test_plain_papermill_refuses_a_parameter_the_notebook_does_not_declare(project):
+    completed = _papermill(project, "-p", "epoch", "3")
+    assert completed.returncode != 0
+    assert "unknown parameter(s) 'epoch'" in completed.stderr
+    assert not (project / "runs").exists()
+
+
+CHOICES = ('from typing import Literal\n'
+           'geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # which models\n'
+           'shots: list[Literal[1, 5]] = [1, 5]  # support images per class\n')
+
+
+@pytest.fixture
+def with_choices(project):
+    write_notebook(project / "notebooks" / "choosy.ipynb", CHOICES + STANDARD_PARAMETERS,
+                   "from protolab import figures\nfigures.start('choosy', globals())\n"
+                   "figures.save_text(f'{geometry} {shots}', 'observations')", title="Choosy")
+    return project
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["-p", "geometry=nosuch"], "parameter 'geometry': 'nosuch' is not one of the allowed values 'euclidean', "
+                                "'hyperbolic', 'both'"),
+    (["-p", "shots=1,3"], "parameter 'shots': 3 is not one of the allowed values 1, 5"),
+])
+def test_a_value_outside_the_declared_choices_is_refused_naming_them(with_choices, capsys, args, fragment):
+    assert main(["--notebooks", str(with_choices / "notebooks"), "run", "choosy", *args]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (with_choices / "runs").exists()
+
+
+def test_declared_choices_are_accepted_and_listed(with_choices, capsys):
+    experiments = discover(with_choices / "notebooks")
+    assert plan(experiments, ["choosy"], "smoke", {"geometry": "hyperbolic", "shots": "5"})["choosy"]["shots"] == [5]
+    assert main(["--notebooks", str(with_choices / "notebooks"), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "choices: euclidean, hyperbolic, both" in out and "choices: 1, 5" in out
+
+
+def test_a_notebook_declaring_choices_runs_with_a_chosen_value(with_choices):
+    result = run_notebooks(["choosy"], notebooks=with_choices / "notebooks", overrides={"geometry": "hyperbolic"})
+    assert result[0].status == "ok", result[0].error
+    assert (with_choices / "figures" / "choosy__observations.md").read_text() == "hyperbolic [1, 5]\n"
+
+
+def test_a_choice_default_outside_its_choices_is_refused():
+    with pytest.raises(ParameterError, match="'geometry'"):
+        parse_parameters_cell('geometry: Literal["a", "b"] = "c"  # no\n')
+    with pytest.raises(ParameterError, match="unsupported annotation"):
+        parse_parameters_cell('geometry: Literal["a", 1] = "a"  # mixed\n')
+
+
+OOD = 'ood_datasets: list[str] = ["glyphs"]  # OOD sets\nskip_missing_ood: bool = False  # skip absent ones\n'
+
+
+@pytest.fixture
+def data_project(project):
+    write_notebook(project / "notebooks" / "ood.ipynb", STANDARD_PARAMETERS.replace('"toy"', '"mnist-5k"') + OOD,
+                   "x = 1")
+    (project / "notebooks" / "profiles.yaml").write_text(
+        "healthy:\n  smoke: {epochs: 2}\nood:\n  full: {dataset: mnist, ood_datasets: [omniglot]}\n")
+    return project
+
+
+def test_a_real_dataset_without_its_files_is_refused_before_any_kernel(data_project, capsys, tmp_path):
+    notebooks = str(data_project / "notebooks")
+    assert main(["--notebooks", notebooks, "run", "ood", "--profile", "full"]) == 2
+    err = capsys.readouterr().err
+    assert "ood: dataset='mnist'" in err and "data_root is empty" in err and "ood_datasets='omniglot'" in err
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    assert main(["--notebooks", notebooks, "run", "ood", "-p", f"data_root={empty}", "-p", "dataset=mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "MNIST/raw/train-images-idx3-ubyte" in err and "omniglot" not in err
+    assert not (data_project / "runs").exists()
+
+
+def test_labels_unknown_to_the_loaders_and_skippable_sets_are_not_refused(data_project):
+    experiments = discover(data_project / "notebooks")
+    plan(experiments, ["healthy"], "default", {})  # dataset "toy": a label of the notebook's own
+    plan(experiments, ["ood"], "default", {"ood_datasets": "omniglot", "skip_missing_ood": "true"})
+    with pytest.raises(ParameterError, match="ood_datasets='omniglot'"):
+        plan(experiments, ["ood"], "default", {"ood_datasets": "omniglot"})
+
+
+def test_one_progress_bar_on_a_terminal_with_time_left_from_the_last_durations(project, capsys, monkeypatch):
+    notebooks = str(project / "notebooks")
+    assert main(["--notebooks", notebooks, "run", "healthy"]) == 0
+    out, err = capsys.readouterr()
+    assert "started healthy" in out and "ok healthy in" in out
+    assert "protolab run" not in err, "no bar off a terminal"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["--notebooks", notebooks, "run", "healthy"]) == 0
+    out, err = capsys.readouterr()
+    assert "started healthy" in out and "ok healthy in" in out
+    assert "protolab run" in err and " s [" in err, "timed bar: healthy's last duration is known"
+
+
+def test_the_bar_counts_notebooks_when_no_duration_is_known(project, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    run_notebooks(["healthy"], notebooks=project / "notebooks", profile="smoke", bar=None)
+    assert "1/1 notebook" in capsys.readouterr().err
+
+
+def test_estimated_durations_come_from_the_last_successful_run_of_the_profile(tmp_path):
+    (tmp_path / "runs.json").write_text(json.dumps({
+        "a": {"status": "ok", "profile": "default", "wall_time_s": 12.5},
+        "b": {"status": "failed", "profile": "default", "wall_time_s": 3.0},
+        "c": {"status": "ok", "profile": "smoke", "wall_time_s": 1.0}}))
+    assert estimated_durations([tmp_path / "nothing", tmp_path], ["a", "b", "c", "d"], "default") == {
+        "a": 12.5, "b": None, "c": None, "d": None}
+
+
+CLAIMER = ["from protolab import figures\nfrom protolab.claims import claim, claims_table\n"
+           "figures.start('claimer', globals())\n"
+           "figures.save_table(claims_table([claim('A beats B', 'Table 1', 'toy', 2.0 + seed, 0.5)]), 'claims')"]
+README = "# toy\n\n## Quick start\n\nrun it\n\n<!-- scorecard:start -->\nold\n<!-- scorecard:end -->\n\n## More\n"
+
+
+def test_publishing_into_the_committed_figures_rewrites_the_readme_scorecard_only_then(project, capsys):
+    from protolab.runner.report import readme_scorecard
+
+    write_notebook(project / "notebooks" / "claimer.ipynb", STANDARD_PARAMETERS, *CLAIMER)
+    readme = project / "README.md"
+    readme.write_text(README)
+    notebooks = str(project / "notebooks")
+    assert main(["--notebooks", notebooks, "run", "claimer"]) == 0
+    expected = README.replace("<!-- scorecard:start -->\nold\n<!-- scorecard:end -->",
+                              readme_scorecard(project / "figures", order=["claimer", "failing", "healthy"]))
+    assert readme.read_text() == expected
+    assert "| [claimer](figures/REPORT.md#nb-claimer) | A beats B | Table 1 | toy | +2.00 ± 0.50 (95% CI) | " \
+           "**holds** |" in expected
+    assert "## Claims scorecard" in (project / "figures" / "REPORT.md").read_text()
+    assert main(["--notebooks", notebooks, "run", "claimer", "-p", "seed=5", "--out-dir", str(project / "other")]) == 0
+    assert main(["--notebooks", notebooks, "run", "claimer", "--profile", "smoke"]) == 0
+    assert readme.read_text() == expected, "runs into other out_dirs leave the README alone"
+    assert "+7.00 ± 0.50" in (project / "other" / "REPORT.md").read_text()

@@ -1,12 +1,14 @@
-"""ESZSL and attribute regression (zsl_baselines.py): normal equations and planted maps."""
+"""ESZSL and attribute regression (zsl_baselines.py): normal equations, planted maps, selection on validation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from protolab.zsl_baselines import (attribute_regression_fit, attribute_regression_scores, eszsl_fit,
-                                    eszsl_scores)
+from protolab.ipn_fit import validation_split
+from protolab.metrics import gzsl_scores
+from protolab.zsl_baselines import (BASELINES, attribute_regression_fit, attribute_regression_scores,
+                                    baseline_scores, eszsl_fit, eszsl_scores, hyperparameter_grid, select_baseline)
 
 
 def _synthetic(seed: int, n_classes: int = 12, dim: int = 20, n_att: int = 8, per_class: int = 30):
@@ -66,3 +68,34 @@ def test_ridge_refuses_non_positive_regulariser():
     features, labels, attributes = _synthetic(0)
     with pytest.raises(ValueError, match="positive"):
         attribute_regression_fit(features, labels, attributes, alpha=0.0)
+
+
+def test_hyperparameter_grids():
+    assert hyperparameter_grid("ESZSL", [0.1, 10.0]) == [(0.1, 0.1), (0.1, 10.0), (10.0, 0.1), (10.0, 10.0)]
+    assert hyperparameter_grid("attribute regression", [0.1, 10.0]) == [(0.1,), (10.0,)]
+    with pytest.raises(ValueError, match="unknown baseline"):
+        hyperparameter_grid("SAE", [1.0])
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_selection_picks_the_best_validation_h_and_refits_on_trainval(method):
+    from protolab.data import load_zsl
+
+    data = load_zsl("glyph-zsl")
+    mask = validation_split(data.train.labels, 0.2, seed=1)
+    chosen = select_baseline(data, method, [1e-3, 1.0, 1e3], mask)
+    assert len(chosen.validation) == len(hyperparameter_grid(method, [1e-3, 1.0, 1e3]))
+    assert chosen.hyperparameters == chosen.validation.hyperparameters[chosen.validation.H.idxmax()]
+    # one entry by hand: fitted on the train images outside the mask, validated on those inside and on val
+    entry = chosen.validation.iloc[-1]
+    seen, unseen = baseline_scores(method, data.train.features[~mask], data.train.labels[~mask], data.attributes,
+                                   data.train_classes, entry.hyperparameters, [data.train.features[mask],
+                                                                               data.val.features])
+    assert gzsl_scores(seen, data.train.labels[mask], unseen, data.val.labels, data.train_classes,
+                       data.val_classes)["H"] == pytest.approx(entry.H)
+    seen, unseen = baseline_scores(method, data.trainval.features, data.trainval.labels, data.attributes,
+                                   data.seen_classes, chosen.hyperparameters,
+                                   [data.test_seen.features, data.test_unseen.features])
+    torch.testing.assert_close((chosen.scores_seen, chosen.scores_unseen), (seen, unseen))
+    assert chosen.test == gzsl_scores(seen, data.test_seen.labels, unseen, data.test_unseen.labels,
+                                      data.seen_classes, data.unseen_classes)

@@ -2,6 +2,6 @@
 
 import sys
 
-from protolab.cli import main
+from protolab.runner.cli import main
 
 sys.exit(main())

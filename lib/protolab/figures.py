@@ -1,7 +1,9 @@
-"""The only way a notebook writes to ``figures/``: figures, tables and computed notes, with provenance.
+"""The only way a notebook writes its outputs: figures, tables and computed notes, with provenance.
 
 A notebook calls :func:`start` once, right after its parameters cell, then :func:`save_figure`,
-:func:`save_table` and :func:`save_text`. Every output gets a deterministic name
+:func:`save_table` and :func:`save_text`. Each takes an optional ``caption`` and ``title`` (the report's
+heading for the output; default: the caption's first sentence, else the name made readable). Every notebook
+saves a ``claims`` table (:mod:`protolab.claims`); the report opens with all of them. Every output gets a deterministic name
 ``<notebook>__<name>.<ext>``, is written atomically (a crash mid-write leaves the previous file
 intact), and gets a JSON sidecar ``<notebook>__<name>.json`` holding its provenance: notebook,
 parameters, seed, profile, dataset, run id, git commit, library versions and wall time.
@@ -9,12 +11,14 @@ parameters, seed, profile, dataset, run id, git commit, library versions and wal
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
 import re
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,8 +30,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from protolab.atomic import atomic_write, atomic_write_text
-from protolab.notebooks import discover, notebooks_dir
+from protolab.runner.atomic import atomic_write, atomic_write_text
+from protolab.runner.parameters import REQUIRED_PARAMETERS, ParameterError, ParamType, load_experiment, parse_parameters_cell
+from protolab.runner.project import find_root
+from protolab.runner.report import markdown_table
 
 TRACKED_PACKAGES = ("protolab", "torch", "torchvision", "geoopt", "numpy", "pandas", "scikit-learn",
                     "matplotlib", "seaborn", "papermill")
@@ -48,11 +54,12 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     data: str = ""
 
-    def provenance(self, name: str, kind: str, files: list[str], caption: str) -> dict[str, Any]:
+    def provenance(self, name: str, kind: str, files: list[str], caption: str, title: str = "") -> dict[str, Any]:
         return {
             "notebook": self.notebook,
             "title": self.title,
             "name": name,
+            "output_title": title,
             "kind": kind,
             "files": files,
             "caption": caption,
@@ -70,34 +77,95 @@ class Session:
 
 _session: Session | None = None
 
+DEFAULT_OUT_DIR = "figures"  # the parameters cells' default: the committed figures/, written only by the runner
+
 
 def start(notebook: str, namespace: Mapping[str, Any]) -> Session:
     """Begin recording outputs of ``notebook``, reading its parameter values from ``namespace``.
 
-    ``namespace`` is the notebook's ``globals()``; the parameter names come from the notebook's own
-    parameters cell, so a value of the wrong type (e.g. injected by papermill directly) is refused
-    here with its name. Applies the house plotting style and creates ``out_dir``.
+    ``namespace`` is the notebook's ``globals()``. The parameter names and types come from the notebook's
+    own parameters cell (:func:`parameters_cell`): a value of the wrong type, or a parameter papermill
+    injected that the cell does not declare, is refused here with its name. Applies the house plotting
+    style and creates the output directory (:func:`output_dir`).
     """
     global _session
-    experiment = discover(notebooks_dir()).get(notebook)
-    if experiment is None:
-        raise ValueError(f"no notebook named {notebook!r} in {notebooks_dir()}")
-    parameters = {name: p.type.check(name, namespace[name]) for name, p in experiment.parameters.items()}
-    out_dir = Path(parameters.get("out_dir") or "figures")
-    if not out_dir.is_absolute():
-        out_dir = notebooks_dir().parent / out_dir
+    title, declared = parameters_cell(notebook, namespace)
+    unknown = sorted(set(injected_parameters(namespace)) - set(declared))
+    if unknown:
+        raise ParameterError(f"{notebook}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(declared)}")
+    parameters = {name: kind.check(name, namespace[name]) for name, kind in declared.items()}
+    out_dir = output_dir(parameters["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     use_style()
+    root = _checkout()
+    published_to = root / parameters["out_dir"] if os.environ.get("PROTOLAB_STAGE_DIR") else out_dir
     _session = Session(
         notebook=notebook,
-        title=experiment.title,
+        title=title,
         parameters=parameters,
         out_dir=out_dir,
         run_id=os.environ.get("PROTOLAB_RUN_ID") or "interactive-" + datetime.now().strftime("%Y%m%d-%H%M%S"),
-        git_commit=_git_commit(notebooks_dir().parent),
+        git_commit=_git_commit(root, ignore=published_to),
         versions=_versions(),
     )
     return _session
+
+
+def parameters_cell(notebook: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, ParamType]]:
+    """Title and declared parameter types of ``notebook``, wherever it was opened.
+
+    Looked for, in order: the notebook JupyterLab says it is running (``__session__``), ``notebook.ipynb``
+    in ``$PROTOLAB_NOTEBOOKS_DIR`` (set by the runner), in the current directory (where Jupyter starts a
+    kernel) and in the checkout's ``notebooks/``; then the parameters cell among the cells this kernel
+    has executed (``In``). Failing all of those, only :data:`REQUIRED_PARAMETERS` are checked, with a warning.
+    """
+    session = namespace.get("__session__")
+    candidates = [Path(session)] if isinstance(session, str) and session.endswith(".ipynb") else []
+    root = find_root()
+    directories = [os.environ.get("PROTOLAB_NOTEBOOKS_DIR"), Path.cwd(), root and root / "notebooks"]
+    candidates += [Path(directory) / f"{notebook}.ipynb" for directory in directories if directory]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if path is not None:
+        experiment = load_experiment(path)
+        return experiment.title, {name: parameter.type for name, parameter in experiment.parameters.items()}
+    for source in reversed(list(namespace.get("In", []))):
+        try:
+            declared = parse_parameters_cell(source)
+        except ParameterError:
+            continue
+        if set(REQUIRED_PARAMETERS) <= set(declared):
+            return notebook, {name: parameter.type for name, parameter in declared.items()}
+    warnings.warn(f"{notebook}.ipynb not found (looked in {', '.join(str(c.parent) for c in candidates)}); "
+                  "checking only the parameters every notebook declares", stacklevel=3)
+    return notebook, dict(REQUIRED_PARAMETERS)
+
+
+def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """Names assigned by the cells papermill injected (``# Parameters`` first), found in the kernel's ``In``."""
+    names = []
+    for source in namespace.get("In", []):
+        if source.startswith("# Parameters\n"):
+            try:
+                body = ast.parse(source).body
+            except SyntaxError:  # a cell of the user's that merely starts with the same comment
+                continue
+            names += [target.id for node in body if isinstance(node, ast.Assign)
+                      for target in node.targets if isinstance(target, ast.Name)]
+    return names
+
+
+def output_dir(out_dir: str) -> Path:
+    """Where this execution writes: the runner's staging folder, else ``runs/interactive/figures`` for the
+    default ``out_dir`` (interactive and plain papermill runs never write the committed ``figures/``), else
+    ``out_dir`` (a relative one from the checkout, or from the current directory outside a checkout)."""
+    stage = os.environ.get("PROTOLAB_STAGE_DIR")
+    if stage:
+        return Path(stage)
+    root = _checkout()
+    if out_dir in ("", DEFAULT_OUT_DIR):
+        return root / "runs" / "interactive" / DEFAULT_OUT_DIR
+    return root / out_dir
 
 
 def describe_data(description: str) -> None:
@@ -111,48 +179,42 @@ def use_style() -> None:
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight"})
 
 
-def save_figure(fig: plt.Figure, name: str, caption: str = "") -> list[Path]:
+def save_figure(fig: plt.Figure, name: str, caption: str = "", title: str = "") -> list[Path]:
     """Write ``fig`` as ``<notebook>__<name>.png`` and ``.pdf`` (atomically) plus its sidecar."""
     session = _current()
     stem = _stem(session, name)
     png, pdf = session.out_dir / f"{stem}.png", session.out_dir / f"{stem}.pdf"
     atomic_write(png, lambda handle: fig.savefig(handle, format="png", metadata={"Software": None}))
     atomic_write(pdf, lambda handle: fig.savefig(handle, format="pdf", metadata={"CreationDate": None}))
-    _write_sidecar(session, name, "figure", [png.name, pdf.name], caption)
+    _write_sidecar(session, name, "figure", [png.name, pdf.name], caption, title)
     return [png, pdf]
 
 
-def save_table(table: pd.DataFrame, name: str, caption: str = "") -> list[Path]:
+def save_table(table: pd.DataFrame, name: str, caption: str = "", title: str = "") -> list[Path]:
     """Write ``table`` as ``<notebook>__<name>.csv`` and ``.md`` (atomically) plus its sidecar."""
     session = _current()
     stem = _stem(session, name)
     csv, markdown = session.out_dir / f"{stem}.csv", session.out_dir / f"{stem}.md"
     atomic_write_text(csv, table.to_csv(index=False))
     atomic_write_text(markdown, markdown_table(table))
-    _write_sidecar(session, name, "table", [csv.name, markdown.name], caption)
+    _write_sidecar(session, name, "table", [csv.name, markdown.name], caption, title)
     return [csv, markdown]
 
 
-def save_text(text: str, name: str, caption: str = "") -> Path:
+def save_text(text: str, name: str, caption: str = "", title: str = "") -> Path:
     """Write computed Markdown (e.g. the "what we observed" paragraph) as ``<notebook>__<name>.md``."""
     session = _current()
     path = session.out_dir / f"{_stem(session, name)}.md"
     atomic_write_text(path, text.strip() + "\n")
-    _write_sidecar(session, name, "text", [path.name], caption)
+    _write_sidecar(session, name, "text", [path.name], caption, title)
     return path
 
 
-def markdown_table(table: pd.DataFrame, float_format: str = "{:.4g}") -> str:
-    """A GitHub-flavoured Markdown table of ``table`` (its index is not written)."""
-
-    def cell(value: Any) -> str:
-        text = float_format.format(value) if isinstance(value, float) else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    header = "| " + " | ".join(cell(column) for column in table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    rows = ["| " + " | ".join(cell(value) for value in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *rows]) + "\n"
+def _checkout() -> Path:
+    """The checkout of the notebooks being run (the runner names their directory), else the one holding
+    the current directory, else the current directory."""
+    notebooks = os.environ.get("PROTOLAB_NOTEBOOKS_DIR")
+    return (Path(notebooks).resolve().parent if notebooks else find_root()) or Path.cwd()
 
 
 def _current() -> Session:
@@ -167,18 +229,23 @@ def _stem(session: Session, name: str) -> str:
     return f"{session.notebook}__{name}"
 
 
-def _write_sidecar(session: Session, name: str, kind: str, files: list[str], caption: str) -> None:
-    record = session.provenance(name, kind, files, caption)
+def _write_sidecar(session: Session, name: str, kind: str, files: list[str], caption: str, title: str = "") -> None:
+    record = session.provenance(name, kind, files, caption, title)
     payload = json.dumps(record, indent=2, sort_keys=True, default=str)
     atomic_write_text(session.out_dir / f"{_stem(session, name)}.json", payload)
 
 
-def _git_commit(root: Path) -> str:
+def _git_commit(root: Path, ignore: Path) -> str:
+    """``HEAD`` of the checkout at ``root``, marked when tracked files differ from it outside ``ignore``
+    (the run's own out_dir, whose committed outputs the run is rewriting)."""
+    checkout, excluded = root.resolve(), Path(ignore).resolve()
+    inside = excluded != checkout and excluded.is_relative_to(checkout)
+    pathspec = [f":(exclude){excluded.relative_to(checkout)}"] if inside else []
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *pathspec],
+                               cwd=root, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return commit + (" (with uncommitted changes)" if dirty else "")

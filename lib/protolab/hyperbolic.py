@@ -240,9 +240,10 @@ def pairwise_dist(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.T
     which needs only ``torch.cdist`` (memory :math:`O(NM + (N + M)D)`, no :math:`N\times M\times D`
     intermediate; broadcasting would be 30-100× slower on CPU) and avoids ``artanh`` near 1, so
     distances between points near the boundary do not saturate at :math:`16.8/\sqrt{c}` as
-    ``geoopt.dist`` does. For N or M > 25, ``torch.cdist`` uses the matrix-product expansion:
-    in float32 the distance between almost coincident points carries an absolute error of about
-    :math:`\sqrt{\epsilon}\,\|x\|`; the gradient at exactly coincident points is 0.
+    ``geoopt.dist`` does. ``torch.cdist`` is asked for the exact difference form
+    (``compute_mode="donot_use_mm_for_euclid_dist"``): its default switches to the matrix-product
+    expansion above 25 rows, which in float32 gives coincident points near the boundary a distance of
+    about 0.5 instead of 0. The gradient at exactly coincident points is 0.
 
     Parameters
     ----------
@@ -271,7 +272,7 @@ def pairwise_dist(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.T
     y = _project(y, ct)
     lam_x = gmath.lambda_x(x, k=k, keepdim=True, dim=-1)  # (..., N, 1)
     lam_y = gmath.lambda_x(y, k=k, keepdim=False, dim=-1).unsqueeze(-2)  # (..., 1, M)
-    euclid = torch.cdist(x, y)  # (..., N, M); subgradient 0 where x == y
+    euclid = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")  # (..., N, M); subgradient 0 at x == y
     sqrt_c = ct.sqrt()
     return 2.0 / sqrt_c * torch.asinh(0.5 * sqrt_c * torch.sqrt(lam_x * lam_y) * euclid)
 
@@ -375,6 +376,21 @@ def clip_features(x: torch.Tensor, r: float) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # modules
 # --------------------------------------------------------------------------------------------
+class _RiemannianGradient(torch.autograd.Function):
+    r"""Identity forward; backward scales the gradient at point ``x`` ``(..., D)`` by
+    :math:`(1 - c\|x\|^2)^2 / 4`, the inverse squared conformal factor (no gradient reaches ``c``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, c)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x, c = ctx.saved_tensors
+        return grad * (1 - c * x.pow(2).sum(-1, keepdim=True)).pow(2) / 4, None
+
+
 class ToPoincare(nn.Module):
     r"""Map Euclidean features onto the Poincaré ball: clip (optional), :math:`\exp^c_0`, project.
 
@@ -389,8 +405,11 @@ class ToPoincare(nn.Module):
     all land on that projection radius, where the radial gradient is zero and float32 resolves
     distances poorly. With ``clip_r`` (Guo et al.), :math:`d_c(0, x) = 2\min(\|u\|, r)` stays
     below :math:`2r` and points stay off the boundary.
-    The official code's optional "Riemannian gradient" rescaling is not implemented (it is off in
-    every released few-shot config).
+    With ``riemannian=True`` the backward pass rescales the gradient reaching the output point by
+    :math:`(1 - c\|x\|^2)^2 / 4 = 1 / \lambda_x^2` (the forward pass is unchanged), as the official
+    code does in every released few-shot run: its ProtoNet builds ``ToPoincare`` without
+    ``riemannian=False`` and the configs' ``--not-riemannian`` flag is never read. Our default is plain
+    autograd (``riemannian=False``); the few-shot ``full`` profile switches it on.
 
     Parameters
     ----------
@@ -400,14 +419,18 @@ class ToPoincare(nn.Module):
         Clip Euclidean feature norms to at most ``clip_r`` before the exponential map.
     train_c : bool
         Learn ``c``, parametrised as ``softplus(raw)`` (clamped at 1e-15) so it stays positive.
+    riemannian : bool
+        Rescale the output's gradient by :math:`1/\lambda_x^2` in the backward pass (official code).
 
     Shape
     -----
     input ``(..., D)`` → output ``(..., D)``.
     """
 
-    def __init__(self, c: float, clip_r: float | None = None, train_c: bool = False) -> None:
+    def __init__(self, c: float, clip_r: float | None = None, train_c: bool = False,
+                 riemannian: bool = False) -> None:
         super().__init__()
+        self.riemannian = bool(riemannian)
         if isinstance(c, torch.Tensor):
             _check_c(c)
             c = float(c.item())
@@ -434,11 +457,12 @@ class ToPoincare(nn.Module):
         ct = _c_like(self.c, x)
         if self.clip_r is not None:
             x = clip_features(x, self.clip_r)
-        return _project(gmath.expmap0(x, k=_k(ct), dim=-1), ct)
+        point = _project(gmath.expmap0(x, k=_k(ct), dim=-1), ct)
+        return _RiemannianGradient.apply(point, ct.detach()) if self.riemannian else point
 
     def extra_repr(self) -> str:
         c = f"{float(torch.as_tensor(self.c).detach()):.4g}"
-        return f"c={c}, clip_r={self.clip_r}, train_c={self.train_c}"
+        return f"c={c}, clip_r={self.clip_r}, train_c={self.train_c}, riemannian={self.riemannian}"
 
 
 class HyperbolicMLR(nn.Module):

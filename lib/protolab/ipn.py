@@ -8,28 +8,25 @@ code (GitHub Anonymous-AA/IPN, ``lib/networks/IPN.py``, ``exps/main.py``); where
 from that code, the docstring says so. Equation names below (``proto``, ``graph``, ``attention``,
 ``propagation``, ``score``, ``consistency``) label the steps, not the paper's equation numbers.
 
+This module is the model only; training, model selection and GZSL evaluation are in
+:mod:`protolab.ipn_fit`.
+
 Shapes: ``C`` classes in the current search space, ``D`` feature dim, ``A`` attribute dim, ``P``
 prototype dim of each space, ``G`` graph-projection dim, ``H`` hidden dim of the scoring MLP.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
-import numpy as np
-import pandas as pd
 import torch
 from sklearn.cluster import KMeans
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from protolab.data.xlsa17 import ZSLData
-from protolab.episodes import EpisodeSampler
-from protolab.metrics import gzsl_scores, linear_cka, similarity_kl
+from protolab.metrics import linear_cka, similarity_kl
 
 Spaces = Literal["both", "visual", "semantic"]
 
@@ -274,14 +271,6 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, n_classes: int) ->
     return sums / counts.clamp_min(1)[:, None], counts > 0
 
 
-def search_space_means(model: IPN, data: ZSLData) -> torch.Tensor:
-    """Visual class means ``(C, D)`` of the test search space, on the CPU: seen classes = mean of their
-    ``trainval`` images, unseen classes copied by :func:`fill_unseen_prototypes`."""
-    where = next(model.parameters()).device
-    means, known = class_means(data.trainval.features, data.trainval.labels, data.n_classes)
-    return fill_unseen_prototypes(model, means.to(where), data.attributes.to(where), known.to(where)).cpu()
-
-
 @torch.no_grad()
 def space_alignment(model: IPN, class_means: torch.Tensor, attributes: torch.Tensor) -> dict[str, float]:
     """How alike the two spaces are after propagation, on the classes of ``class_means`` ``(C, D)`` and
@@ -310,231 +299,3 @@ def space_alignment(model: IPN, class_means: torch.Tensor, attributes: torch.Ten
         **{f"neighbours_{space}": float((attentions[space][0] > 0).sum(dim=1).float().mean() - 1) if steps else nan
            for space in ("semantic", "visual")},
     }
-
-
-@torch.no_grad()
-def predict_scores(model: IPN, features: torch.Tensor, means: torch.Tensor, attributes: torch.Tensor,
-                   batch_size: int = 512) -> torch.Tensor:
-    """Scores ``(N, C)`` (on the CPU) of ``features`` against all ``C`` classes, prototypes computed once."""
-    model.eval()
-    device = next(model.parameters()).device
-    prototypes, _ = model.prototypes(means.to(device), attributes.to(device))
-    return torch.cat([model.score(chunk.to(device), prototypes).cpu() for chunk in features.split(batch_size)])
-
-
-@torch.no_grad()
-def evaluate_gzsl(model: IPN, support_features: torch.Tensor, support_labels: torch.Tensor,
-                  attributes: torch.Tensor, seen: tuple[torch.Tensor, torch.Tensor],
-                  unseen: tuple[torch.Tensor, torch.Tensor], seen_classes: torch.Tensor,
-                  unseen_classes: torch.Tensor) -> dict[str, float]:
-    """U, S, H of ``model`` with seen prototypes from ``support_*`` and unseen ones copied.
-
-    ``seen`` and ``unseen`` are ``(features, labels)`` test (or validation) sets; the search space is all
-    classes of ``attributes`` (those in neither class list are dropped from the score columns' argmax).
-    """
-    device = next(model.parameters()).device
-    classes = torch.cat([seen_classes, unseen_classes]).sort().values
-    local = torch.full((len(attributes),), -1, dtype=torch.long)
-    local[classes] = torch.arange(len(classes))
-    means, known = class_means(support_features, local[support_labels], len(classes))
-    atts = attributes[classes]
-    means = fill_unseen_prototypes(model, means.to(device), atts.to(device), known.to(device))
-    scores_seen = predict_scores(model, seen[0], means, atts)
-    scores_unseen = predict_scores(model, unseen[0], means, atts)
-    return gzsl_scores(scores_seen, local[seen[1]], scores_unseen, local[unseen[1]], local[seen_classes],
-                       local[unseen_classes])
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation and episode settings (official: Adam lr 2e-5, wd 1e-4, 30 classes × (1 + 1) images).
-
-    Attributes
-    ----------
-    epochs, lr, weight_decay, seed : as usual; the learning rate drops ×0.1 after 2/3 of the epochs.
-    consistency_weight : weight of the consistency loss (0 = off; official 1).
-    episodic : episodes of ``n_way`` classes (True) or minibatches over all classes with fixed
-        full-class prototypes (False, the official ``main-no-episode.py``).
-    n_way, n_shot, n_query : classes per episode, support and query images per class.
-    episode_unseen : how many of the ``n_way`` classes are held out as episode-"unseen": they get no
-        support prototype (copied, as at test time) but keep their queries (0 = the official code).
-    episodes_per_epoch : episodes (or minibatches) per epoch; None = images / (n_way·(n_shot+n_query)).
-    batch_size : minibatch size of non-episodic training.
-    val_fraction : fraction of each train class's images held out as validation-seen images.
-    """
-
-    epochs: int = 30
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    consistency_weight: float = 1.0
-    episodic: bool = True
-    n_way: int = 30
-    n_shot: int = 1
-    n_query: int = 1
-    episode_unseen: int = 5
-    episodes_per_epoch: int | None = None
-    batch_size: int = 128
-    val_fraction: float = 0.2
-
-
-def _episode_loss(model: IPN, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
-                  sampler: EpisodeSampler, index: int, config: TrainConfig,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Classification loss, consistency loss and accuracy of one episode (all on the model's device).
-
-    The episode's classes are split at random into episode-seen (support mean = visual prototype) and
-    ``episode_unseen`` held-out classes whose visual prototype is copied as for real unseen classes;
-    cross-entropy of the queries of all episode classes over all episode classes.
-    """
-    device = features.device
-    episode = sampler[index]
-    n_way = len(episode.classes)
-    support_labels = episode.support_labels.to(device)
-    means, _ = class_means(features[episode.support.to(device)], support_labels, n_way)
-    atts = attributes[episode.classes.to(device)]
-    known = torch.ones(n_way, dtype=torch.bool, device=device)
-    known[torch.randperm(n_way, generator=generator)[:config.episode_unseen].to(device)] = False
-    means = fill_unseen_prototypes(model, means, atts, known) if config.episode_unseen else means
-    logits, consistency = model(features[episode.query.to(device)], means, atts)
-    query_labels = episode.query_labels.to(device)
-    loss = F.cross_entropy(logits / model.config.logit_scale, query_labels)
-    return loss, consistency, (logits.argmax(1) == query_labels).float().mean()
-
-
-def _held_out(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """Bool mask over ``labels`` holding out ``fraction`` of each class's images (at least one if ≥ 2)."""
-    mask = torch.zeros(len(labels), dtype=torch.bool)
-    for c in labels.unique().tolist():
-        idx = (labels == c).nonzero().flatten()
-        n = min(len(idx) - 1, max(1, round(fraction * len(idx)))) if len(idx) > 1 else 0
-        mask[idx[torch.randperm(len(idx), generator=generator)[:n]]] = True
-    return mask
-
-
-def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
-                 attributes: torch.Tensor, config: TrainConfig, generator: torch.Generator,
-                 sampler: EpisodeSampler | None) -> dict[str, float]:
-    """One epoch on ``features``/``labels`` (global ids, on the device); mean loss, KL and accuracy."""
-    model.train()
-    totals = np.zeros(3)
-    if sampler is not None:
-        steps = len(sampler)
-        for index in range(steps):
-            loss, kl, acc = _episode_loss(model, features, labels, attributes, sampler, index, config, generator)
-            _step(optimizer, loss + config.consistency_weight * kl)
-            totals += [loss.item(), kl.item(), acc.item()]
-    else:
-        classes = labels.unique()
-        local = torch.full((len(attributes),), -1, dtype=torch.long, device=labels.device)
-        local[classes] = torch.arange(len(classes), device=labels.device)
-        means, _ = class_means(features, local[labels], len(classes))
-        order = torch.randperm(len(labels), generator=generator).to(labels.device)
-        batches = order.split(config.batch_size)[: config.episodes_per_epoch]
-        steps = len(batches)
-        for batch in batches:
-            logits, kl = model(features[batch], means, attributes[classes])
-            targets = local[labels[batch]]
-            loss = F.cross_entropy(logits / model.config.logit_scale, targets)
-            _step(optimizer, loss + config.consistency_weight * kl)
-            totals += [loss.item(), kl.item(), (logits.argmax(1) == targets).float().mean().item()]
-    loss, kl, acc = totals / steps
-    return {"loss": loss, "kl": kl, "train_accuracy": acc}
-
-
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def train_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
-                 config: TrainConfig, device: torch.device, progress: bool = True,
-                 validate: Callable[[IPN], dict[str, float]] | None = None) -> pd.DataFrame:
-    """Train ``model`` for ``config.epochs`` epochs on ``features``/``labels`` (global class ids).
-
-    ``validate`` (optional) is called after each epoch and returns a dict of extra history columns.
-    Returns one row per epoch: ``epoch``, ``loss`` (cross-entropy), ``kl`` (consistency between the
-    spaces, recorded even when its weight is 0), ``train_accuracy``, then ``validate``'s columns.
-    """
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    model.to(device)
-    features, labels, attributes = features.to(device), labels.to(device), attributes.to(device)
-    n_per_step = config.n_way * (config.n_shot + config.n_query)
-    episodes = config.episodes_per_epoch or max(1, len(labels) // n_per_step)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs * 2 // 3), gamma=0.1)
-    history = []
-    for epoch in tqdm(range(1, config.epochs + 1), desc="IPN", disable=not progress, leave=False):
-        sampler = (EpisodeSampler(labels.cpu(), config.n_way, config.n_shot, config.n_query, episodes,
-                                  seed=config.seed * 100_003 + epoch) if config.episodic else None)
-        row = {"epoch": epoch, **_train_epoch(model, optimizer, features, labels, attributes, config, generator,
-                                              sampler)}
-        scheduler.step()
-        if validate is not None:
-            row.update(validate(model))
-        history.append(row)
-    return pd.DataFrame(history)
-
-
-def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainConfig = TrainConfig(),
-            device: torch.device | str = "cpu", progress: bool = True, refit: bool = True,
-            monitor: Callable[[IPN], dict[str, float]] | None = None) -> tuple[IPN, pd.DataFrame]:
-    """Train IPN on ``data`` with model selection on the xlsa17 validation classes, never on test data.
-
-    1. Train on the ``train`` split (``train_classes``) minus ``val_fraction`` of each class's images;
-       after each epoch measure U/S/H with ``val_classes`` as unseen (``val`` split) and the held-out
-       images as seen; keep the epoch with the best validation H. (The official code instead keeps the
-       epoch with the best H on the *test* sets — model selection on test data.)
-    2. If ``refit``, retrain from scratch on ``trainval`` (all seen classes) for that many epochs.
-
-    ``monitor`` (optional) is called after every epoch of both phases; its dict adds history columns.
-
-    Returns
-    -------
-    (model in eval mode on ``device``, history): the selection run's per-epoch rows (``epoch``, ``loss``,
-    ``kl``, ``train_accuracy``, ``val_U``, ``val_S``, ``val_H``, ``phase = "select"``), then the refit's
-    rows (``phase = "refit"``) when ``refit``.
-    """
-    device = torch.device(device)
-    generator = torch.Generator().manual_seed(config.seed)
-    held = _held_out(data.train.labels, config.val_fraction, generator)
-    train_x, train_y = data.train.features[~held], data.train.labels[~held]
-    val_seen = (data.train.features[held], data.train.labels[held])
-    val_unseen = (data.val.features, data.val.labels)
-    centres = attribute_centres(data.attributes[data.train_classes], model_config.n_clusters, config.seed)
-    torch.manual_seed(config.seed)
-    model = IPN(data.feature_dim, centres, model_config)
-    best = {"H": -1.0, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
-
-    def validate(current: IPN) -> dict[str, float]:
-        scores = evaluate_gzsl(current, train_x, train_y, data.attributes, val_seen, val_unseen,
-                               data.train_classes, data.val_classes)
-        if scores["H"] > best["H"]:
-            best.update(H=scores["H"], epoch=len(history_rows) + 1, state=copy.deepcopy(current.state_dict()))
-        history_rows.append(scores)
-        return {**{f"val_{key}": value for key, value in scores.items()}, **(monitor(current) if monitor else {})}
-
-    history_rows: list[dict[str, float]] = []
-    history = train_epochs(model, train_x, train_y, data.attributes, config, device, progress, validate)
-    history["phase"] = "select"
-    model.load_state_dict(best["state"])
-    if refit:
-        centres = attribute_centres(data.attributes[data.seen_classes], model_config.n_clusters, config.seed)
-        torch.manual_seed(config.seed)
-        model = IPN(data.feature_dim, centres, model_config)
-        refit_config = TrainConfig(**{**config.__dict__, "epochs": max(1, best["epoch"])})
-        refit_history = train_epochs(model, data.trainval.features, data.trainval.labels, data.attributes,
-                                     refit_config, device, progress, validate=monitor)
-        refit_history["phase"] = "refit"
-        history = pd.concat([history, refit_history], ignore_index=True)
-    return model.to(device).eval(), history
-
-
-def evaluate_test(model: IPN, data: ZSLData) -> dict[str, float]:
-    """U, S, H on the test sets: seen prototypes = mean of all ``trainval`` images, unseen ones copied."""
-    return evaluate_gzsl(model, data.trainval.features, data.trainval.labels, data.attributes,
-                         (data.test_seen.features, data.test_seen.labels),
-                         (data.test_unseen.features, data.test_unseen.labels), data.seen_classes,
-                         data.unseen_classes)

@@ -86,6 +86,9 @@ class ProtoNet(nn.Module):
         Positive :math:`T` dividing the negative distances.
     train_c : bool
         Learn ``c`` (hyperbolic only).
+    riemannian : bool
+        Rescale the embedding's gradient by :math:`1/\lambda_x^2` in the backward pass, as every official
+        few-shot run did (hyperbolic only; see :class:`~protolab.hyperbolic.ToPoincare`).
 
     Shape
     -----
@@ -95,18 +98,20 @@ class ProtoNet(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, geometry: str = "euclidean", c: float = 0.01,
-                 clip_r: float | None = None, temperature: float = 1.0, train_c: bool = False) -> None:
+                 clip_r: float | None = None, temperature: float = 1.0, train_c: bool = False,
+                 riemannian: bool = False) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
-        if geometry == "euclidean" and (clip_r is not None or train_c):
-            raise ValueError("clip_r and train_c only apply to geometry='hyperbolic'")
+        if geometry == "euclidean" and (clip_r is not None or train_c or riemannian):
+            raise ValueError("clip_r, train_c and riemannian only apply to geometry='hyperbolic'")
         self.backbone = backbone
         self.geometry = geometry
         self.temperature = float(temperature)
-        self.to_poincare = ToPoincare(c, clip_r=clip_r, train_c=train_c) if geometry == "hyperbolic" else None
+        self.to_poincare = (ToPoincare(c, clip_r=clip_r, train_c=train_c, riemannian=riemannian)
+                            if geometry == "hyperbolic" else None)
 
     @property
     def c(self) -> float | torch.Tensor | None:

@@ -12,10 +12,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from protolab.atomic import atomic_write
+from protolab.runner.atomic import atomic_write
 from protolab.data.images import LabeledImages
 from protolab.episodes import Episode, EpisodeSampler, episode_images
 from protolab.metrics import mean_ci95
+
+
+def adam(parameters, *, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam with its fused kernel (CPU and CUDA): one pass over all parameters per step instead of a
+    few per tensor, 6× faster than the default for IPN's 20 M parameters on one CPU thread. Results
+    differ from the unfused update in the last bits only."""
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def fit_classifier(model: nn.Module, data: Dataset, *, epochs: int, batch_size: int, lr: float,
@@ -29,7 +36,7 @@ def fit_classifier(model: nn.Module, data: Dataset, *, epochs: int, batch_size: 
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc=description, disable=not progress, leave=False):
         total_loss, correct, seen = 0.0, 0, 0
@@ -151,7 +158,7 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
                 "val_episodes": val_episodes, "val_way": val_way or n_way, "lr": lr, "step_size": step_size,
                 "gamma": gamma, "seed": seed, "n_train": len(train_data)}
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
     cuda = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):

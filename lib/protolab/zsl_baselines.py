@@ -2,11 +2,22 @@
 
 Both are computed in float64 and return float64 tensors; scores are ``(N, C)`` over the classes whose
 attribute rows are passed, so a GZSL evaluation passes all ``C`` classes (see ``metrics.gzsl_scores``).
+
+:func:`select_baseline` picks a method's regularisers by validation H on the held-out images of
+:func:`protolab.ipn_fit.validation_split` (the images IPN is selected on), then refits on ``trainval``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple, Sequence
+
+import pandas as pd
 import torch
+
+from protolab.data.xlsa17 import ZSLData
+from protolab.metrics import gzsl_scores
+
+BASELINES = ("ESZSL", "attribute regression")
 
 
 def _solve_ridge(gram: torch.Tensor, right: torch.Tensor, regulariser: float) -> torch.Tensor:
@@ -77,3 +88,67 @@ def attribute_regression_scores(features: torch.Tensor, weights: torch.Tensor,
     """Cosine similarity between each predicted attribute vector ``x W`` and each class's row: ``(N, C)``."""
     predicted = torch.nn.functional.normalize(features.double() @ weights, dim=1)
     return predicted @ torch.nn.functional.normalize(attributes.double(), dim=1).T
+
+
+def hyperparameter_grid(method: str, values: Sequence[float]) -> list[tuple[float, ...]]:
+    """Regularisers tried for ``method``: every ``(γ, λ)`` pair of ``values`` for ESZSL, every ``(α,)`` for
+    attribute regression."""
+    if method == "ESZSL":
+        return [(gamma, lam) for gamma in values for lam in values]
+    if method == "attribute regression":
+        return [(alpha,) for alpha in values]
+    raise ValueError(f"unknown baseline {method!r}; expected one of {BASELINES}")
+
+
+def baseline_scores(method: str, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
+                    classes: torch.Tensor, hyperparameters: tuple[float, ...],
+                    queries: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Fit ``method`` on ``features``/``labels`` (global ids of ``classes``) with ``hyperparameters`` (one entry
+    of :func:`hyperparameter_grid`) and score each ``(N, D)`` of ``queries`` against every class: ``(N, C)``."""
+    if method == "ESZSL":
+        weights = eszsl_fit(features, labels, attributes, classes, *hyperparameters)
+        return [eszsl_scores(x, weights, attributes) for x in queries]
+    weights = attribute_regression_fit(features, labels, attributes, *hyperparameters)
+    return [attribute_regression_scores(x, weights, attributes) for x in queries]
+
+
+class SelectedBaseline(NamedTuple):
+    """A baseline picked on validation data and refitted on ``trainval``.
+
+    Attributes
+    ----------
+    hyperparameters : the grid entry with the best validation H (the first one on ties).
+    validation : one row per grid entry: ``hyperparameters``, validation ``U``, ``S``, ``H``.
+    test : test ``U``, ``S``, ``H`` of the refitted model.
+    scores_seen, scores_unseen : its test scores ``(N, C)`` over all classes.
+    """
+
+    hyperparameters: tuple[float, ...]
+    validation: pd.DataFrame
+    test: dict[str, float]
+    scores_seen: torch.Tensor
+    scores_unseen: torch.Tensor
+
+
+def select_baseline(data: ZSLData, method: str, values: Sequence[float], validation: torch.Tensor) -> SelectedBaseline:
+    """Select ``method``'s regularisers from :func:`hyperparameter_grid` ``(method, values)`` and refit.
+
+    Each grid entry is fitted on the ``train`` images outside ``validation`` (a bool mask over ``data.train``,
+    :func:`protolab.ipn_fit.validation_split`) and scored in GZSL with the ``validation`` images as seen and
+    the ``val`` classes as unseen; the entry with the best H is refitted on ``trainval`` and tested.
+    """
+    fit_x, fit_y = data.train.features[~validation], data.train.labels[~validation]
+    seen_x, seen_y = data.train.features[validation], data.train.labels[validation]
+    rows = []
+    for hyperparameters in hyperparameter_grid(method, values):
+        seen, unseen = baseline_scores(method, fit_x, fit_y, data.attributes, data.train_classes, hyperparameters,
+                                       [seen_x, data.val.features])
+        rows.append({"hyperparameters": hyperparameters,
+                     **gzsl_scores(seen, seen_y, unseen, data.val.labels, data.train_classes, data.val_classes)})
+    table = pd.DataFrame(rows)
+    chosen = table.hyperparameters[int(table.H.to_numpy().argmax())]
+    seen, unseen = baseline_scores(method, data.trainval.features, data.trainval.labels, data.attributes,
+                                   data.seen_classes, chosen, [data.test_seen.features, data.test_unseen.features])
+    test = gzsl_scores(seen, data.test_seen.labels, unseen, data.test_unseen.labels, data.seen_classes,
+                       data.unseen_classes)
+    return SelectedBaseline(chosen, table, test, seen, unseen)

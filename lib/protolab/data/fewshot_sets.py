@@ -1,7 +1,8 @@
 """Few-shot benchmarks as class-disjoint train/val/test splits: MiniImageNet, CUB-200-2011, Omniglot.
 
 Every loader returns :class:`FewShotSplits` of file-backed :class:`LabeledImages`: ``dataset[i]`` decodes
-the file to a float tensor ``(3, resize, resize)`` in ``[0, 1]`` (Omniglot: ``(1, S, S)``). Labels of each
+the file to a float tensor ``(3, image_size, image_size)`` in ``[0, 1]`` (Omniglot: ``(1, S, S)``); every
+file is checked to decode when the dataset is loaded. Labels of each
 split are 0-based within that split; ``class_names`` keep the original class names, and no class
 appears in two splits. Augmentation is not applied here: replace ``split.transform`` to add it.
 """
@@ -24,7 +25,8 @@ from PIL import Image
 from protolab.data.cache import cache_dir
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError, require_files
 from protolab.data.images import LabeledImages
-from protolab.data.torchvision_sets import image_transform, load_omniglot
+from protolab.data.torchvision_sets import load_omniglot
+from protolab.data.transforms import check_images, image_transform
 
 MINI_IMAGENET_SOURCE = (
     "Ravi & Larochelle's split files https://github.com/twitter-research/meta-learning-lstm/tree/master/data/"
@@ -32,6 +34,7 @@ MINI_IMAGENET_SOURCE = (
     "mini-imagenet-cache-{train,val,test}.pkl distributed with learn2learn (https://github.com/learnables/learn2learn)"
 )
 CUB_SOURCE = "https://www.vision.caltech.edu/datasets/cub_200_2011/ (CUB_200_2011.tgz)"
+CUB_FILES = ("images.txt", "image_class_labels.txt", "classes.txt", "images")
 SPLITS = ("train", "val", "test")
 _SHOWN = 5
 _CLASS_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -93,7 +96,7 @@ def _require_images(paths: Sequence[Path], images: Path, listing: Path, name: st
 
 
 def _labeled_files(
-    paths: Sequence[Path], names: Sequence[str], class_names: Sequence[str], description: str, resize: int
+    paths: Sequence[Path], names: Sequence[str], class_names: Sequence[str], description: str, image_size: int
 ) -> LabeledImages:
     """File-backed RGB images whose class is given by name; ``class_names`` fixes the label order."""
     index = {name: i for i, name in enumerate(class_names)}
@@ -102,7 +105,7 @@ def _labeled_files(
         class_names=list(class_names),
         description=description,
         paths=list(paths),
-        transform=image_transform(resize),
+        transform=image_transform(image_size),
     )
 
 
@@ -132,16 +135,17 @@ def _read_csv_split(path: Path, images: Path) -> tuple[list[Path], list[str]]:
     return paths, [row[1].strip() for row in rows[1:]]
 
 
-def _mini_imagenet_csv(folder: Path, resize: int) -> FewShotSplits:
+def _mini_imagenet_csv(folder: Path, image_size: int) -> FewShotSplits:
     read = {split: _read_csv_split(folder / f"{split}.csv", folder / "images") for split in SPLITS}
     _check_disjoint({split: names for split, (_, names) in read.items()}, folder, MINI_IMAGENET_SOURCE)
+    check_images([path for paths, _ in read.values() for path in paths], MINI_IMAGENET_SOURCE)
     return FewShotSplits(
         **{
             split: _labeled_files(
                 paths, names, sorted(set(names)),
-                f"MiniImageNet {split} (Ravi & Larochelle split, {len(set(names))} classes, {resize}×{resize}) "
-                f"from {folder}",
-                resize,
+                f"MiniImageNet {split} (Ravi & Larochelle split, {len(set(names))} classes, "
+                f"{image_size}×{image_size}) from {folder}",
+                image_size,
             )
             for split, (paths, names) in read.items()
         }
@@ -191,7 +195,8 @@ def _extract_pickle(path: Path) -> Path:
 
     A float copy of the train split would need 3.3 GB of memory, so the images become files once
     (about a minute for the whole dataset) and are decoded on access like the CSV layout. The cache
-    entry is keyed by the pickle's path, size and modification time.
+    entry is keyed by the pickle's path, size and modification time; its PNGs are written from the
+    validated arrays, so they are not decode-checked again.
     """
     stat = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -214,7 +219,7 @@ def _extract_pickle(path: Path) -> Path:
     return target
 
 
-def _mini_imagenet_pickles(files: dict[str, Path], resize: int) -> FewShotSplits:
+def _mini_imagenet_pickles(files: dict[str, Path], image_size: int) -> FewShotSplits:
     out = {}
     for split, path in files.items():
         folder = _extract_pickle(path)
@@ -222,25 +227,25 @@ def _mini_imagenet_pickles(files: dict[str, Path], resize: int) -> FewShotSplits
         pairs = [(file, wnid) for wnid in class_names for file in sorted((folder / wnid).glob("*.png"))]
         out[split] = _labeled_files(
             [file for file, _ in pairs], [wnid for _, wnid in pairs], class_names,
-            f"MiniImageNet {split} ({len(class_names)} classes, {resize}×{resize}) from {path}",
-            resize,
+            f"MiniImageNet {split} ({len(class_names)} classes, {image_size}×{image_size}) from {path}",
+            image_size,
         )
     classes = {split: data.class_names for split, data in out.items()}
     _check_disjoint(classes, files["train"].parent, MINI_IMAGENET_SOURCE)
     return FewShotSplits(**out)
 
 
-def load_mini_imagenet(root: str | Path, resize: int = 84) -> FewShotSplits:
+def load_mini_imagenet(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
     """MiniImageNet (Vinyals et al. 2016) with the class split of Ravi & Larochelle (2017): 64/16/20 classes.
 
     Two on-disk layouts are read, the first one found wins:
 
     1. Ravi & Larochelle's CSVs (header ``filename,label``, label = WordNet id) and the image files::
 
-           <root>/miniImageNet/{train,val,test}.csv
-           <root>/miniImageNet/images/<filename>
+           <data_root>/miniImageNet/{train,val,test}.csv
+           <data_root>/miniImageNet/images/<filename>
 
-    2. The pickle caches (as distributed with learn2learn), in ``<root>/miniImageNet/`` or ``<root>/``::
+    2. The pickle caches (as distributed with learn2learn), in ``<data_root>/miniImageNet/`` or ``<data_root>/``::
 
            mini-imagenet-cache-{train,val,test}.pkl   dict(image_data=uint8 (N, 84, 84, 3),
                                                            class_dict={wnid: [image indices]})
@@ -253,27 +258,38 @@ def load_mini_imagenet(root: str | Path, resize: int = 84) -> FewShotSplits:
 
     Parameters
     ----------
-    root : folder holding ``miniImageNet/`` (or the pickles).
-    resize : side of the square images ``dataset[i]`` returns, ``(3, resize, resize)``.
+    data_root : folder holding ``miniImageNet/`` (or the pickles).
+    image_size : side of the square images ``dataset[i]`` returns, ``(3, image_size, image_size)``.
 
     Raises
     ------
     DatasetNotFoundError : neither layout is complete, or images listed in a CSV are missing.
-    DatasetFormatError : bad CSV header or rows, classes shared between splits, a pickle that is not
-        in the expected format or that references code.
+    DatasetFormatError : bad CSV header or rows, classes shared between splits, an image that does not
+        decode, a pickle that is not in the expected format or that references code.
     """
-    root = Path(root)
-    folder = root / "miniImageNet"
-    if all((folder / f"{split}.csv").is_file() for split in SPLITS):
-        return _mini_imagenet_csv(folder, resize)
-    for base in (folder, root):
-        files = {split: base / f"mini-imagenet-cache-{split}.pkl" for split in SPLITS}
-        if all(path.is_file() for path in files.values()):
-            return _mini_imagenet_pickles(files, resize)
+    files = mini_imagenet_files(Path(data_root))
+    if files["train"].suffix == ".csv":
+        return _mini_imagenet_csv(files["train"].parent, image_size)
+    return _mini_imagenet_pickles(files, image_size)
+
+
+def mini_imagenet_files(data_root: Path) -> dict[str, Path]:
+    """The split files of the first complete MiniImageNet layout of :func:`load_mini_imagenet`:
+    ``{split: miniImageNet/<split>.csv}`` (with ``miniImageNet/images/`` beside them) or
+    ``{split: mini-imagenet-cache-<split>.pkl}``; :class:`DatasetNotFoundError` naming both layouts when
+    neither is complete. Reads no file."""
+    folder = data_root / "miniImageNet"
+    csvs = {split: folder / f"{split}.csv" for split in SPLITS}
+    if all(path.is_file() for path in csvs.values()) and (folder / "images").is_dir():
+        return csvs
+    for base in (folder, data_root):
+        pickles = {split: base / f"mini-imagenet-cache-{split}.pkl" for split in SPLITS}
+        if all(path.is_file() for path in pickles.values()):
+            return pickles
     expected = [f"miniImageNet/{split}.csv" for split in SPLITS] + ["miniImageNet/images/<filename>.jpg"]
-    expected += [f"miniImageNet/mini-imagenet-cache-{split}.pkl (or directly in the root)" for split in SPLITS]
-    raise DatasetNotFoundError("MiniImageNet (either the CSV + images layout or the three pickles)", root, expected,
-                               MINI_IMAGENET_SOURCE)
+    expected += [f"miniImageNet/mini-imagenet-cache-{split}.pkl (or directly in data_root)" for split in SPLITS]
+    raise DatasetNotFoundError("MiniImageNet (either the CSV + images layout or the three pickles)", data_root,
+                               expected, MINI_IMAGENET_SOURCE)
 
 
 def _read_table(path: Path) -> dict[int, str]:
@@ -293,15 +309,15 @@ def _read_table(path: Path) -> dict[int, str]:
     return table
 
 
-def load_cub(root: str | Path, resize: int = 84) -> FewShotSplits:
+def load_cub(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
     """CUB-200-2011 (Wah et al. 2011) with the few-shot class split of Chen et al. 2019 (100/50/50).
 
     On disk (the official ``CUB_200_2011.tgz``)::
 
-        <root>/CUB_200_2011/images.txt              "<image id> <class folder>/<file>.jpg"
-        <root>/CUB_200_2011/image_class_labels.txt  "<image id> <class id>"   (1-based)
-        <root>/CUB_200_2011/classes.txt             "<class id> <class folder name>"
-        <root>/CUB_200_2011/images/<class folder>/<file>.jpg
+        <data_root>/CUB_200_2011/images.txt              "<image id> <class folder>/<file>.jpg"
+        <data_root>/CUB_200_2011/image_class_labels.txt  "<image id> <class id>"   (1-based)
+        <data_root>/CUB_200_2011/classes.txt             "<class id> <class folder name>"
+        <data_root>/CUB_200_2011/images/<class folder>/<file>.jpg
 
     Split rule of *A Closer Look at Few-shot Classification* (Chen et al., ICLR 2019,
     ``filelists/CUB/write_CUB_filelist.py``): with the class folders sorted by name and numbered
@@ -310,18 +326,17 @@ def load_cub(root: str | Path, resize: int = 84) -> FewShotSplits:
 
     Parameters
     ----------
-    root : folder holding ``CUB_200_2011/``.
-    resize : side of the square images ``dataset[i]`` returns, ``(3, resize, resize)``.
+    data_root : folder holding ``CUB_200_2011/``.
+    image_size : side of the square images ``dataset[i]`` returns, ``(3, image_size, image_size)``.
 
     Raises
     ------
     DatasetNotFoundError : a metadata file or listed images are missing.
-    DatasetFormatError : malformed lines, or images / labels / classes whose ids do not match.
+    DatasetFormatError : malformed lines, images / labels / classes whose ids do not match, or an image
+        that does not decode.
     """
-    root = Path(root)
-    folder = root / "CUB_200_2011"
-    names = ("images.txt", "image_class_labels.txt", "classes.txt")
-    require_files("CUB-200-2011", folder, names, CUB_SOURCE)
+    folder = require_cub(Path(data_root))
+    names = CUB_FILES[:3]
     files, labels, classes = (_read_table(folder / name) for name in names)
     if set(files) != set(labels):
         differing = sorted(set(files) ^ set(labels))[:_SHOWN]
@@ -337,17 +352,27 @@ def load_cub(root: str | Path, resize: int = 84) -> FewShotSplits:
     order = sorted(files)
     paths = [folder / "images" / files[i] for i in order]
     _require_images(paths, folder / "images", folder / names[0], "CUB-200-2011", CUB_SOURCE)
+    check_images(paths, CUB_SOURCE)
     class_names = sorted(classes.values())
-    full = _labeled_files(paths, [classes[label_ids[i]] for i in order], class_names, "CUB-200-2011", resize)
+    full = _labeled_files(paths, [classes[label_ids[i]] for i in order], class_names, "CUB-200-2011", image_size)
     rule = {"train": (0, 2), "val": (1, 4), "test": (3, 4)}
     out = {}
     for split, (remainder, modulus) in rule.items():
         chosen = [i for i in range(len(class_names)) if i % modulus == remainder]
         description = (
-            f"CUB-200-2011 {split} ({len(chosen)} classes, Chen et al. 2019 split, {resize}×{resize}) from {folder}"
+            f"CUB-200-2011 {split} ({len(chosen)} classes, Chen et al. 2019 split, {image_size}×{image_size}) "
+            f"from {folder}"
         )
         out[split] = full.select_classes(chosen, description)
     return FewShotSplits(**out)
+
+
+def require_cub(data_root: Path) -> Path:
+    """``<data_root>/CUB_200_2011``; :class:`DatasetNotFoundError` unless it holds the three metadata files
+    and the ``images/`` folder. Reads no file."""
+    folder = data_root / "CUB_200_2011"
+    require_files("CUB-200-2011", folder, CUB_FILES, CUB_SOURCE)
+    return folder
 
 
 def load_omniglot_splits(

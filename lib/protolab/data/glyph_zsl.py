@@ -16,19 +16,18 @@ import os
 import shutil
 import tempfile
 import unicodedata
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from protolab.data.cache import cache_dir
-from protolab.data.errors import DatasetError
+from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
 from protolab.data.xlsa17 import FILES, ZSLData, load_xlsa17, write_xlsa17
+from protolab.reproducibility import one_thread
 
 GLYPH_ZSL = "GLYPH-ZSL"
 """Folder name of the dataset under the root :func:`build_glyph_zsl` returns."""
@@ -173,21 +172,6 @@ class _FeatureCNN(nn.Module):
         return self.classifier(self.features(images))
 
 
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run the block on one intra-op thread and restore the caller's setting afterwards.
-
-    The CNN is tiny: more threads gain little, and when the cores are shared (notebooks run in
-    parallel), OpenMP barriers between its many small ops made 2 threads ~20× slower than one.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _fit_feature_cnn(
     images: torch.Tensor, labels: torch.Tensor, *, feature_dim: int, epochs: int, seed: int
 ) -> nn.Module:
@@ -258,7 +242,7 @@ def _build(folder: Path, options: dict) -> None:
     seen = np.unique(labels[trainval])
     seen_index = np.full(len(rendered.chars), -1)
     seen_index[seen] = np.arange(len(seen))
-    with _one_torch_thread():
+    with one_thread():  # the CNN is tiny: on shared cores, more threads made it ~20× slower
         extractor = _fit_feature_cnn(
             images[trainval], torch.from_numpy(seen_index[labels[trainval]]),
             feature_dim=options["feature_dim"], epochs=options["epochs"], seed=seed,
@@ -285,16 +269,19 @@ def _build(folder: Path, options: dict) -> None:
         "fonts": sorted({rendered.font_names[f] for f in rendered.fonts.tolist()}),
     }
     (dataset / BUILD_RECORD).write_text(json.dumps(record, ensure_ascii=False, indent=1))
+    for name in FILES:
+        record_checksum(dataset / name)
 
 
 def _is_complete(root: Path, options: dict) -> bool:
-    """Whether ``root`` holds a finished build for ``options``."""
+    """Whether ``root`` holds a finished build for ``options`` whose ``.mat`` files match their recorded
+    checksums (an altered one gives a warning)."""
     folder = root / GLYPH_ZSL
     try:
         record = json.loads((folder / BUILD_RECORD).read_text())
     except (OSError, ValueError):
         return False
-    return record.get("options") == options and all((folder / name).is_file() for name in FILES)
+    return record.get("options") == options and all(is_intact(folder / name) for name in FILES)
 
 
 def build_glyph_zsl(
@@ -345,7 +332,8 @@ def build_glyph_zsl(
     -------
     Path
         ``cache_dir()/glyph_zsl/<hash of options>``, holding ``GLYPH-ZSL/{res101.mat, att_splits.mat,
-        build.json}``.
+        build.json}`` and the sha256 of each ``.mat`` file beside it (``res101.mat.sha256``…): a cached
+        copy whose files do not match them is rebuilt, with a warning.
     """
     if image_size % 8:
         raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
@@ -374,8 +362,8 @@ def build_glyph_zsl(
 
 
 def load_glyph_zsl(seed: int = 0, **options) -> ZSLData:
-    """glyph-zsl read back through :func:`load_xlsa17` (built first if needed; a cached copy that does
-    not load is rebuilt). ``options`` are those of :func:`build_glyph_zsl`.
+    """glyph-zsl read back through :func:`load_xlsa17` (built first if needed; a cached copy whose files
+    were altered is rebuilt). ``options`` are those of :func:`build_glyph_zsl`.
 
     Returns
     -------
@@ -384,10 +372,7 @@ def load_glyph_zsl(seed: int = 0, **options) -> ZSLData:
         binary.
     """
     root = build_glyph_zsl(seed, **options)
-    try:
-        data = load_xlsa17(root, GLYPH_ZSL)
-    except DatasetError:
-        data = load_xlsa17(build_glyph_zsl(seed, **{**options, "rebuild": True}), GLYPH_ZSL)
+    data = load_xlsa17(root, GLYPH_ZSL)
     record = json.loads((root / GLYPH_ZSL / BUILD_RECORD).read_text())
     data.description = (
         f"Embedded synthetic glyph-zsl: {data.n_classes} {'/'.join(record['options']['scripts']).title()} letters "

@@ -6,11 +6,12 @@ font × a random affine (rotation, shear, scale, translation) × a random stroke
 
 - :func:`load_glyphs` — classes = characters, groups = scripts: the Omniglot stand-in for few-shot
   (with :func:`split_by_group` for alphabet-wise splits) and a re-identification set (identity =
-  character, camera = font).
+  character, domain = font, as the camera is for Market-1501).
 - :func:`load_digit_like_glyphs` — letters drawn like scikit-learn's digits (8×8, 0..16 ink counts),
   none of them digit look-alikes: the out-of-distribution set of a digits model.
 
-Every dataset is deterministic for its options and cached under ``cache_dir()/<kind>/<hash>.pt``.
+Every dataset is deterministic for its options and cached under ``cache_dir()/<kind>/<hash>.pt`` with its
+sha256 beside it (``<hash>.pt.sha256``); a cached file that does not match it is rebuilt, with a warning.
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ import functools
 import hashlib
 import json
 import math
-import os
-import pickle
 import re
-import tempfile
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,9 +33,11 @@ import torch
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
-from protolab.data.cache import cache_dir
-from protolab.data.digits import DIGIT_SIDE, digit_images, resize_images
+from protolab.data.cache import cache_dir, is_intact, record_checksum
+from protolab.data.digits import DIGIT_SIDE, digit_images
 from protolab.data.images import LabeledImages
+from protolab.data.transforms import resize_images
+from protolab.runner.atomic import atomic_write
 
 CACHE_VERSION = 1
 """Bumped whenever a change of the code changes the pixels: old cache files are then ignored."""
@@ -359,31 +359,21 @@ _TENSORS = ("pixels", "labels", "fonts")
 def _cached(
     kind: str, options: dict, build: Callable[[], tuple[dict[str, torch.Tensor], dict]]
 ) -> tuple[dict[str, torch.Tensor], dict, Path]:
-    """Tensors and JSON metadata from ``cache_dir()/kind/<options_key>.pt``, built and saved when the
-    file is missing, unreadable or for other options."""
+    """Tensors and JSON metadata from ``cache_dir()/kind/<options_key>.pt``, built and saved (with its
+    checksum, see :func:`~protolab.data.cache.record_checksum`) when the file is missing, altered (a
+    warning says so) or for other options."""
     options = json.loads(json.dumps(options))
     path = cache_dir() / kind / f"{options_key(options)}.pt"
-    try:
+    if is_intact(path):
         blob = torch.load(path, weights_only=True)
         meta = json.loads(blob.pop("meta"))
-        consistent = set(blob) == set(_TENSORS) and len({len(blob[key]) for key in _TENSORS}) == 1
-        if meta.get("options") == options and consistent:
+        if meta["options"] == options:
             return blob, meta, path
-    except FileNotFoundError:
-        pass
-    except (OSError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError, pickle.UnpicklingError):
-        pass  # a corrupt or foreign file is rebuilt below
     tensors, meta = build()
     meta = {**meta, "options": options}
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save({**tensors, "meta": json.dumps(meta)}, stream)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save({**tensors, "meta": json.dumps(meta)}, handle))
+    record_checksum(path)
     return tensors, meta, path
 
 
@@ -399,7 +389,7 @@ def _to_labeled(
         description=meta["description"] + (f", resized to {image_size}x{image_size}" if resized else ""),
         images=resize_images(images, image_size) if resized else images,
         groups=[script_of(char) for char in meta["chars"]],
-        cameras=tensors["fonts"],
+        domains=tensors["fonts"],
         extra={"chars": meta["chars"], "fonts": meta["font_names"], "cache_file": str(path), **meta["options"],
                **meta.get("extra", {})},
     )
@@ -443,7 +433,7 @@ def load_glyphs(
     LabeledImages
         ``images`` ``(N, 1, S, S)`` float32 in ``[0, 1]`` (white strokes on black), ``labels``
         ``(N,)`` one class per character (``class_names`` are Unicode names, ``extra['chars']`` the
-        characters), ``groups`` the script of each class, ``cameras`` ``(N,)`` the font of each image
+        characters), ``groups`` the script of each class, ``domains`` ``(N,)`` the font of each image
         (names in ``extra['fonts']``). Identical drawings across scripts are kept once.
     """
     options = {"seed": seed, "image_size": image_size, "scripts": None if scripts is None else sorted(scripts),

@@ -27,7 +27,10 @@ class LabeledImages(Dataset):
         class_names: name of each class.
         description: one line saying which data this is (shown in notebooks and the report).
         groups: optional ``(n_classes,)`` group of each class (alphabet, script, super-class).
-        cameras: optional ``(N,)`` int64 camera id of each image (re-identification sets).
+        domains: optional ``(N,)`` int64 acquisition domain of each image, the nuisance factor a
+            retrieval protocol conditions on: for re-identification data (Market-1501) the camera
+            number from the file name (1–6); for the embedded glyphs the font the image was drawn in
+            (an index into ``extra['fonts']``); None for the other datasets.
     """
 
     labels: torch.Tensor
@@ -37,7 +40,7 @@ class LabeledImages(Dataset):
     paths: Sequence[Path] | None = None
     transform: Callable[[Image.Image], torch.Tensor] | None = None
     groups: list[str] | None = None
-    cameras: torch.Tensor | None = None
+    domains: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -48,8 +51,8 @@ class LabeledImages(Dataset):
         n = len(self.images) if self.images is not None else len(self.paths)
         if self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {tuple(self.labels.shape)}")
-        if self.cameras is not None and self.cameras.shape != (n,):
-            raise ValueError(f"cameras must have shape ({n},), got {tuple(self.cameras.shape)}")
+        if self.domains is not None and self.domains.shape != (n,):
+            raise ValueError(f"domains must have shape ({n},), got {tuple(self.domains.shape)}")
         if self.groups is not None and len(self.groups) != len(self.class_names):
             raise ValueError("groups must give one group per class")
 
@@ -84,7 +87,7 @@ class LabeledImages(Dataset):
             paths=None if self.paths is None else [self.paths[i] for i in indices.tolist()],
             transform=self.transform,
             groups=self.groups,
-            cameras=None if self.cameras is None else self.cameras[indices],
+            domains=None if self.domains is None else self.domains[indices],
             extra=dict(self.extra),
         )
 

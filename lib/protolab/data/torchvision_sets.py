@@ -1,21 +1,20 @@
 """MNIST and Omniglot from their usual on-disk layouts, read through torchvision.
 
 Both loaders take ``download=False`` by default: nothing is fetched unless the caller asks for it.
-The module also holds :func:`image_transform`, the decode transform of every file-backed
-:class:`LabeledImages` of the real-image loaders.
+:func:`require_mnist` and :func:`omniglot_folder` check the layout without reading any image
+(:func:`protolab.data.check_dataset` calls them).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
-from PIL import Image
-from torchvision import datasets, transforms
+from torchvision import datasets
 
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError, require_files
 from protolab.data.images import LabeledImages
+from protolab.data.transforms import check_images, image_transform, resize_images
 
 MNIST_SOURCE = (
     "torchvision's mirrors (pass download=True, which also unpacks them; .gz files downloaded by hand must be "
@@ -32,28 +31,7 @@ _MNIST_FILES = {
 }
 
 
-def _invert(image: torch.Tensor) -> torch.Tensor:
-    return 1.0 - image
-
-
-def image_transform(size: int | tuple[int, int], invert: bool = False) -> Callable[[Image.Image], torch.Tensor]:
-    """The decode transform of file-backed datasets: PIL image → float tensor ``(C, H, W)`` in ``[0, 1]``.
-
-    Parameters
-    ----------
-    size : output side ``S`` (square ``S × S``) or ``(H, W)``; bilinear resize with antialiasing.
-    invert : return ``1 - x`` (dark strokes on white become bright strokes on black).
-
-    The transform is picklable, so it works with ``DataLoader(num_workers > 0)``.
-    """
-    shape = (size, size) if isinstance(size, int) else tuple(size)
-    steps: list[Callable] = [transforms.Resize(shape), transforms.ToTensor()]
-    if invert:
-        steps.append(transforms.Lambda(_invert))
-    return transforms.Compose(steps)
-
-
-def _mnist_split(data_root: Path, train: bool) -> LabeledImages:
+def _mnist_split(data_root: Path, train: bool, image_size: int) -> LabeledImages:
     raw = Path("MNIST") / "raw"
     files = [str(raw / name) for name in _MNIST_FILES[train]]
     try:
@@ -75,16 +53,18 @@ def _mnist_split(data_root: Path, train: bool) -> LabeledImages:
     if len(targets) and not 0 <= int(targets.min()) <= int(targets.max()) <= 9:
         raise DatasetFormatError(data_root / files[1], "labels must be digits 0..9", MNIST_SOURCE)
     split = "train" if train else "test"
+    resized = "" if image_size == 28 else f", resized to {image_size}×{image_size}"
     return LabeledImages(
         labels=targets.to(torch.int64),
         class_names=[str(digit) for digit in range(10)],
-        description=f"MNIST {split} ({len(targets)} handwritten digits, 28×28) from {data_root}",
-        images=images.unsqueeze(1).to(torch.float32) / 255.0,
+        description=f"MNIST {split} ({len(targets)} handwritten digits, 28×28{resized}) from {data_root}",
+        images=resize_images(images.unsqueeze(1).to(torch.float32) / 255.0, image_size),
         extra={"channels": 1},
     )
 
 
-def load_mnist(data_root: str | Path, download: bool = False) -> tuple[LabeledImages, LabeledImages]:
+def load_mnist(data_root: str | Path, image_size: int = 28, download: bool = False
+               ) -> tuple[LabeledImages, LabeledImages]:
     """MNIST train (60,000) and test (10,000) images through ``torchvision.datasets.MNIST``.
 
     On disk (torchvision's layout, the uncompressed idx files of LeCun et al.)::
@@ -98,13 +78,15 @@ def load_mnist(data_root: str | Path, download: bool = False) -> tuple[LabeledIm
     Parameters
     ----------
     data_root : folder holding ``MNIST/``.
+    image_size : side of the returned images; other than 28, the digits are resized bilinearly.
     download : fetch the files with torchvision if they are missing (off by default: no network use
         unless asked).
 
     Returns
     -------
-    (train, test) : in-memory :class:`LabeledImages`, ``images`` float32 ``(N, 1, 28, 28)`` in ``[0, 1]``
-        (bright strokes on black), ``labels`` int64 ``(N,)`` digits 0–9, ``class_names`` ``"0"``…``"9"``.
+    (train, test) : in-memory :class:`LabeledImages`, ``images`` float32 ``(N, 1, image_size, image_size)``
+        in ``[0, 1]`` (bright strokes on black), ``labels`` int64 ``(N,)`` digits 0–9, ``class_names``
+        ``"0"``…``"9"``.
 
     Raises
     ------
@@ -114,11 +96,28 @@ def load_mnist(data_root: str | Path, download: bool = False) -> tuple[LabeledIm
     data_root = Path(data_root)
     if download:
         datasets.MNIST(str(data_root), train=True, download=True)
+    require_mnist(data_root)
+    return _mnist_split(data_root, True, image_size), _mnist_split(data_root, False, image_size)
+
+
+def require_mnist(data_root: Path) -> None:
+    """Raise :class:`DatasetNotFoundError` unless ``data_root`` holds the four MNIST idx files (or
+    torchvision's legacy ``MNIST/processed`` caches); reads nothing."""
     legacy = [data_root / "MNIST" / "processed" / name for name in ("training.pt", "test.pt")]
     if not all(path.is_file() for path in legacy):
         expected = [str(Path("MNIST") / "raw" / name) for pair in _MNIST_FILES.values() for name in pair]
         require_files("MNIST", data_root, expected, MNIST_SOURCE)
-    return _mnist_split(data_root, True), _mnist_split(data_root, False)
+
+
+def omniglot_folder(data_root: Path, background: bool) -> Path:
+    """``<data_root>/omniglot-py/images_{background,evaluation}``; :class:`DatasetNotFoundError` when it is
+    not a folder."""
+    subset = "images_background" if background else "images_evaluation"
+    folder = data_root / "omniglot-py" / subset
+    if not folder.is_dir():
+        raise DatasetNotFoundError("Omniglot", data_root, [f"omniglot-py/{subset}/<Alphabet>/<character>/*.png"],
+                                   OMNIGLOT_SOURCE)
+    return folder
 
 
 def load_omniglot(
@@ -160,16 +159,12 @@ def load_omniglot(
     Raises
     ------
     DatasetNotFoundError : the folder is missing and ``download=False``.
-    DatasetFormatError : an alphabet or character folder is empty.
+    DatasetFormatError : an alphabet or character folder is empty, or a ``.png`` does not decode.
     """
     data_root = Path(data_root)
-    subset = "images_background" if background else "images_evaluation"
     if download:
         datasets.Omniglot(str(data_root), background=background, download=True)
-    folder = data_root / "omniglot-py" / subset
-    if not folder.is_dir():
-        expected = [f"omniglot-py/{subset}/<Alphabet>/<character>/*.png"]
-        raise DatasetNotFoundError("Omniglot", data_root, expected, OMNIGLOT_SOURCE)
+    folder = omniglot_folder(data_root, background)
     paths: list[Path] = []
     labels: list[int] = []
     class_names: list[str] = []
@@ -188,6 +183,7 @@ def load_omniglot(
             groups.append(alphabet.name)
     if not class_names:
         raise DatasetFormatError(folder, "no alphabet folders found", OMNIGLOT_SOURCE)
+    check_images(paths, OMNIGLOT_SOURCE)
     which = "background" if background else "evaluation"
     return LabeledImages(
         labels=torch.tensor(labels, dtype=torch.int64),

@@ -4,10 +4,10 @@
 On disk, one folder per dataset (AWA1, AWA2, CUB, SUN, APY in the official ``xlsa17.zip``; any other
 folder written in the same layout, such as the embedded ``glyph-zsl`` set, loads the same way)::
 
-    <root>/<DATASET>/res101.mat       features  D×N double   (columns are images)
+    <data_root>/<DATASET>/res101.mat       features  D×N double   (columns are images)
                                       labels    N×1          (1-based class ids)
                                       image_files N×1 cell of strings (optional here)
-    <root>/<DATASET>/att_splits.mat   att       A×C double   (columns unit-L2, one per class)
+    <data_root>/<DATASET>/att_splits.mat   att       A×C double   (columns unit-L2, one per class)
                                       original_att A×C       (attributes before normalisation)
                                       allclasses_names C×1 cell of strings
                                       trainval_loc, train_loc, val_loc, test_seen_loc, test_unseen_loc
@@ -30,9 +30,11 @@ from protolab.data.errors import DatasetFormatError, DatasetNotFoundError
 
 XLSA17_SOURCE = (
     "https://www.mpi-inf.mpg.de/departments/computer-vision-and-machine-learning/research/zero-shot-learning/"
-    "zero-shot-learning-the-good-the-bad-and-the-ugly (archive xlsa17.zip; unpack and pass its data/ folder as root)"
+    "zero-shot-learning-the-good-the-bad-and-the-ugly (archive xlsa17.zip; unpack and pass its data/ folder as "
+    "data_root)"
 )
 FILES = ("res101.mat", "att_splits.mat")
+PAPER_DATASETS = ("AWA2", "CUB", "APY", "SUN")  # the IPN paper's data sets (upper case), all in xlsa17
 SPLIT_KEYS = ("trainval_loc", "train_loc", "val_loc", "test_seen_loc", "test_unseen_loc")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -113,16 +115,28 @@ class ZSLData:
         return chosen
 
 
-def _dataset_folder(root: Path, dataset: str) -> Path:
-    """``root/dataset`` matched case-insensitively (also under ``root/data/``, the zip's own layout)."""
-    for base in (root, root / "data"):
+def dataset_folder(data_root: Path, dataset: str) -> Path:
+    """``data_root/dataset`` matched case-insensitively (also under ``data_root/data/``, the zip's own
+    layout); ``data_root/dataset`` itself when no such folder exists."""
+    for base in (data_root, data_root / "data"):
         if (base / dataset).is_dir():
             return base / dataset
         if base.is_dir():
             for child in sorted(base.iterdir()):
                 if child.is_dir() and child.name.lower() == dataset.lower():
                     return child
-    return root / dataset
+    return data_root / dataset
+
+
+def xlsa17_folder(data_root: Path, dataset: str) -> Path:
+    """The :func:`dataset_folder` of ``dataset``; :class:`DatasetNotFoundError` unless it holds both
+    :data:`FILES`. Reads no file."""
+    folder = dataset_folder(data_root, dataset)
+    if not all((folder / name).is_file() for name in FILES):
+        present = sorted(p.name for p in data_root.iterdir() if p.is_dir()) if data_root.is_dir() else []
+        hint = f" (folders in {data_root}: {', '.join(present)})" if present and not folder.is_dir() else ""
+        raise DatasetNotFoundError(f"xlsa17 dataset '{dataset}'{hint}", folder, FILES, XLSA17_SOURCE)
+    return folder
 
 
 def _read_mat(path: Path) -> dict:
@@ -242,12 +256,12 @@ def _check_splits(locs: dict[str, np.ndarray], labels: np.ndarray, path: Path) -
             raise DatasetFormatError(path, f"inconsistent splits: {problem}", XLSA17_SOURCE)
 
 
-def load_xlsa17(root: str | Path, dataset: str, normalize_attributes: bool = True) -> ZSLData:
+def load_xlsa17(data_root: str | Path, dataset: str, normalize_attributes: bool = True) -> ZSLData:
     """Load one xlsa17 dataset (``res101.mat`` + ``att_splits.mat``) with 0-based ids.
 
     Parameters
     ----------
-    root : folder holding one sub-folder per dataset (the ``data/`` folder of ``xlsa17.zip``; the
+    data_root : folder holding one sub-folder per dataset (the ``data/`` folder of ``xlsa17.zip``; the
         zip's top folder works too).
     dataset : folder name, matched case-insensitively: ``"AWA2"``, ``"CUB"``, ``"SUN"``, ``"APY"``,
         ``"AWA1"`` or any folder in the same layout (see :func:`write_xlsa17`).
@@ -264,12 +278,7 @@ def load_xlsa17(root: str | Path, dataset: str, normalize_attributes: bool = Tru
     DatasetFormatError : a file is not a readable v5/v7 MAT file (garbage, truncated, saved with
         -v7.3), lacks a variable, or its shapes, index ranges or class splits are inconsistent.
     """
-    root = Path(root)
-    folder = _dataset_folder(root, dataset)
-    if not all((folder / name).is_file() for name in FILES):
-        present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        hint = f" (folders in {root}: {', '.join(present)})" if present and not folder.is_dir() else ""
-        raise DatasetNotFoundError(f"xlsa17 dataset '{dataset}'{hint}", folder, FILES, XLSA17_SOURCE)
+    folder = xlsa17_folder(Path(data_root), dataset)
     res_path, att_path = folder / FILES[0], folder / FILES[1]
     res, att_mat = _read_mat(res_path), _read_mat(att_path)
 
@@ -334,7 +343,7 @@ def _cell(strings: Sequence[str]) -> np.ndarray:
 
 
 def write_xlsa17(
-    root: str | Path,
+    data_root: str | Path,
     dataset: str,
     *,
     features: np.ndarray,
@@ -348,12 +357,12 @@ def write_xlsa17(
     """Write a dataset in the xlsa17 layout, so that :func:`load_xlsa17` (and other xlsa17 code) reads it.
 
     Arrays are given the Python way and stored the MATLAB way: transposed, 1-based, double, strings as
-    cell arrays. ``load_xlsa17(root, dataset, normalize_attributes=False)`` returns exactly these values
+    cell arrays. ``load_xlsa17(data_root, dataset, normalize_attributes=False)`` returns exactly these values
     (as float32). xlsa17's ``att`` has unit-L2 columns: pass L2-normalised ``attributes`` to match.
 
     Parameters
     ----------
-    root, dataset : the files go to ``root/dataset/{res101.mat, att_splits.mat}``.
+    data_root, dataset : the files go to ``data_root/dataset/{res101.mat, att_splits.mat}``.
     features : ``(N, D)`` visual features, one row per image.
     labels : ``(N,)`` 0-based class ids.
     attributes, original_attributes : ``(C, A)``, one row per class.
@@ -389,7 +398,7 @@ def write_xlsa17(
     if image_files is not None and len(image_files) != n_images:
         raise ValueError(f"image_files must have {n_images} entries, got {len(image_files)}")
 
-    folder = Path(root) / dataset
+    folder = Path(data_root) / dataset
     folder.mkdir(parents=True, exist_ok=True)
     res = {"features": features.T, "labels": (labels.astype(np.float64) + 1).reshape(-1, 1)}
     if image_files is not None:

@@ -6,7 +6,13 @@ A parameters cell holds plain typed literals, one per line::
     shots: list[int] = [1, 5]  # support images per class
 
 Supported types are ``int``, ``float``, ``bool``, ``str``, ``list[...]`` of those, and any of them
-``| None``. Profiles (``smoke``, ``default``, ``full``) live in ``notebooks/profiles.yaml`` as
+``| None``. A parameter with a fixed set of values declares them, and any other value is refused (the cell
+then starts with ``from typing import Literal``, the one other statement it may hold)::
+
+    from typing import Literal
+    geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # which models to train
+    ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs"]  # one row each
+ Profiles (``smoke``, ``default``, ``full``) live in ``notebooks/profiles.yaml`` as
 parameter overrides per notebook; a notebook's own defaults are its ``default`` profile.
 """
 
@@ -14,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import io
-import os
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +28,9 @@ from typing import Any, Mapping
 import nbformat
 import yaml
 
+from protolab.runner.project import ProjectError, notebooks_dir
+
 PROFILES = ("smoke", "default", "full")
-REQUIRED_PARAMETERS = ("dataset", "data_root", "profile", "seed", "device", "out_dir")
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -40,24 +46,50 @@ class ParamType:
     scalar: str
     is_list: bool = False
     optional: bool = False
+    choices: tuple[Any, ...] = ()  # the allowed values (of each item, for a list) when declared ``Literal[...]``
 
     @classmethod
     def parse_annotation(cls, text: str) -> "ParamType":
-        parts = [part.strip() for part in text.split("|")]
-        optional = "None" in parts
-        parts = [part for part in parts if part != "None"]
+        """``int``, ``list[str] | None``, ``Literal["a", "b"]``, ``list[Literal[1, 2]]``…"""
+        unsupported = ValueError(f"unsupported annotation {text!r}; use int, float, bool, str, "
+                                 "Literal[...] or list[...] of them, optionally | None")
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError as error:
+            raise unsupported from error
+        parts: list[ast.expr] = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            parts.append(node.right)
+            node = node.left
+        parts = [node, *reversed(parts)]
+        optional = any(isinstance(part, ast.Constant) and part.value is None for part in parts)
+        parts = [part for part in parts if not (isinstance(part, ast.Constant) and part.value is None)]
         if len(parts) != 1:
-            raise ValueError(f"unsupported annotation {text!r}")
-        core = parts[0]
-        if core.startswith("list[") and core.endswith("]"):
-            scalar, is_list = core[5:-1].strip(), True
-        else:
-            scalar, is_list = core, False
-        if scalar not in _SCALARS:
-            raise ValueError(f"unsupported annotation {text!r}; use int, float, bool, str or list[...] of them")
-        return cls(scalar, is_list, optional)
+            raise unsupported
+        core, is_list = parts[0], False
+        if isinstance(core, ast.Subscript) and isinstance(core.value, ast.Name) and core.value.id == "list":
+            core, is_list = core.slice, True
+        if isinstance(core, ast.Name) and core.id in _SCALARS:
+            return cls(core.id, is_list, optional)
+        if isinstance(core, ast.Subscript) and isinstance(core.value, ast.Name) and core.value.id == "Literal":
+            items = core.slice.elts if isinstance(core.slice, ast.Tuple) else [core.slice]
+            try:
+                choices = tuple(ast.literal_eval(item) for item in items)
+            except ValueError as error:
+                raise unsupported from error
+            kinds = {type(choice).__name__ for choice in choices}
+            if len(kinds) != 1 or not kinds <= set(_SCALARS):
+                raise ValueError(f"unsupported annotation {text!r}: Literal values must all be int, float, bool or str")
+            return cls(kinds.pop(), is_list, optional, choices)
+        raise unsupported
 
     def __str__(self) -> str:
+        scalar = f"Literal[{', '.join(map(repr, self.choices))}]" if self.choices else self.scalar
+        core = f"list[{scalar}]" if self.is_list else scalar
+        return f"{core} | None" if self.optional else core
+
+    def describe(self) -> str:
+        """Short form for listings: ``str`` or ``str`` with ``choices: a, b``."""
         core = f"list[{self.scalar}]" if self.is_list else self.scalar
         return f"{core} | None" if self.optional else core
 
@@ -74,11 +106,14 @@ class ParamType:
     def _check_scalar(self, name: str, value: Any) -> Any:
         expected = _SCALARS[self.scalar]
         if self.scalar == "float" and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
         if isinstance(value, bool) and self.scalar != "bool":
             raise ParameterError(f"parameter {name!r} expects {self}, got {value!r}")
         if not isinstance(value, expected):
             raise ParameterError(f"parameter {name!r} expects {self}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ParameterError(f"parameter {name!r}: {value!r} is not one of the allowed values "
+                                 f"{', '.join(map(repr, self.choices))}")
         return value
 
     def parse_text(self, name: str, text: str) -> Any:
@@ -99,6 +134,9 @@ class ParamType:
         return self._parse_scalar(name, text)
 
     def _parse_scalar(self, name: str, text: str) -> Any:
+        return self._check_scalar(name, self._convert_scalar(name, text))
+
+    def _convert_scalar(self, name: str, text: str) -> Any:
         try:
             if self.scalar == "int":
                 return int(text)
@@ -112,6 +150,12 @@ class ParamType:
                 return lowered in _TRUE
             raise ParameterError(f"parameter {name!r} expects bool (true/false), got {text!r}")
         return text
+
+
+REQUIRED_PARAMETERS: dict[str, ParamType] = {
+    "dataset": ParamType("str"), "data_root": ParamType("str"), "profile": ParamType("str"),
+    "seed": ParamType("int"), "device": ParamType("str"), "out_dir": ParamType("str"),
+}
 
 
 @dataclass(frozen=True)
@@ -152,12 +196,6 @@ class Experiment:
         return {name: self.parameters[name].type.check(name, value) for name, value in values.items()}
 
 
-def notebooks_dir() -> Path:
-    """``$PROTOLAB_NOTEBOOKS_DIR`` or the repository's ``notebooks/`` (the package lives in ``lib/``)."""
-    override = os.environ.get("PROTOLAB_NOTEBOOKS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "notebooks"
-
-
 def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[str, Parameter]:
     """Parse ``name: type = literal  # help`` lines; anything else is a :class:`ParameterError`."""
     try:
@@ -171,6 +209,9 @@ def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[s
     }
     parameters: dict[str, Parameter] = {}
     for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "typing" and [alias.name for alias in node.names] == [
+                "Literal"] and node.names[0].asname is None:
+            continue  # `from typing import Literal`: what choice-valued parameters need to execute
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None):
             raise ParameterError(f"{where}, line {node.lineno}: write each parameter as `name: type = literal`")
         name = node.target.id
@@ -206,7 +247,9 @@ def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None
 
 def discover(directory: Path | None = None) -> dict[str, Experiment]:
     """Every ``*.ipynb`` in ``directory`` (default :func:`notebooks_dir`), by name, with its profiles."""
-    directory = directory or notebooks_dir()
+    directory = Path(directory or notebooks_dir())
+    if not directory.is_dir():
+        raise ProjectError(f"notebooks directory {directory} does not exist")
     profiles_file = directory / "profiles.yaml"
     all_profiles = yaml.safe_load(profiles_file.read_text()) if profiles_file.exists() else {}
     experiments = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +30,8 @@ import torch
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from protolab.atomic import atomic_write
+from protolab.reproducibility import one_thread
+from protolab.runner.atomic import atomic_write
 
 Cell = Mapping[str, Any]
 
@@ -77,12 +79,8 @@ def _load(path: Path, cell: Cell) -> dict[str, Any] | None:
 def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, path: Path, index: int = 0
                        ) -> tuple[int, dict[str, Any]]:
     """``(index, compute(cell))``, computed with one torch thread and stored at ``path`` before it is returned."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         result = compute(cell)
-    finally:
-        torch.set_num_threads(threads)
     record = {"cell": json.loads(json.dumps(cell)), "result": result}
     atomic_write(path, lambda handle: torch.save(record, handle))
     return index, result
@@ -99,6 +97,8 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     directory : where results are stored (created if needed).
     fingerprint : identifies the code and data behind ``compute`` (e.g. :func:`source_fingerprint`).
     reuse : False recomputes every cell and overwrites what was stored.
+    progress : report cells done / total as cells finish: a tqdm bar on a terminal, else a plain line
+        ``grid: k/n cells done (m cached)`` on stdout (so it lands in the notebook's output and the run's log).
     workers : cells computed at once in worker processes; 1 computes them one by one in this process.
         Each worker imports torch afresh (seconds), and a failing or interrupted cell stops them all.
     """
@@ -113,6 +113,14 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
         finished = parallel(delayed(_compute_and_store)(compute, cells[i], paths[i], i) for i in todo)
     else:
         finished = (_compute_and_store(compute, cells[i], paths[i], i) for i in todo)
-    for index, result in tqdm(finished, total=len(todo), desc="grid", disable=not progress, leave=False):
+    cached, total = len(cells) - len(todo), len(cells)
+    terminal = sys.stderr.isatty()
+    if progress and not terminal:
+        print(f"grid: {cached}/{total} cells done ({cached} cached)", flush=True)
+    bar = tqdm(finished, total=total, initial=cached, desc=f"grid ({cached} cached)",
+               disable=not (progress and terminal), leave=False)
+    for done, (index, result) in enumerate(bar, start=cached + 1):
         results[index] = result
+        if progress and not terminal:
+            print(f"grid: {done}/{total} cells done ({cached} cached)", flush=True)
     return GridRun(results, sources)

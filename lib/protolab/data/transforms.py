@@ -1,0 +1,100 @@
+"""Image helpers shared by every loader: resizing in-memory batches, decoding files, checking files decode.
+
+- :func:`resize_images`: bilinear resize of an in-memory batch (embedded and packaged datasets).
+- :func:`image_transform`: the decode transform of every file-backed :class:`~protolab.data.images.LabeledImages`.
+- :func:`check_images`: refuses, when a dataset is loaded, image files that do not decode.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
+
+from protolab.data.errors import DatasetFormatError
+
+_SHOWN = 5
+
+
+def resize_images(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Bilinear resize of a batch of square images.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(N, C, H, W)`` float in ``[0, 1]``.
+    image_size : int
+        Side of the output.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, C, image_size, image_size)``; the input itself when it already has that size. Bilinear
+        weights are convex, so values stay in ``[0, 1]``.
+    """
+    if image_size < 1:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    if images.shape[-2:] == (image_size, image_size):
+        return images
+    return F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+
+
+def _invert(image: torch.Tensor) -> torch.Tensor:
+    return 1.0 - image
+
+
+def image_transform(image_size: int | tuple[int, int], invert: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+    """The decode transform of file-backed datasets: PIL image → float tensor ``(C, H, W)`` in ``[0, 1]``.
+
+    Parameters
+    ----------
+    image_size : output side ``S`` (square ``S × S``) or ``(H, W)``; bilinear resize with antialiasing.
+    invert : return ``1 - x`` (dark strokes on white become bright strokes on black).
+
+    The transform is picklable, so it works with ``DataLoader(num_workers > 0)``.
+    """
+    shape = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    steps: list[Callable] = [transforms.Resize(shape), transforms.ToTensor()]
+    if invert:
+        steps.append(transforms.Lambda(_invert))
+    return transforms.Compose(steps)
+
+
+def _decode_problem(path: Path) -> str | None:
+    """Why ``path`` does not decode as an image, or None when it does.
+
+    The whole file is decoded; JPEGs at 1/8 scale (``draft``), which still reads every byte of the stream.
+    """
+    try:
+        with Image.open(path) as image:
+            image.draft(image.mode, (1, 1))
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def check_images(paths: Sequence[Path], source: str) -> None:
+    """Raise :class:`DatasetFormatError` naming the first file of ``paths`` that does not decode as an image.
+
+    Run when a file-backed dataset is loaded, so that a zero-byte or garbage file is refused before any
+    model trains on the data rather than when a batch first reaches it. Files are decoded in threads
+    (PIL releases the GIL while decoding).
+
+    Parameters
+    ----------
+    paths : image files to check.
+    source : where a correct copy is available, quoted in the message.
+    """
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = [(path, problem) for path, problem in zip(paths, pool.map(_decode_problem, paths)) if problem]
+    if problems:
+        others = [str(path) for path, _ in problems[1:_SHOWN]]
+        also = f"; {len(problems) - 1} other files do not decode either, e.g. {others}" if others else ""
+        raise DatasetFormatError(problems[0][0], f"not a readable image ({problems[0][1]}){also}", source)

@@ -1,0 +1,4 @@
+"""The platform: command line, notebook execution, parameters cells and profiles, report, grid cache, atomic writes.
+
+Submodules are imported by name; this package imports nothing, so ``protolab.runner.atomic`` stays cheap.
+"""

@@ -1,0 +1,454 @@
+"""Batch execution of experiment notebooks with papermill, headless, in parallel child processes.
+
+Each notebook runs as its own ``python -m papermill`` process with a hard wall-clock limit (papermill
+alone has none and can hang on a dead kernel). Parameters are validated against every notebook's
+typed parameters cell before anything runs. Each notebook writes into a staging folder that is published
+into ``out_dir`` only when it succeeds (:mod:`protolab.runner.publish`). A failing notebook does not stop
+the others; the summary names each failure's cell and error line. A timeout, or an interruption
+(``KeyboardInterrupt``, which the command line raises on SIGINT and SIGTERM), ends every process the
+notebook started (:mod:`protolab.runner.processes`); the summary, ``runs.json`` and the report are written
+in every case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+import yaml
+
+from protolab.runner.allocator import allocator_environment
+from protolab.runner.atomic import atomic_write_text
+from protolab.runner.parameters import Experiment, ParameterError, discover
+from protolab.runner.processes import ProcessTree
+from protolab.runner.project import ProjectError, project_root
+from protolab.runner.publish import out_dir_lock, publish
+from protolab.runner.report import build_report, markdown_table, read_runs, record_runs, write_readme_scorecard
+
+KERNEL_NAME = "python3"
+PUBLISHED_PROFILE = "default"  # the only profile whose outputs go to the committed figures/ by default
+
+
+@dataclass
+class NotebookResult:
+    """How one notebook execution ended."""
+
+    notebook: str
+    status: str  # "ok", "failed", "timeout" or "interrupted"
+    wall_time_s: float
+    run_id: str
+    profile: str
+    output: str
+    failing_cell: str = ""
+    error: str = ""
+    log: str = ""
+    processes: list[int] = field(default_factory=list)  # ids of every process the execution started
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted; every process it started has ended and its summary is written.
+
+    A ``KeyboardInterrupt``, so that a caller that does not handle it (a test session, a notebook) stops as
+    it would have without the runner.
+    """
+
+    def __init__(self, reason: str, results: list[NotebookResult], run_dir: Path) -> None:
+        super().__init__(f"interrupted by {reason}")
+        self.reason, self.results, self.run_dir = reason, results, run_dir
+
+
+def plan(experiments: Mapping[str, Experiment], names: Sequence[str], profile: str,
+         overrides: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Resolved parameters of each selected notebook; every problem is reported at once.
+
+    An override applies to each selected notebook that declares it; one that no selected notebook
+    declares is refused, as is an unknown notebook name or a value of the wrong type.
+    """
+    problems = [f"unknown notebook {name!r}; known: {', '.join(experiments)}" for name in names if name not in experiments]
+    selected = [experiments[name] for name in (names or experiments) if name in experiments]
+    declared = {name for experiment in selected for name in experiment.parameters}
+    if selected:
+        problems += [f"unknown parameter {key!r}: no selected notebook declares it" for key in overrides
+                     if key not in declared]
+    if "profile" in overrides and overrides["profile"] != profile:
+        problems.append(f"-p profile={overrides['profile']} conflicts with --profile {profile}")
+    resolved = {}
+    for experiment in selected:
+        try:
+            mine = {key: value for key, value in overrides.items() if key in experiment.parameters}
+            resolved[experiment.name] = experiment.resolve(profile, mine)
+        except ParameterError as error:
+            problems.append(f"{experiment.name}: {error}")
+    for name, values in resolved.items():
+        problems += [f"{name}: {problem}" for problem in dataset_problems(experiments[name], values)]
+    if problems:
+        raise ParameterError("refused before running anything:\n  " + "\n  ".join(problems))
+    return resolved
+
+
+def dataset_parameters(experiment: Experiment) -> list[str]:
+    """The parameters naming datasets whose files must exist: ``dataset``, ``*_dataset`` (a name) and
+    ``*_datasets`` (a list of names). Other parameters (e.g. a ``datasets`` list of feature spaces that a
+    notebook skips when absent) are not checked."""
+    return [name for name, parameter in experiment.parameters.items() if parameter.type.scalar == "str"
+            and (name == "dataset" or (name.endswith("_dataset") and not parameter.type.is_list)
+                 or (name.endswith("_datasets") and parameter.type.is_list))]
+
+
+def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[str]:
+    """What :func:`protolab.data.check_dataset` says about each dataset the notebook would read.
+
+    A real dataset whose files are not under ``data_root`` (or no ``data_root``) is a problem, except an
+    item of ``<prefix>_datasets`` when the notebook declares ``skip_missing_<prefix>`` and it is true (the
+    notebook skips that set and says so). A name ``check_dataset`` does not know is not: it is a label of
+    the notebook's own (``embedded``, ``xlsa17``), and declared choices (``Literal[...]``) validate names.
+    """
+    from protolab.data import DatasetNotFoundError, check_dataset  # lazily: `protolab list` stays light
+
+    problems = []
+    for name in dataset_parameters(experiment):
+        value = values.get(name)
+        if value is None:
+            continue
+        prefix = name[:-len("_datasets")] if name.endswith("_datasets") else None
+        if prefix and values.get(f"skip_missing_{prefix}") is True:
+            continue
+        for dataset in value if isinstance(value, list) else [value]:
+            try:
+                check_dataset(dataset, values.get("data_root") or "")
+            except DatasetNotFoundError as error:
+                problems.append(f"{name}={dataset!r}: " + str(error).replace("\n", "\n    "))
+            except ValueError:
+                continue
+    return problems
+
+
+def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overrides: Mapping[str, str] | None = None,
+                  jobs: int = 1, timeout: float = 3600, out_dir: Path | None = None, runs_dir: Path | None = None,
+                  notebooks: Path | None = None, root: Path | None = None,
+                  progress: Callable[[str], None] | None = None, bar: bool | None = None) -> list[NotebookResult]:
+    """Execute notebooks into ``runs/<run-id>/``, publish their outputs into ``out_dir`` and rebuild its report.
+
+    ``root`` is the checkout (default: the one holding the current directory, or ``notebooks``' parent);
+    ``out_dir`` defaults to ``<root>/figures`` for the default profile and to ``runs/<run-id>/figures``
+    otherwise (an ``out_dir`` override among ``overrides`` counts as ``out_dir``). ``progress`` receives a
+    line when each notebook starts and ends. ``bar`` shows one progress bar over the whole run on stderr,
+    with the time left estimated from each notebook's last duration (:func:`estimated_durations`); default:
+    when stderr is a terminal. Raises :class:`RunInterrupted` on ``KeyboardInterrupt``.
+    """
+    if jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, got {jobs}")
+    if not timeout > 0:
+        raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
+    root = Path(root or (Path(notebooks).parent if notebooks else project_root())).resolve()
+    directory = Path(notebooks or root / "notebooks").resolve()
+    experiments = discover(directory)
+    extra = dict(overrides or {})
+    requested_out_dir = extra.pop("out_dir", None) or out_dir
+    parameters = plan(experiments, names, profile, extra)
+    run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{profile}-{os.getpid()}"
+    run_dir = Path(runs_dir or root / "runs").resolve() / run_id
+    if requested_out_dir:
+        out_dir = (root / requested_out_dir).resolve()
+    else:
+        out_dir = root / "figures" if profile == PUBLISHED_PROFILE else run_dir / "figures"
+    _check_writable(out_dir)
+    for values in parameters.values():
+        values["out_dir"] = str(out_dir)
+    run_dir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    show_bar = sys.stderr.isatty() if bar is None else bar
+    tracker = RunProgress(estimated_durations([out_dir, root / "figures"], list(parameters), profile),
+                          enabled=show_bar)
+    readme = root / "README.md" if out_dir.resolve() == (root / "figures").resolve() else None
+    context = _Context(run_dir, run_id, out_dir, list(experiments), timeout,
+                       max(1, (os.cpu_count() or 1) // jobs), progress or (lambda line: None), tracker, readme)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures: dict[str, Future[NotebookResult]] = {}
+    interruption = None
+    try:
+        for name in parameters:
+            futures[name] = pool.submit(_execute, experiments[name], parameters[name], context)
+        for future in futures.values():
+            future.result()
+    except KeyboardInterrupt as error:
+        interruption = str(error) or "SIGINT"
+    except BaseException:
+        context.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    with _signals_ignored():
+        tracker.close()
+        if interruption:
+            context.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        results = [futures[name].result() if name in futures and futures[name].done() and not futures[name].cancelled()
+                   else context.never_started(experiments[name], parameters[name]) for name in parameters]
+        _save_summary(run_dir, results)
+        unrecorded = [result for result in results if result.notebook not in context.recorded]
+        if unrecorded:
+            try:
+                context.record(unrecorded)
+            except OSError as error:
+                context.progress(f"protolab: could not record {len(unrecorded)} outcome(s) in {out_dir}: {error}")
+    if interruption:
+        raise RunInterrupted(interruption, results, run_dir)
+    return results
+
+
+def summary_table(results: Sequence[NotebookResult]) -> pd.DataFrame:
+    """Name, status, wall time, failing cell and error line of each notebook."""
+    return pd.DataFrame([{"notebook": r.notebook, "status": r.status, "wall time (s)": round(r.wall_time_s, 1),
+                          "failing cell": r.failing_cell, "error": r.error} for r in results])
+
+
+def headless_environment(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
+    """The child's environment: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
+
+    Jupyter's data/config dirs point into the run so that no user kernelspec named ``python3``
+    can substitute another interpreter for this one. ``PROTOLAB_STAGE_DIR`` tells
+    :func:`protolab.figures.start` where to write; a JupyterLab session name inherited from a terminal
+    (``JPY_SESSION_NAME``) is dropped, or the kernel would take another notebook for the one it runs.
+    The kernel and its workers get the tuned allocator of :mod:`protolab.runner.allocator`.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "JPY_SESSION_NAME"}
+    env.update({
+        "MPLBACKEND": "Agg",
+        "IPYTHONDIR": str(run_dir / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(run_dir / ".jupyter" / "runtime"),
+        "JUPYTER_DATA_DIR": str(run_dir / ".jupyter" / "data"),
+        "JUPYTER_CONFIG_DIR": str(run_dir / ".jupyter" / "config"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "MPLCONFIGDIR": str(run_dir / ".matplotlib"),
+        "PROTOLAB_RUN_ID": run_id,
+        "PROTOLAB_NOTEBOOKS_DIR": str(notebooks),
+        "PROTOLAB_STAGE_DIR": str(stage),
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env.setdefault("MKL_NUM_THREADS", str(threads))
+    env.update(allocator_environment(env))
+    return env
+
+
+@dataclass
+class _Context:
+    """What every notebook of one run shares, and the process trees running now."""
+
+    run_dir: Path
+    run_id: str
+    out_dir: Path
+    order: list[str]
+    timeout: float
+    threads: int
+    progress: Callable[[str], None]
+    tracker: "RunProgress | None" = None
+    readme: Path | None = None  # the checkout's README, whose scorecard follows the committed figures/
+    stopped: bool = False
+    trees: list[ProcessTree] = field(default_factory=list)
+    recorded: set[str] = field(default_factory=set)  # notebooks whose outcome is in runs.json
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, command: list[str], **kwargs: Any) -> ProcessTree | None:
+        """Start ``command`` in its own session, watched; None once the run is stopped."""
+        with self.lock:
+            if self.stopped:
+                return None
+            tree = ProcessTree(subprocess.Popen(command, start_new_session=True, **kwargs))
+            self.trees.append(tree)
+            return tree
+
+    def stop(self) -> None:
+        """Start nothing more and end every process of every running notebook."""
+        with self.lock:
+            self.stopped = True
+            trees = list(self.trees)
+        for tree in trees:
+            tree.stop()
+
+    def record(self, results: Sequence[NotebookResult]) -> None:
+        """Merge ``results`` into ``out_dir``'s ``runs.json`` and rebuild the report, under the out_dir lock."""
+        with out_dir_lock(self.out_dir, self.progress):
+            record_runs(self.out_dir, [asdict(result) for result in results])
+            build_report(self.out_dir, order=self.order)
+            if self.readme is not None:
+                write_readme_scorecard(self.readme, self.out_dir, self.order)
+        self.recorded.update(result.notebook for result in results)
+
+    def never_started(self, experiment: Experiment, parameters: Mapping[str, Any]) -> NotebookResult:
+        return NotebookResult(experiment.name, "interrupted", 0.0, self.run_id, parameters["profile"],
+                              str(self.run_dir / f"{experiment.name}.ipynb"),
+                              error="the run was interrupted before this notebook started")
+
+
+def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Context) -> NotebookResult:
+    """Run one notebook, publish its outputs if it succeeded, and record the outcome in ``out_dir``."""
+    run_dir, name = context.run_dir, experiment.name
+    output, log, stage = run_dir / f"{name}.ipynb", run_dir / f"{name}.log", run_dir / f"{name}.staged"
+    params_file = run_dir / f"{name}.parameters.yaml"
+    params_file.write_text(yaml.safe_dump(parameters, sort_keys=False))  # papermill reads YAML: JSON's 2e-05 is a str there
+    stage.mkdir()
+    command = [sys.executable, "-m", "papermill", str(experiment.path), str(output), "-f", str(params_file),
+               "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
+    result = NotebookResult(name, "ok", 0.0, context.run_id, parameters["profile"], str(output), log=str(log))
+    started = time.monotonic()
+    with open(log, "w") as log_handle:
+        tree = context.start(command, stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
+                             env=headless_environment(run_dir, context.run_id, context.threads, experiment.path.parent,
+                                                      stage))
+        if tree is None:
+            return context.never_started(experiment, parameters)
+        context.progress(f"protolab: started {name} (log {log})")
+        if context.tracker:
+            context.tracker.started(name)
+        code = tree.wait(context.timeout)
+        tree.stop()  # also ends what outlived the kernel, e.g. a loky pool it left behind
+    result.wall_time_s, result.processes = time.monotonic() - started, tree.pids
+    if context.stopped:
+        result.status, result.error = "interrupted", "the run was interrupted; every process it started was ended"
+    elif code is None:
+        result.status, result.error = "timeout", f"exceeded the {context.timeout:g} s limit"
+    elif code != 0:
+        result.status = "failed"
+        result.failing_cell, result.error = _failure(output, log)
+    try:
+        with out_dir_lock(context.out_dir, context.progress):
+            if result.status == "ok":
+                publish(stage, context.out_dir, name)
+            record_runs(context.out_dir, [asdict(result)])
+            build_report(context.out_dir, order=context.order)
+            if context.readme is not None:  # publishing into the checkout's committed figures/
+                write_readme_scorecard(context.readme, context.out_dir, context.order)
+        context.recorded.add(name)
+    except OSError as error:
+        result.status, result.error = "failed", f"publishing into {context.out_dir} failed: {error}"
+    if context.tracker:
+        context.tracker.finished(name)
+    context.progress(f"protolab: {result.status} {name} in {result.wall_time_s:.1f} s (log {log})")
+    return result
+
+
+def estimated_durations(out_dirs: Sequence[Path], names: Sequence[str], profile: str) -> dict[str, float | None]:
+    """Each notebook's wall time in its last successful run with ``profile``, from the first of ``out_dirs``
+    whose ``runs.json`` has one (None: unknown)."""
+    runs = [read_runs(directory) if Path(directory, "runs.json").is_file() else {} for directory in out_dirs]
+    estimates: dict[str, float | None] = {}
+    for name in names:
+        known = (record.get(name, {}) for record in runs)
+        estimates[name] = next((float(run["wall_time_s"]) for run in known if run.get("status") == "ok"
+                                and run.get("profile") == profile and run.get("wall_time_s")), None)
+    return estimates
+
+
+class RunProgress:
+    """One tqdm bar over a whole run, on stderr.
+
+    Measured in estimated seconds of work when every notebook's last duration is known (a running notebook
+    counts for its elapsed time, up to its estimate; unknown durations then count as the mean of known ones),
+    else in notebooks (count-based). Disabled, it does nothing.
+    """
+
+    def __init__(self, estimates: Mapping[str, float | None], enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        known = [value for value in estimates.values() if value]
+        self.timed = bool(known)
+        mean = sum(known) / len(known) if known else 1.0
+        self.estimates = {name: (value or mean) if self.timed else 1.0 for name, value in estimates.items()}
+        self.running: dict[str, float] = {}
+        self.done = 0.0
+        self.lock = threading.Lock()
+        self.bar = tqdm(total=round(sum(self.estimates.values()), 1) if self.timed else len(self.estimates),
+                        desc="protolab run", unit="s" if self.timed else "notebook", file=sys.stderr,
+                        disable=not enabled, dynamic_ncols=True, leave=True,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]")
+        self.enabled = enabled
+        self.ticking = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, daemon=True) if enabled and self.timed else None
+        if self.ticker:
+            self.ticker.start()
+
+    def started(self, name: str) -> None:
+        with self.lock:
+            self.running[name] = time.monotonic()
+
+    def finished(self, name: str) -> None:
+        with self.lock:
+            self.running.pop(name, None)
+            self.done += self.estimates.get(name, 1.0)
+            self._show()
+
+    def _show(self) -> None:
+        now = time.monotonic()
+        partial = sum(min(now - since, 0.95 * self.estimates.get(name, 1.0)) for name, since in self.running.items()
+                      ) if self.timed else 0.0
+        self.bar.n = round(min(self.done + partial, self.bar.total), 1)
+        self.bar.refresh()
+
+    def _tick(self) -> None:
+        while not self.ticking.wait(1.0):
+            with self.lock:
+                self._show()
+
+    def close(self) -> None:
+        self.ticking.set()
+        if self.ticker:
+            self.ticker.join()
+        self.bar.close()
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Refuse, before any kernel starts, an ``out_dir`` that cannot be created or written."""
+    existing = next(directory for directory in (out_dir, *out_dir.parents) if directory.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ProjectError(f"out_dir {out_dir} is not writable ({existing} is not a writable directory)")
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM in the block (when on the main thread), so that cleanup is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _failure(output: Path, log: Path) -> tuple[str, str]:
+    """The failing cell (``cell N``: the notebook's N-th code cell, the parameters cell being 1) and its
+    ``Error: message`` line."""
+    if output.exists():
+        notebook = nbformat.read(output, as_version=4)
+        code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"
+                      and "injected-parameters" not in cell.metadata.get("tags", [])]
+        for number, cell in enumerate(code_cells, start=1):
+            for item in cell.get("outputs", []):
+                if item.get("output_type") == "error":
+                    first_line = str(item.get("evalue", "")).strip().splitlines()
+                    return f"cell {number}", f"{item.get('ename')}: {first_line[0] if first_line else ''}"
+    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return "", tail[-1] if tail else "papermill exited with an error before executing a cell"
+
+
+def _save_summary(run_dir: Path, results: Sequence[NotebookResult]) -> None:
+    table = summary_table(results)
+    atomic_write_text(run_dir / "summary.md", markdown_table(table))
+    atomic_write_text(run_dir / "summary.json", json.dumps([asdict(r) for r in results], indent=2))

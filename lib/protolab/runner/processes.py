@@ -1,0 +1,117 @@
+"""Every process a notebook execution starts, recorded while it runs and ended together.
+
+A notebook runs as ``python -m papermill`` in its own session; papermill starts the kernel in yet another
+session, and the kernel starts loky workers, their resource tracker, DataLoader workers… Killing one
+process group reaches none of those. :class:`ProcessTree` therefore walks the process table (parent ids)
+every :data:`POLL_S` seconds while the child runs and keeps a handle on every descendant it ever saw, even
+after it has been re-parented to init. :meth:`ProcessTree.stop` freezes them all (SIGSTOP, so none starts
+another), records once more, then SIGKILLs every one and reaps the child.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import psutil
+
+POLL_S = 0.2
+
+
+class ProcessTree:
+    """``process`` (started with ``start_new_session=True``) and every process it started."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self._lock = threading.Lock()
+        self._recorded: dict[int, psutil.Process] = {}
+        try:
+            self._recorded[process.pid] = psutil.Process(process.pid)
+        except psutil.NoSuchProcess:
+            pass
+        self._finished = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"watch-{process.pid}", daemon=True)
+        self._watcher.start()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the child and of every descendant recorded so far."""
+        with self._lock:
+            return sorted(self._recorded)
+
+    def record(self) -> None:
+        """Add every current descendant of a recorded process (one pass over the process table)."""
+        children: dict[int, list[int]] = {}
+        for process in psutil.process_iter(["ppid"]):
+            children.setdefault(process.info["ppid"], []).append(process.pid)
+        with self._lock:
+            frontier = [pid for pid, process in self._recorded.items() if _running(process)]
+            while frontier:
+                for child in children.get(frontier.pop(), []):
+                    if child not in self._recorded:
+                        try:
+                            self._recorded[child] = psutil.Process(child)
+                        except psutil.NoSuchProcess:
+                            continue
+                        frontier.append(child)
+
+    def stop(self) -> list[int]:
+        """End the child and every recorded descendant still running; return the ids of those ended."""
+        self._signal_session(signal.SIGSTOP)
+        self.record()
+        alive = self._alive()
+        for process in alive:
+            _send(process, signal.SIGSTOP)
+        self.record()
+        alive = self._alive()
+        self._signal_session(signal.SIGKILL)
+        for process in alive:
+            _send(process, signal.SIGKILL)
+        self.process.wait()
+        self._finished.set()
+        deadline = time.monotonic() + 5
+        while any(_running(process) for process in alive) and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIGKILL is delivered asynchronously; a zombie counts as ended
+        return sorted(process.pid for process in alive)
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The child's exit code, or None if it is still running after ``timeout`` seconds."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _watch(self) -> None:
+        while not self._finished.is_set() and self.process.poll() is None:
+            self.record()
+            self._finished.wait(POLL_S)
+
+    def _alive(self) -> list[psutil.Process]:
+        with self._lock:
+            return [process for process in self._recorded.values() if _running(process)]
+
+    def _signal_session(self, signum: int) -> None:
+        """Signal the child's process group (its session), unless the child is already reaped."""
+        if self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _running(process: psutil.Process) -> bool:
+    """True while ``process`` (not another one that reused its id) exists and is not a zombie."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _send(process: psutil.Process, signum: int) -> None:
+    try:
+        process.send_signal(signum)
+    except psutil.NoSuchProcess:
+        pass

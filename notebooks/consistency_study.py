@@ -1,0 +1,251 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What does IPN's consistency loss do?
+#
+# **Question.** IPN (Liu et al., ICLR 2021) ties its two propagations together with a consistency loss:
+# the KL divergence between the visual and the semantic space's attention over classes. The paper's
+# explanation is that this aligns the *similarity structure* of the two spaces without forcing their
+# *features* to be equal — unlike one attention module shared by both spaces. We compare the loss at
+# several weights λ (log scale, including λ = 0: no consistency loss) with a shared attention module,
+# and measure, over training and at its end, how alike the two spaces' class similarities are (KL) and
+# how alike their features are (linear CKA).
+#
+# **Data used here by default:** the embedded synthetic `glyph-zsl` set (letters with diacritics
+# rendered from matplotlib's fonts, attributes from Unicode names, features from a small CNN trained on
+# seen classes only). It is *not* AWA2/CUB/aPY. Set `dataset` and `data_root` for xlsa17 features.
+#
+# Finished (variant, seed) cells are stored on disk; a re-run computes only the missing ones. Cells are
+# trained `workers` at a time in worker processes with one thread each, so a cell's numbers do not depend
+# on how many run at once (a run with several threads per model, as in `ipn_gzsl`, can give other
+# numbers: training amplifies rounding differences, by about as much as changing the seed).
+
+# %% tags=["parameters"]
+dataset: str = "glyph-zsl"  # glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders under data_root)
+data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
+weights: list[float] = [0.0, 0.01, 0.1, 1.0, 10.0]  # consistency-loss weights λ compared (λ = 0, no loss, always added)
+reference_weight: float = 1.0  # the λ compared with λ = 0 and with shared attention in the verdict (official: 1)
+steps: int = 2  # propagation steps K (official code: 2)
+threshold: float = 0.766  # cosine below which no graph edge is drawn (official: cos 40°)
+temperature: float = 10.0  # multiplier of the cosine similarities inside the attention softmax (official: 10)
+logit_scale: float = 1.0  # cross-entropy on logits / logit_scale (official: 100, suited to its 2048-d widths)
+n_way: int = 30  # seen classes per training episode (official: 30)
+episode_unseen: int = 5  # of the n_way classes, held out per episode with copied prototypes (official: 0)
+episodes_per_epoch: int | None = None  # episodes per epoch; None = by episodes_rule
+episodes_rule: str = "ours"  # ours: training images / (2 n_way); official: ((N/30)//100 + 1)·100 (AWA2 800)
+attributes: str = "normalised"  # IPN's semantic input: normalised (xlsa17 att) or original (original_att, official)
+prototype_dim: int = 256  # width of each space's prototypes (official: 2048)
+graph_dim: int = 64  # width of the attention projection (official: 256)
+hidden_dim: int = 256  # hidden width of the scoring MLP (official: 2048)
+epochs: int = 30  # training epochs of each model-selection run (official: 360)
+lr: float = 1e-3  # Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
+plot_classes: int = 16  # classes shown in the similarity heatmaps
+n_seeds: int = 3  # every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
+workers: int = 0  # cells trained at once in worker processes, one thread each (0 = this notebook's CPU threads; 1 on CUDA)
+profile: str = "default"  # smoke | default | full
+seed: int = 0  # first random seed (the embedded data set is built with this seed)
+device: str = "auto"  # cpu, cuda or auto (CUDA when present)
+out_dir: str = "figures"  # where figures and tables are written
+
+# %%
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from protolab import figures, resolve_device, seed_everything
+from protolab.data import load_zsl
+from protolab.claims import claim, claims_lines, claims_table
+from protolab.ipn_fit import search_space_means, semantic_input
+from protolab.ipn_grid import base_configs, cell_model, consistency_cell, run_ipn_grid, seed_table
+from protolab.metrics import paired_seed_change
+from protolab.plots import against_weight, class_label, matrix_heatmaps, name_spread, phase_curves, seed_bars
+
+session = figures.start("consistency_study", globals())
+device = resolve_device(device)
+seed_everything(seed)
+data = semantic_input(load_zsl(dataset, data_root, seed=seed), attributes)  # IPN's attributes everywhere below
+figures.describe_data(data.description)
+display(Markdown(f"**Data:** {data.description}. {data.n_classes} classes ({len(data.seen_classes)} seen, "
+                 f"{len(data.unseen_classes)} unseen), {data.attributes.shape[1]} attributes, "
+                 f"{data.feature_dim}-d features."))
+
+# %% [markdown]
+# ## Variants and what we measure
+# The IPN of `ipn_gzsl` (both spaces, episodic, K = `steps`), trained with consistency weight λ for each
+# λ in `weights`, and once with a **shared attention**: the semantic space's attention propagates both
+# spaces and there is no consistency loss (its KL is 0 by construction). Each cell is one
+# model-selection run on the validation classes plus a refit on all seen classes.
+#
+# After every epoch and at the end we compare the two spaces' *propagated* prototypes, class by class:
+# - **similarity KL**: for each class, the softmax (temperature `temperature`) of its cosine similarity
+#   to every class, in each space; KL(visual ‖ semantic) averaged over classes. Low = the spaces agree
+#   on which classes are alike. It is measured the same way for every variant (unlike the training
+#   loss's attention KL, which is 0 for shared attention by construction).
+# - **feature CKA**: linear centred kernel alignment of the two spaces' prototype matrices; 1 = the
+#   features of one space are those of the other up to rotation and scale.
+#
+# During training both are measured on the seen classes (trainval class means); at the end, on all
+# classes of the test search space (unseen visual prototypes copied, as at test time).
+
+# %%
+base_model, base_train = base_configs(
+    data, steps=steps, threshold=threshold, temperature=temperature, logit_scale=logit_scale,
+    prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, lr=lr, n_way=n_way,
+    episode_unseen=episode_unseen, episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
+    attributes=attributes)
+SHARED, REFERENCE, NONE = "shared attention", f"λ = {reference_weight:g}", "λ = 0"
+weight_grid = sorted(set(weights) | {0.0, reference_weight})  # λ = 0 always: the loss is compared with no loss
+variants = {f"λ = {w:g}": (base_model, replace(base_train, consistency_weight=w)) for w in weight_grid}
+variants[SHARED] = (replace(base_model, shared_attention=True), replace(base_train, consistency_weight=0.0))
+cells, grid = run_ipn_grid("consistency_study", data, variants, consistency_cell, dataset=dataset,
+                           data_root=data_root, seed=seed, n_seeds=n_seeds, device=device, reuse=reuse_cache,
+                           workers=workers)
+runs = pd.DataFrame([{"variant": cell["variant"], "weight": np.nan if cell["model"]["shared_attention"]
+                      else cell["train"]["consistency_weight"], "shared_attention": cell["model"]["shared_attention"],
+                      "seed": cell["train"]["seed"], "source": source,
+                      **{k: v for k, v in result.items() if k not in ("history", "state")}}
+                     for cell, result, source in zip(cells, grid.results, grid.sources)])
+curves = pd.concat([pd.DataFrame(result["history"]).assign(variant=cell["variant"], seed=cell["train"]["seed"])
+                    for cell, result in zip(cells, grid.results)], ignore_index=True)
+figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell on {dataset}: test U/S/H (fractions) and the "
+                   "two spaces' alignment at the end of training on the test search space; `source` says whether "
+                   "the cell was computed in this run or reused from the cache.")
+figures.save_table(curves, "training_curves", caption="Per-epoch history of every cell: losses, validation "
+                   "U/S/H (selection phase) and the spaces' alignment on the seen classes.")
+display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, "
+                 f"{grid.sources.count('cached')} reused from the cache."))
+
+# %% [markdown]
+# ## GZSL results and alignment at the end of training
+# From `consistency_study__runs.csv`: percentages for U/S/H; KL and CKA on the test search space.
+
+# %%
+runs, curves = (pd.read_csv(session.out_dir / f"consistency_study__{name}.csv") for name in ("runs", "training_curves"))
+summary = seed_table(runs, "variant", {"U": 100, "S": 100, "H": 100, "final_similarity_kl": 1,
+                                       "final_attention_kl": 1, "final_feature_cka": 1}, order=list(variants))
+summary.insert(1, "dataset", dataset)
+summary.insert(2, "weight", runs.groupby("variant").weight.first().loc[summary.variant].to_numpy())
+figures.save_table(summary[["variant", "dataset", "weight", "seeds", "U", "S", "H", "similarity_kl", "attention_kl",
+                            "feature_cka"]], "summary", caption=f"Consistency loss weight λ vs shared attention on {dataset}: GZSL "
+                   f"U/S/H (%) and, at the end of training on all classes, the similarity KL and feature CKA between "
+                   f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s).")
+summary[["variant", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka"]]
+
+# %% [markdown]
+# ## H against the consistency weight
+
+# %%
+weighted, shared = summary[summary.variant != SHARED], summary.set_index("variant").loc[SHARED]
+fig = against_weight(weighted.weight.tolist(), weighted.H_mean, weighted.H_std, (shared.H_mean, shared.H_std),
+                     labels=("consistency loss, weight λ", "shared attention (no consistency loss)"),
+                     xlabel="consistency weight λ (log scale, linear below the smallest λ > 0)", ylabel="H (%)",
+                     title=f"H vs consistency weight on {dataset}, mean ± std over {n_seeds} seed(s)")
+name_spread(fig.axes, f"whiskers and band: ± 1 std over {n_seeds} seed(s)", kind="whiskers")
+figures.save_figure(fig, "h_vs_weight", caption="Harmonic mean H against the consistency-loss weight λ (0 = no "
+                    "consistency loss), with the shared-attention variant as a band (mean ± std over seeds).")
+
+# %% [markdown]
+# ## The two spaces during training
+# Mean over seeds per epoch; solid: model-selection run, dashed: refit on all seen classes.
+
+# %%
+fig = phase_curves(curves, [("similarity_kl", "similarity KL (visual ‖ semantic)"),
+                            ("attention_kl", "attention KL (training loss term)"), ("feature_cka", "feature CKA")],
+                   group="variant", log_first=True)
+figures.save_figure(fig, "alignment_during_training", caption="Similarity KL, attention KL (the consistency "
+                    "term) and feature CKA between the two spaces on the seen classes after every epoch, mean "
+                    "over seeds; solid: model-selection run, dashed: refit.")
+
+# %% [markdown]
+# ## Class similarities in each space at the end of training
+# Cosine similarity of the propagated prototypes on a few unseen classes and their nearest seen classes
+# (first seed; unseen labels in red). If the consistency loss works as the paper says, the two panels
+# of a row look alike when λ > 0 even though the features differ.
+
+# %%
+subset, matrices = torch.tensor(data.classes_near_unseen(plot_classes, seed)), {}
+for variant in (NONE, REFERENCE, SHARED):
+    model = cell_model(data, *next((cell, result) for cell, result in zip(cells, grid.results)
+                                   if cell["variant"] == variant and cell["train"]["seed"] == seed))
+    with torch.no_grad():
+        spaces, _ = model.propagated(search_space_means(model, data)[subset], data.attributes[subset])
+    unit = {space: torch.nn.functional.normalize(spaces[space], dim=1) for space in ("visual", "semantic")}
+    matrices |= {f"{variant}: {space}": (u @ u.T).numpy() for space, u in unit.items()}
+fig = matrix_heatmaps(matrices, [class_label(data.class_names[c]) for c in subset], columns=2, vmin=None,
+                      highlight=np.isin(subset.numpy(), data.unseen_classes.numpy()),
+                      suptitle=f"cosine similarity of propagated prototypes, seed {seed}")
+figures.save_figure(fig, "similarity_heatmaps", caption="Cosine similarity matrices of the visual and semantic "
+                    "propagated prototypes at the end of training (rows: no consistency loss, the reference λ, "
+                    "shared attention), on a subset of classes, first seed.")
+
+# %% [markdown]
+# ## Features vs similarities across the spaces
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for ax, (column, label) in zip(axes, (("final_similarity_kl", "similarity KL (lower = similarities aligned)"),
+                                      ("final_feature_cka", "feature CKA (1 = features equal up to rotation)"))):
+    seed_bars(ax, {v: part[column] for v, part in runs.groupby("variant", sort=False)})
+    ax.set(title=label)
+figures.save_figure(fig, "features_vs_similarities", caption="At the end of training, on all classes: KL between "
+                    "the two spaces' class-similarity distributions and linear CKA of their features, per "
+                    "variant (bars: mean ± std over seeds; dots: seeds).")
+
+# %% [markdown]
+# ## Claims
+# The paper's claim (the consistency loss beats one shared attention) and its explanation (the loss aligns
+# the class similarities; shared attention forces the features alike), each decided by the shared rule
+# (`protolab.metrics.claim_verdict`) on a Student-t 95% interval paired by seed. Paper numbers: not readable.
+
+# %%
+CLAIMS = [(f"consistency loss ({REFERENCE}) > shared attention (H)", REFERENCE, SHARED, "H", 100, " points"),
+          (f"consistency loss ({REFERENCE}) > no consistency loss (H)", REFERENCE, NONE, "H", 100, " points"),
+          (f"the loss aligns the class similarities (similarity KL, {NONE} − {REFERENCE})", NONE, REFERENCE,
+           "final_similarity_kl", 1, ""),
+          (f"shared attention makes the features more alike than the loss (CKA, {SHARED} − {REFERENCE})", SHARED,
+           REFERENCE, "final_feature_cka", 1, "")]
+claims = claims_table([claim(text, "not available offline", dataset, *paired_seed_change(runs, a, b, column, scale=scale),
+                             unit=unit, interval="t 95%, paired over seeds") for text, a, b, column, scale, unit in CLAIMS])
+figures.save_table(claims, "claims", caption=f"Consistency-loss claims on {dataset}, paired over {n_seeds} seed(s), "
+                   "verdict by the 95% interval.")
+claims
+
+# %% [markdown]
+# ## What we observed
+
+# %%
+rows, best = summary.set_index("variant"), summary.set_index("variant").H_mean.idxmax()
+attention_change = paired_seed_change(runs, REFERENCE, NONE, "final_attention_kl")
+lines = [f"Data: {dataset} ({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
+         f"profile `{profile}`, {n_seeds} seed(s), {epochs} selection epoch(s), K = {steps}; "
+         f"{grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
+         "- H: " + "; ".join(f"{v} {rows.loc[v, 'H']}" for v in variants) + f". Best: {best}.",
+         f"- Attention KL (the loss term itself, on the learned graphs), {REFERENCE} vs {NONE}: "
+         f"{rows.loc[REFERENCE, 'attention_kl']} vs {rows.loc[NONE, 'attention_kl']} (paired change "
+         f"{attention_change[0]:+.3f} ± {attention_change[1]:.3f}).", "Claims:", *claims_lines(claims)]
+verdict = ("cannot judge the paper's explanation with one seed (no interval)." if n_seeds < 2 else
+           "**supports** the paper's explanation (both of its claims hold)." if (claims.verdict.iloc[2:] == "holds").all()
+           else "does **not support** the paper's explanation: " + "; ".join(
+               f"\"{row.claim}\" {row.verdict}" for row in claims.iloc[2:].itertuples()) + ".")
+lines.append(f"Our run {verdict}")
+observations = "\n".join(lines)
+figures.save_text(observations, "observations")
+display(Markdown(observations))
