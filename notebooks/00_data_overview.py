@@ -27,12 +27,14 @@
 # the xlsa17 file format (`res101.mat`, `att_splits.mat`) and read back through the real xlsa17 loader.
 
 # %% tags=["parameters"]
-dataset: str = "embedded"  # this notebook shows every embedded dataset (digits, glyphs, glyph-zsl)
+from typing import Literal
+
+dataset: Literal["embedded"] = "embedded"  # this notebook shows every embedded dataset (digits, glyphs, glyph-zsl)
 data_root: str = ""  # unused: embedded datasets need no files
 image_size: int = 28  # side of the glyph and digit images shown
 instances_per_class: int = 20  # glyph images per character
 ood_count: int = 1000  # digit-like glyph images compared with the digits
-profile: str = "default"  # smoke | default | full
+profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
 seed: int = 0  # random seed of splits, jitter and feature training
 device: str = "auto"  # unused here (nothing is trained in this notebook beyond the glyph-zsl features)
 out_dir: str = "figures"  # where figures and tables are written

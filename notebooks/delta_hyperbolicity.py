@@ -32,26 +32,27 @@
 # (skipped, and said so, when not). None of these is the paper's data.
 
 # %% tags=["parameters"]
-dataset: str = "embedded"  # label of the data: embedded (pixels and learned features of the embedded sets) or xlsa17 (ResNet-101 features at data_root)
-datasets: list[str] = ["mnist-5k", "digits", "glyphs", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn", "AWA2", "CUB", "APY", "SUN"]  # spaces: mnist-5k, digits, glyphs, reid-glyphs (pixels), glyphs-conv4, mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent)
+from typing import Literal
+
+dataset: Literal["embedded", "xlsa17"] = "embedded"  # label of the data: embedded (pixels and learned features of the embedded sets) or xlsa17 (ResNet-101 features at data_root)
+datasets: list[Literal["mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "mnist-5k-cnn", "glyph-zsl", "AWA2", "CUB", "APY", "SUN"]] = ["mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn", "AWA2", "CUB", "APY", "SUN"]  # spaces: mnist-5k, digits, glyphs, reid-glyphs (pixels), glyphs-conv4, mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent)
 data_root: str = ""  # folder holding the xlsa17 folders <NAME>/res101.mat (real features only)
 n_points: int = 1000  # points per try (official: 1,500)
 n_tries: int = 10  # random samples per space; δ_rel is given as mean ± std over them (official: 10)
-base_points: str = "one"  # one: the official single base point (O(n³)); all: the true four-point δ (O(n⁴), slow beyond a few hundred points)
+base_points: Literal["one", "all"] = "one"  # one: the official single base point (O(n³)); all: the true four-point δ (O(n⁴), slow beyond a few hundred points)
 compare_points: int = 200  # points per try of the all-base-points comparison (true δ vs single base point, same samples); 0 skips it
-metric: str = "euclidean"  # distance of the raw feature spaces: euclidean (the paper's) or cosine (not a metric)
+metric: Literal["euclidean", "cosine"] = "euclidean"  # distance of the raw feature spaces: euclidean (the paper's) or cosine (not a metric)
 c: float = 1.0  # curvature of the Poincaré ball the features are mapped to
 mean_norm: float = 1.0  # features are centred and scaled to mean norm mean_norm/sqrt(c) before expmap0
 instances_per_class: int = 8  # rendered images per glyph character (at least 2; 8 gives 2,256 novel-class images)
 episodes: int = 200  # training episodes (5-way 1-shot, instances_per_class − 1 queries) of the Conv4 ProtoNet
 epochs: int = 2  # training epochs of the uncertainty network on mnist-5k
-profile: str = "default"  # smoke | default | full
+profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
 seed: int = 0  # random seed (sampling of the tries, data, training)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written; the other notebooks' claims tables are read from it
 
 # %%
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -59,13 +60,13 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
-from scipy.stats import spearmanr
 
 from protolab import figures, resolve_device, seed_everything
 from protolab.backbones import build_backbone
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import EMBEDDED, DatasetNotFoundError, load_fewshot, load_in_distribution, load_reid, load_zsl
 from protolab.features import concat_images, delta_summary, learned_features, penultimate_features, pixel_features
+from protolab.metrics import spearman_ci95
 from protolab.protonet import ProtoNet
 from protolab.train import fit_classifier, train_episodic
 from protolab.uncertainty import build_classifier
@@ -185,13 +186,10 @@ for notebook, (space, phrase, scale) in PAIRS.items():
     points.append(pd.DataFrame({"notebook": notebook, "space": space, "claim": found.claim, "gain": scale * found.change,
                                 "delta_rel": table.set_index("space").delta_rel_mean[space], "half_width": scale * found.half_width}))
 points = pd.concat(points, ignore_index=True)
-n = len(points)
-rho = float(spearmanr(points.delta_rel, points.gain).statistic) if n >= 3 and points.delta_rel.nunique() > 1 else math.nan
-se = math.sqrt(1.06 / (n - 3)) if n > 3 else math.nan
-low, high = (math.tanh(math.atanh(float(np.clip(-rho, -0.999999, 0.999999))) + k * 1.96 * se) for k in (-1, 1))
+n, (rho, low, high) = len(points), spearman_ci95(points.delta_rel, points.gain)
 claims = claims_table([claim("lower δ_rel goes with a larger hyperbolic gain (−Spearman ρ of δ_rel and gain)", "Sec. 3 and "
                              "Table 2 (argument: low-δ_rel data suit hyperbolic embeddings; no test)", f"{n} comparison(s) from "
-                             f"{points.notebook.nunique()} notebook(s); {dataset} spaces", -rho, max(-rho - low, high + rho),
+                             f"{points.notebook.nunique()} notebook(s); {dataset} spaces", -rho, max(rho - low, high - rho),
                              interval=f"Fisher-z 95%, wider side, n = {n}")])
 figures.save_table(claims, "claims", caption="The δ-hyperbolicity claim on our data, decided by the 95% interval.")
 figures.save_table(points, "gain_vs_delta", caption="Hyperbolic-minus-Euclidean gains (points) of the other notebooks "

@@ -41,14 +41,16 @@
 # evaluated on the same test episodes.
 
 # %% tags=["parameters"]
-dataset: str = "glyphs"  # few-shot data: glyphs (embedded, split by script), or miniimagenet, cub, omniglot (real, at data_root)
+from typing import Literal
+
+dataset: Literal["glyphs", "miniimagenet", "cub", "omniglot"] = "glyphs"  # few-shot data: glyphs (embedded, split by script), or miniimagenet, cub, omniglot (real, at data_root)
 data_root: str = ""  # folder holding the real dataset (miniImageNet/, CUB_200_2011/ or omniglot-py/); unused for glyphs
 image_size: int = 28  # side of the images fed to the network (the paper's MiniImageNet: 84)
 instances_per_class: int = 20  # images drawn per glyph class (embedded glyphs only)
 hard_glyphs: bool = True  # the calibrated harder glyph rendering (False: the plain one, near the ceiling)
-backbone: str = "conv4"  # conv4 or resnet18
+backbone: Literal["conv4", "resnet18"] = "conv4"  # conv4 or resnet18
 dim: int = 64  # channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600); resnet18 is always 512-d
-geometry: str = "both"  # euclidean, hyperbolic or both
+geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # euclidean, hyperbolic or both
 shots: list[int] = [1, 5]  # support images per class, one table row per geometry and shot
 train_way: list[int] = [30, 20]  # classes per training episode, one entry per entry of shots (paper's configs: 30 for 1-shot, 20 for 5-shot)
 test_way: int = 5  # classes per validation and test episode (paper: 5)
@@ -65,7 +67,7 @@ step_size: int = 5  # StepLR: epochs between learning-rate decays
 gamma: float = 0.5  # StepLR: factor of each decay
 curvatures: list[float] = [1.0]  # extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c itself is reused); [] skips it
 checkpoint_dir: str = ""  # training checkpoints (resumed if present); empty: a temporary folder deleted at the end
-profile: str = "default"  # smoke | default | full
+profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
 seed: int = 0  # random seed (data jitter, initialisation, training episodes; test episodes use seed + 2)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
@@ -89,16 +91,14 @@ from protolab.protonet import ProtoNet
 from protolab.train import evaluate_episodic, train_episodic
 
 session = figures.start("fewshot_tables", globals())
-if geometry not in ("euclidean", "hyperbolic", "both") or len(train_way) != len(shots):
-    raise ValueError(f"geometry must be euclidean, hyperbolic or both (got {geometry!r}) and train_way needs one "
-                     f"entry per entry of shots ({shots}), got {train_way}")
+if len(train_way) != len(shots):
+    raise ValueError(f"train_way needs one entry per entry of shots ({shots}), got {train_way}")
 geometries = ["euclidean", "hyperbolic"] if geometry == "both" else [geometry]
 device = resolve_device(device)
 seed_everything(seed)
 splits = load_fewshot(dataset, data_root, image_size=image_size, seed=seed, instances_per_class=instances_per_class,
                       hard=hard_glyphs)
-kind = ("embedded synthetic glyphs (not MiniImageNet; the paper's numbers do not apply)" if dataset == "glyphs"
-        else f"real dataset {dataset} read from data_root")
+kind = "embedded synthetic glyphs (not MiniImageNet)" if dataset == "glyphs" else f"real {dataset} from data_root"
 figures.describe_data(f"{kind}: {splits.test.description}; {splits.train.n_classes} train / "
                       f"{splits.val.n_classes} validation / {splits.test.n_classes} novel test classes")
 scratch = tempfile.TemporaryDirectory(prefix="fewshot_tables-")  # checkpoints when checkpoint_dir is empty

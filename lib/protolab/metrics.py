@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,21 @@ def independent_difference(first: tuple[float, float], second: tuple[float, floa
     r"""``(mean, half-width)`` of ``first − second`` for two independent estimates ``(mean, half-width)``:
     the half-widths add in quadrature, :math:`\sqrt{h_1^2 + h_2^2}`."""
     return first[0] - second[0], math.hypot(first[1], second[1])
+
+
+def spearman_ci95(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    r"""Spearman's ρ of ``x`` and ``y`` (``n`` paired values) with its Fisher-z 95% interval
+    :math:`\tanh(\operatorname{artanh}\rho \pm 1.96\sqrt{1.06/(n-3)})` (Fieller et al.'s standard error).
+
+    Returns ``(ρ, low, high)``; ρ is NaN below 3 points or when ``x`` is constant, the interval NaN below 4.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(x)
+    rho = float(stats.spearmanr(x, y).statistic) if n >= 3 and np.unique(x).size > 1 else math.nan
+    if n < 4 or math.isnan(rho):
+        return rho, math.nan, math.nan
+    z, spread = math.atanh(float(np.clip(rho, -0.999999, 0.999999))), 1.96 * math.sqrt(1.06 / (n - 3))
+    return rho, math.tanh(z - spread), math.tanh(z + spread)
 
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
