@@ -64,10 +64,10 @@ import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
+from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_zsl
 from protolab.data.xlsa17 import PAPER_DATASETS
 from protolab.ipn import IPNConfig
-from protolab.claims import claim, claims_lines, claims_table
 from protolab.ipn_fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means, semantic_input,
                               validation_split)
 from protolab.ipn_grid import seed_table
