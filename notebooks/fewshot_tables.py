@@ -146,7 +146,7 @@ def train_and_test(geometry_name: str, shot: int, way: int, curvature: float) ->
     history = train_episodic(model, splits.train, splits.val, n_way=way, n_shot=shot, n_query=query,
                              episodes_per_epoch=episodes, epochs=epochs, val_episodes=val_episodes, lr=lr,
                              step_size=step_size, gamma=gamma, device=device, seed=seed,
-                             checkpoint=checkpoints / f"{run}-{way}way.pt", val_way=test_way)
+                             checkpoint=checkpoints / f"{run.replace(', ', '-').replace('=', '')}-{way}way.pt", val_way=test_way)
     mean, ci95, accuracies = evaluate_episodic(model, splits.test, n_way=test_way, n_shot=shot, n_query=query,
                                                n_episodes=test_episodes, device=device, seed=seed + 2)
     return {"geometry": geometry_name, "shot": shot, "train_way": way, "c": curvature, "accuracy": mean,

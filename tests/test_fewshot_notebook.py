@@ -29,5 +29,5 @@ def test_full_profile_runs_on_mini_imagenet_files_in_csv_layout(tmp_path):
     assert set(table.geometry) == {"euclidean", "hyperbolic"} and table["accuracy_%"].between(0, 100).all()
     assert set(table.paper) == {"49.42", "54.43 ± 0.20"}  # the paper's Conv4 1-shot numbers sit beside ours
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == [
-        "euclidean-1shot-5way.pt", "hyperbolic-1shot-5way-c0.01.pt", "hyperbolic-1shot-5way-c0.1.pt"]
+        "euclidean-1-shot-5way.pt", "hyperbolic-1-shot-c0.01-5way.pt", "hyperbolic-1-shot-c0.1-5way.pt"]
     assert not list((tmp_path / "figures").glob("*.pt"))
