@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from protolab.runner.execute import run_notebooks
+from protolab.runner.parameters import ParameterError
 from tests.layouts import write_mnist, write_omniglot
 
 
@@ -26,9 +27,9 @@ def test_full_profile_runs_on_mnist_and_omniglot_files_in_torchvision_layout(tmp
     assert set(table.geometry) == {"euclidean", "hyperbolic"} and table.auroc_mean.between(0, 1).all()
 
 
-@pytest.mark.notebook
-def test_real_dataset_without_data_root_fails_with_a_clear_message(tmp_path):
-    result = run_notebooks(["poincare_uncertainty"], profile="full", out_dir=tmp_path / "figures",
-                           runs_dir=tmp_path / "runs", timeout=300)[0]
-    assert result.status == "failed" and result.failing_cell == "cell 2"
-    assert result.error.startswith("DatasetNotFoundError") and "data_root" in result.error
+def test_real_dataset_without_data_root_is_refused_before_any_kernel(tmp_path):
+    with pytest.raises(ParameterError, match="data_root is empty") as refused:
+        run_notebooks(["poincare_uncertainty"], profile="full", overrides={"skip_missing_ood": "false"},
+                      out_dir=tmp_path / "figures", runs_dir=tmp_path / "runs", timeout=300)
+    assert "dataset='mnist'" in str(refused.value) and "MNIST/raw/train-images-idx3-ubyte" in str(refused.value)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "figures").exists()

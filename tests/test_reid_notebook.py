@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from protolab.runner.execute import run_notebooks
+from protolab.runner.parameters import ParameterError
 from tests.layouts import write_dukemtmc, write_market1501
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +75,9 @@ def test_smoke_profile_on_the_embedded_stand_in(tmp_path: Path) -> None:
 
 
 @pytest.mark.notebook
-def test_real_dataset_without_files_fails_with_a_clear_message(tmp_path: Path) -> None:
-    result = run_notebooks(["reid_embeddings"], profile="full", overrides={"dataset": "dukemtmc",
-                           "data_root": str(tmp_path / "nowhere")},
-                           out_dir=tmp_path / "figures", runs_dir=tmp_path / "runs", timeout=300)[0]
-    assert result.status == "failed" and result.error.startswith("DatasetNotFoundError")
-    assert "DukeMTMC-reID" in result.error
+def test_real_dataset_without_files_is_refused_before_any_kernel(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="DukeMTMC-reID") as refused:
+        run_notebooks(["reid_embeddings"], profile="full", overrides={"dataset": "dukemtmc",
+                      "data_root": str(tmp_path / "nowhere")},
+                      out_dir=tmp_path / "figures", runs_dir=tmp_path / "runs", timeout=300)
+    assert "dataset='dukemtmc'" in str(refused.value) and not (tmp_path / "runs").exists()
