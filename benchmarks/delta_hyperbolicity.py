@@ -7,7 +7,9 @@ run with one torch thread and with all threads; CUDA rows are added when CUDA is
 One base point is O(n^3); all base points are O(n^4) (about n/4 single-base-point products).
 All base points at n = 1,500 take many minutes on a CPU, so by default they are measured at
 smaller n and extrapolated with n^4 from the largest measured n, labelled as such
-(``--run-full-all`` measures n = 1,500 too). Medians over ``--repeats`` runs (one run for rows
+(``--run-full-all`` measures n = 1,500 too: 292 s of CPU time with one thread, measured on this 2-core
+machine on 2026-11-24 — 745 s of wall time under a load average of 4–6; δ_rel 0.377 against 0.348 for one base
+point). Medians over ``--repeats`` runs (one run for rows
 after 5 s). With all threads only the smaller sizes run by default: on a shared 2-core machine
 under load, two threads were 4-10x *slower* than one (17 s against 1.6 s for n = 1,500).
 Prints numbers, asserts nothing.
@@ -36,24 +38,28 @@ def _distances(n: int, device: torch.device, seed: int = 0) -> torch.Tensor:
     return pairwise_distances(points).to(device)
 
 
-def _time(fn, device: torch.device, repeats: int) -> tuple[float, float]:
-    """Median wall time of ``fn()`` (and its value); stops repeating once 5 s have been spent."""
+def _time(fn, device: torch.device, repeats: int) -> tuple[float, float, float]:
+    """Median wall time and median CPU time of this process for ``fn()``, and its value; stops repeating once
+    5 s have been spent. On a shared machine the CPU time is the steadier number (wall time waits for cores)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times, value = [], None
+    times, cpu, value = [], [], None
     for _ in range(repeats):
         sync()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         value = fn()
         sync()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         if sum(times) > 5.0:
             break
-    return statistics.median(times), value
+    return statistics.median(times), statistics.median(cpu), value
 
 
-def _row(device: torch.device, threads: str, base: str, n: int, seconds: float, note: str, rel: float | None) -> None:
+def _row(device: torch.device, threads: str, base: str, n: int, seconds: float, cpu: float | None, note: str,
+         rel: float | None) -> None:
     rel_text = "" if rel is None else f"{rel:.4f}"
-    print(f"| {device.type} | {threads} | {base} | {n:,} | {seconds:,.2f} | {rel_text} | {note} |")
+    cpu_text = "" if cpu is None else f"{cpu:,.2f}"
+    print(f"| {device.type} | {threads} | {base} | {n:,} | {seconds:,.2f} | {cpu_text} | {rel_text} | {note} |")
 
 
 def bench_device(device: torch.device, threads: int | None, one_sizes: list[int], all_sizes: list[int],
@@ -67,23 +73,23 @@ def bench_device(device: torch.device, threads: int | None, one_sizes: list[int]
             four_point_delta(_distances(64, device))
         for n in one_sizes:
             d = _distances(n, device)
-            seconds, delta = _time(lambda: four_point_delta(d, base_point=0), device, repeats)
-            _row(device, label, "one (p = 0)", n, seconds, "measured", relative_delta(delta, d))
+            seconds, cpu, delta = _time(lambda: four_point_delta(d, base_point=0), device, repeats)
+            _row(device, label, "one (p = 0)", n, seconds, cpu, "measured", relative_delta(delta, d))
         measured: dict[int, float] = {}
         sizes = sorted(set(all_sizes + ([TARGET_ALL] if run_full_all or device.type == "cuda" else [])))
         for n in sizes:
             d = _distances(n, device)
-            seconds, delta = _time(lambda: four_point_delta(d), device, repeats)
+            seconds, cpu, delta = _time(lambda: four_point_delta(d), device, repeats)
             measured[n] = seconds
-            _row(device, label, "all", n, seconds, "measured", relative_delta(delta, d))
+            _row(device, label, "all", n, seconds, cpu, "measured", relative_delta(delta, d))
         if measured and TARGET_ALL not in measured:
             largest = max(measured)
             estimate = measured[largest] * (TARGET_ALL / largest) ** 4
-            _row(device, label, "all", TARGET_ALL, estimate, f"EXTRAPOLATED: n^4 from n = {largest}", None)
+            _row(device, label, "all", TARGET_ALL, estimate, None, f"EXTRAPOLATED: n^4 from n = {largest}", None)
             if len(measured) >= 2:
                 small, large = sorted(measured)[-2:]
                 slope = math.log(measured[large] / measured[small]) / math.log(large / small)
-                print(f"|   |   |   |   |   |   | measured exponent between n = {small} and {large}: {slope:.2f} |")
+                print(f"|   |   |   |   |   |   |   | measured exponent between n = {small} and {large}: {slope:.2f} |")
     finally:
         torch.set_num_threads(previous)
 
@@ -109,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"torch {torch.__version__}, {cores} CPU cores, float64, default torch threads "
           f"{torch.get_num_threads()}, load average {load} (shared machines make multi-thread rows noisy)")
-    print("| device | threads | base points | n | seconds | δ_rel | note |")
-    print("|---|---|---|---|---|---|---|")
+    print("| device | threads | base points | n | wall s | CPU s | δ_rel | note |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in devices:
         device = torch.device(name)
         if device.type == "cuda":

@@ -32,8 +32,11 @@
 # trained `workers` at a time in worker processes with one thread each, so a cell's numbers do not depend
 # on how many run at once (a run with several threads per model, as in `ipn_gzsl`, can give other
 # numbers: training amplifies rounding differences, by about as much as changing the seed).
+# With `executor = "slurm"` each missing cell is one SLURM job instead, storing its result in the same
+# cache (on a shared file system); a cell whose job fails or is cancelled is computed by the next run.
 
 # %% tags=["parameters"]
+from typing import Literal
 dataset: str = "glyph-zsl"  # glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders under data_root)
 data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
 weights: list[float] = [0.0, 0.01, 0.1, 1.0, 10.0]  # consistency-loss weights λ compared (λ = 0, no loss, always added)
@@ -56,6 +59,7 @@ plot_classes: int = 16  # classes shown in the similarity heatmaps
 n_seeds: int = 3  # every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # cells trained at once in worker processes, one thread each (0 = this notebook's CPU threads; 1 on CUDA)
+executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers); slurm: one SLURM job per missing cell (cache on a shared file system)
 profile: str = "default"  # smoke | default | full
 seed: int = 0  # first random seed (the embedded data set is built with this seed)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
@@ -115,9 +119,8 @@ SHARED, REFERENCE, NONE = "shared attention", f"λ = {reference_weight:g}", "λ 
 weight_grid = sorted(set(weights) | {0.0, reference_weight})  # λ = 0 always: the loss is compared with no loss
 variants = {f"λ = {w:g}": (base_model, replace(base_train, consistency_weight=w)) for w in weight_grid}
 variants[SHARED] = (replace(base_model, shared_attention=True), replace(base_train, consistency_weight=0.0))
-cells, grid = run_ipn_grid("consistency_study", data, variants, consistency_cell, dataset=dataset,
-                           data_root=data_root, seed=seed, n_seeds=n_seeds, device=device, reuse=reuse_cache,
-                           workers=workers)
+cells, grid = run_ipn_grid("consistency_study", data, variants, consistency_cell, dataset=dataset, data_root=data_root,
+                           seed=seed, n_seeds=n_seeds, device=device, reuse=reuse_cache, workers=workers, executor=executor)
 runs = pd.DataFrame([{"variant": cell["variant"], "weight": np.nan if cell["model"]["shared_attention"]
                       else cell["train"]["consistency_weight"], "shared_attention": cell["model"]["shared_attention"],
                       "seed": cell["train"]["seed"], "source": source,
@@ -130,8 +133,7 @@ figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell on {datase
                    "the cell was computed in this run or reused from the cache.")
 figures.save_table(curves, "training_curves", caption="Per-epoch history of every cell: losses, validation "
                    "U/S/H (selection phase) and the spaces' alignment on the seen classes.")
-display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, "
-                 f"{grid.sources.count('cached')} reused from the cache."))
+display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, {grid.sources.count('cached')} reused from the cache."))
 
 # %% [markdown]
 # ## GZSL results and alignment at the end of training

@@ -134,7 +134,7 @@ display(Markdown("\n".join([f"- **{name}**: {len(x)} points × {x.shape[1]} dims
 # the same samples mapped onto the Poincaré ball (features centred, scaled to mean norm
 # `mean_norm`$/\sqrt{c}$, then $\exp^c_0$; geodesic distances); and, on `compare_points`-point samples,
 # the true four-point δ (all base points) beside the official single base point. The all-base-points δ
-# costs $O(n^4)$: about 0.15 s at 200 points but ~12 min at 1,500 on this machine's CPU, hence the smaller
+# costs $O(n^4)$: about 0.15 s at 200 points but 5 min of CPU time at 1,500 (292 s, one thread), hence the smaller
 # comparison samples.
 
 # %%

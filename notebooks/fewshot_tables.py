@@ -32,7 +32,8 @@
 # beside them. Set `dataset="miniimagenet"` (or `cub`, `omniglot`) and `data_root` to run on the real
 # files; the `full` profile is the paper's MiniImageNet Conv4 protocol (with the official code's
 # Riemannian gradient scaling; without its colour-jitter/crop augmentation, which protolab's loaders do
-# not apply).
+# not apply), and each `full-<config>` profile (e.g. `full-mini-resnet12-1shot`) is one of the eight
+# official configs with the paper's full protocol (`protolab.fewshot_configs`).
 #
 # Protocol (as in the paper's released configs): episodic training with `train_way`-way episodes of
 # `shot` support + `query` query images per class, Adam with StepLR, the checkpoint with the best
@@ -48,8 +49,8 @@ data_root: str = ""  # folder holding the real dataset (miniImageNet/, CUB_200_2
 image_size: int = 28  # side of the images fed to the network (the paper's MiniImageNet: 84)
 instances_per_class: int = 20  # images drawn per glyph class (embedded glyphs only)
 hard_glyphs: bool = True  # the calibrated harder glyph rendering (False: the plain one, near the ceiling)
-backbone: Literal["conv4", "resnet18"] = "conv4"  # conv4 or resnet18
-dim: int = 64  # channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600); resnet18 is always 512-d
+backbone: Literal["conv4", "resnet12", "resnet18"] = "conv4"  # conv4, resnet12 or resnet18 (as in the official code)
+dim: int = 64  # channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600); resnet12/18 are always 512-d
 geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # euclidean, hyperbolic or both
 shots: list[int] = [1, 5]  # support images per class, one table row per geometry and shot
 train_way: list[int] = [30, 20]  # classes per training episode, one entry per entry of shots (paper's configs: 30 for 1-shot, 20 for 5-shot)
@@ -67,7 +68,9 @@ step_size: int = 5  # StepLR: epochs between learning-rate decays
 gamma: float = 0.5  # StepLR: factor of each decay
 curvatures: list[float] = [1.0]  # extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c itself is reused); [] skips it
 checkpoint_dir: str = ""  # training checkpoints (resumed if present); empty: a temporary folder deleted at the end
-profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
+num_workers: int = 0  # DataLoader worker processes preparing episodes (0: in the notebook's process)
+amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
+profile: str = "default"  # smoke | default | full | full-<official config>, e.g. full-mini-conv4-1shot (profiles.yaml)
 seed: int = 0  # random seed (data jitter, initialisation, training episodes; test episodes use seed + 2)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
@@ -84,8 +87,9 @@ from protolab import figures, resolve_device, seed_everything
 from protolab.backbones import build_backbone
 from protolab.claims import claims_lines, claims_table, gain_claims
 from protolab.data import calibration_table, load_fewshot
+from protolab.fewshot_configs import paper_columns
 from protolab.metrics import mean_ci95
-from protolab.paper_results import FEWSHOT_ACCURACY, FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
+from protolab.paper_results import FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
 from protolab.plots import accuracy_vs_curvature, image_grid, learning_curves
 from protolab.protonet import ProtoNet
 from protolab.train import evaluate_episodic, train_episodic
@@ -95,6 +99,7 @@ if len(train_way) != len(shots):
     raise ValueError(f"train_way needs one entry per entry of shots ({shots}), got {train_way}")
 geometries = ["euclidean", "hyperbolic"] if geometry == "both" else [geometry]
 device = resolve_device(device)
+speed = {"num_workers": num_workers, "amp": amp}  # for every training and evaluation loop
 seed_everything(seed)
 splits = load_fewshot(dataset, data_root, image_size=image_size, seed=seed, instances_per_class=instances_per_class,
                       hard=hard_glyphs)
@@ -145,10 +150,10 @@ def train_and_test(geometry_name: str, shot: int, way: int, curvature: float) ->
     run = f"{geometry_name}, {shot}-shot" + (f", c={curvature:g}" if geometry_name == "hyperbolic" else "")
     history = train_episodic(model, splits.train, splits.val, n_way=way, n_shot=shot, n_query=query,
                              episodes_per_epoch=episodes, epochs=epochs, val_episodes=val_episodes, lr=lr,
-                             step_size=step_size, gamma=gamma, device=device, seed=seed,
-                             checkpoint=checkpoints / f"{run.replace(', ', '-').replace('=', '')}-{way}way.pt", val_way=test_way)
+                             step_size=step_size, gamma=gamma, device=device, seed=seed, val_way=test_way,
+                             checkpoint=checkpoints / f"{run.replace(', ', '-').replace('=', '')}-{way}way.pt", **speed)
     mean, ci95, accuracies = evaluate_episodic(model, splits.test, n_way=test_way, n_shot=shot, n_query=query,
-                                               n_episodes=test_episodes, device=device, seed=seed + 2)
+                                               n_episodes=test_episodes, device=device, seed=seed + 2, **speed)
     return {"geometry": geometry_name, "shot": shot, "train_way": way, "c": curvature, "accuracy": mean,
             "ci95": ci95, "best_epoch": history.attrs["best_epoch"], "episode_accuracies": accuracies,
             "history": history.assign(run=run)}
@@ -165,26 +170,25 @@ results = [train_and_test(geometry_name, shot, way, c) for shot, way in zip(shot
 histories = pd.concat([result["history"] for result in results], ignore_index=True)
 fig = learning_curves(histories, "run", [("train_loss", "training loss"), ("val_accuracy", "validation accuracy")],
                       band={"val_accuracy": "val_ci95"})
-figures.save_figure(fig, "learning_curves", caption="Training loss and validation accuracy per epoch, per "
-                    "geometry and shot.")
+figures.save_figure(fig, "learning_curves", caption="Training loss and validation accuracy per epoch, per geometry and shot.")
 figures.save_table(histories, "learning_curves", caption="Per-epoch training loss/accuracy and validation accuracy.")
 
 # %% [markdown]
 # ## The table
 # Accuracy (%) on novel classes, mean ± 95% CI over the test episodes. The paper's numbers (from the
 # official configs' comments for the hyperbolic model, Snell et al. as commonly cited for the Euclidean
-# one) are shown only when `dataset` is one the paper used, "—" otherwise.
+# one) are shown only when `dataset` is one the paper used, "—" otherwise. A hyperbolic row whose dataset,
+# backbone and shot match one of the eight official configs names it under `official_config`, with the
+# parameters in which this run differs from it (none when run with that config's `full-…` profile).
 
 # %%
 method = {"euclidean": "ProtoNet (Euclidean)", "hyperbolic": "Hyperbolic ProtoNet"}
 table = pd.DataFrame([{
-    "method": method[r["geometry"]], "geometry": r["geometry"], "backbone": backbone, "dim": 512 if backbone == "resnet18" else dim,
-    "shot": r["shot"], "test_way": test_way, "train_way": r["train_way"],
-    "c": r["c"] if r["geometry"] == "hyperbolic" else float("nan"),
+    "method": method[r["geometry"]], "geometry": r["geometry"], "backbone": backbone, "dim": dim if backbone == "conv4" else 512, "shot": r["shot"],
+    "test_way": test_way, "train_way": r["train_way"], "c": r["c"] if r["geometry"] == "hyperbolic" else float("nan"),
     "accuracy_%": round(100 * r["accuracy"], 2), "ci95_%": round(100 * r["ci95"], 2),
     "ours": f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}",
-    "paper": FEWSHOT_ACCURACY.get((dataset, backbone, r["geometry"], r["shot"]), "—"),
-    "best_epoch": r["best_epoch"], "test_episodes": test_episodes, "dataset": dataset,
+    **paper_columns({**globals(), **r}), "best_epoch": r["best_epoch"], "test_episodes": test_episodes, "dataset": dataset,
 } for r in results])
 figures.save_table(table, "accuracy", caption=f"{test_way}-way few-shot accuracy (%) on the novel classes of "
                    f"{dataset}, mean ± 95% CI over {test_episodes} episodes; paper's numbers beside ours.")
@@ -220,10 +224,9 @@ curvature_table
 by_key = {(r["geometry"], r["shot"]): r for r in results}
 gains = {shot: mean_ci95(by_key[("hyperbolic", shot)]["episode_accuracies"]  # same test episodes: paired
                          - by_key[("euclidean", shot)]["episode_accuracies"]) for shot in shots if len(geometries) == 2}
-rows = gain_claims({shot: (100 * gain, 100 * half) for shot, (gain, half) in gains.items()}, setting="shot",
-                   paper=FEWSHOT_GAIN, paper_trend=FEWSHOT_GAIN_TREND, data=f"{dataset} novel classes, {backbone}",
-                   interval=f"95% CI paired over {test_episodes} test episodes")
-claims = claims_table(rows)
+claims = claims_table(gain_claims({shot: (100 * gain, 100 * half) for shot, (gain, half) in gains.items()}, setting="shot",
+                                  paper=FEWSHOT_GAIN, paper_trend=FEWSHOT_GAIN_TREND, data=f"{dataset} novel classes, {backbone}",
+                                  interval=f"95% CI paired over {test_episodes} test episodes"))
 figures.save_table(claims, "claims", caption="The paper's few-shot claims on our data, decided by the 95% interval.")
 lines = [f"Data: {kind}; profile `{profile}`, {backbone} (dim {table['dim'].iloc[0]}), {test_way}-way tests over "
          f"{test_episodes} episodes, {epochs} epochs × {episodes} episodes, c = {c}, seed {seed}."]

@@ -32,8 +32,11 @@
 # trained `workers` at a time in worker processes with one thread each, so a cell's numbers do not depend
 # on how many run at once (a run with several threads per model, as in `ipn_gzsl`, can give other
 # numbers: training amplifies rounding differences, by about as much as changing the seed).
+# With `executor = "slurm"` each missing cell is one SLURM job instead, storing its result in the same
+# cache (on a shared file system); a cell whose job fails or is cancelled is computed by the next run.
 
 # %% tags=["parameters"]
+from typing import Literal
 dataset: str = "glyph-zsl"  # glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders under data_root)
 data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
 steps: int = 2  # propagation steps K of the base IPN (official code: 2)
@@ -56,6 +59,7 @@ lr: float = 1e-3  # Adam learning rate, ×0.1 after 2/3 of the epochs (official:
 n_seeds: int = 3  # every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # cells trained at once in worker processes, one thread each (0 = this notebook's CPU threads; 1 on CUDA)
+executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers); slurm: one SLURM job per missing cell (cache on a shared file system)
 profile: str = "default"  # smoke | default | full
 seed: int = 0  # first random seed (the embedded data set is built with this seed)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
@@ -111,7 +115,7 @@ variants |= {f"threshold {t:g}": ("threshold", replace(base_model, threshold=t),
              for t in threshold_grid if t != threshold}
 cells, grid = run_ipn_grid("ipn_ablations", data, {name: v[1:] for name, v in variants.items()}, ablation_cell,
                            dataset=dataset, data_root=data_root, seed=seed, n_seeds=n_seeds, device=device,
-                           reuse=reuse_cache, workers=workers)
+                           reuse=reuse_cache, workers=workers, executor=executor)
 runs = pd.DataFrame([{"variant": cell["variant"], "factor": variants[cell["variant"]][0],
                       "seed": cell["train"]["seed"], "steps": cell["model"]["steps"],
                       "threshold": cell["model"]["threshold"], "spaces": cell["model"]["spaces"],

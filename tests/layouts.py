@@ -175,3 +175,12 @@ def write_awa2_like(root: Path, n_classes: int = 8, per_class: int = 12, dim: in
     write_xlsa17(root, "AWA2", features=features, labels=labels, attributes=attributes,
                  original_attributes=original, class_names=[f"animal_{c}" for c in range(n_classes)], splits=splits)
     return root
+
+
+def write_images(folder: Path, names: list[str], shape: tuple[int, int], first_seed: int = 0) -> Path:
+    """``folder/names[i]`` holding :func:`colour_image` ``(first_seed + i, shape)`` pixels, in the format of the
+    name's suffix (``.jpg``: JPEG at PIL's default quality, 75); returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(colour_image(first_seed + i, shape)).save(folder / name)
+    return folder

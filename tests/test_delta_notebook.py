@@ -101,3 +101,16 @@ def test_penultimate_features_are_the_500_d_hidden_layer_of_the_uncertainty_netw
     assert hidden.shape == (6, 500) and bool((hidden >= 0).all())  # after the ReLU
     expected = model[0].head[:-1](model[0].features(images.images))
     assert torch.allclose(hidden, expected.detach(), atol=1e-6)
+
+
+def test_pixel_features_of_decoded_uint8_images_are_on_the_unit_scale_of_float_ones():
+    import torch
+
+    from protolab.data import LabeledImages
+    from protolab.features import pixel_features
+
+    pixels = torch.randint(0, 256, (4, 1, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    stored, as_float = (LabeledImages(labels=torch.arange(4) % 2, class_names=["a", "b"], description="toy",
+                                      images=images) for images in (pixels, pixels.float() / 255))
+    assert torch.allclose(pixel_features(stored), pixel_features(as_float))
+    assert float(pixel_features(stored).max()) <= 1.0

@@ -193,3 +193,8 @@ def test_progress_on_a_terminal_is_a_bar_with_no_plain_lines(tmp_path: Path, cap
     run_grid(CELLS, Recorder(), tmp_path)
     out, err = capsys.readouterr()
     assert "cells done" not in out and f"/{len(CELLS)}" in err
+
+
+def test_an_unknown_executor_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="executor must be one of local, slurm, got 'pbs'"):
+        run_grid(CELLS, Recorder(), tmp_path, progress=False, executor="pbs")

@@ -1,4 +1,5 @@
-"""Prototype heads (protonet.py): prototypes, logits in both geometries, shapes, gradients."""
+"""Prototype heads (protonet.py): prototypes, logits in both geometries, shapes, gradients; and the
+backbones they run on (backbones.py): ResNet-12, DropBlock, channels-last (loading.prepare_model)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from protolab.backbones import Conv4
+from protolab.backbones import BACKBONES, Conv4, ResNet12, build_backbone, drop_block
 from protolab.hyperbolic import ToPoincare, pairwise_dist, poincare_mean
+from protolab.loading import prepare_model
 from protolab.protonet import ProtoNet, euclidean_prototypes, hyperbolic_prototypes
 
 SEEDS = [0, 1, 2]
@@ -116,3 +118,75 @@ def test_invalid_configurations_are_refused():
     with pytest.raises(ValueError):
         ProtoNet(nn.Flatten(), geometry="hyperbolic", c=-1.0)
     assert ProtoNet(nn.Flatten()).c is None and ProtoNet(nn.Flatten(), "hyperbolic", c=0.2).c == 0.2
+
+
+def test_resnet12_has_the_official_widths_and_gives_512d_features_at_84_pixels():
+    torch.manual_seed(0)
+    net = build_backbone("resnet12", 3).eval()
+    assert [block.body[0].out_channels for block in net.blocks] == [64, 128, 256, 512]
+    images = torch.randn(2, 3, 84, 84)
+    with torch.no_grad():
+        assert nn.Sequential(*net.blocks)(images).shape == (2, 512, 5, 5)  # 84 → 42 → 21 → 10 → 5
+        features = net(images)
+    assert features.shape == (2, 512) and torch.isfinite(features).all()
+    assert torch.equal(features, net(images).detach()), "evaluation is deterministic (no dropout)"
+
+
+@pytest.mark.parametrize("geometry", ["euclidean", "hyperbolic"])
+def test_a_resnet12_protonet_trains_one_step(geometry):
+    torch.manual_seed(0)
+    net = ProtoNet(build_backbone("resnet12", 3), geometry, c=0.01, riemannian=geometry == "hyperbolic").train()
+    support, query = torch.randn(3, 3, 32, 32), torch.randn(6, 3, 32, 32)
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss = nn.functional.cross_entropy(net(support, torch.arange(3), query, 3), torch.arange(3).repeat(2))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+    assert not torch.equal(before["backbone.blocks.0.body.0.weight"], net.backbone.blocks[0].body[0].weight)
+    assert net.backbone.steps == 1 and "backbone.steps" in net.state_dict()
+
+
+def test_resnet12_counts_training_passes_only_for_its_dropblock_ramp():
+    net = ResNet12(1, widths=(4, 4, 4, 4), drop_rate=0.5)
+    images = torch.randn(2, 1, 32, 32)
+    net.eval()
+    net(images)
+    assert net.steps == 0
+    net.train()
+    net(images), net(images), net(images)
+    assert net.steps == 3
+    assert ResNet12(1, drop_rate=0.0).train()(images).shape == (2, 512)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_drop_block_zeroes_squares_and_keeps_the_mean(seed):
+    torch.manual_seed(seed)
+    x = torch.ones(4, 8, 10, 10)
+    out = drop_block(x, 0.3, 5)
+    kept = out != 0
+    assert 0 < kept.float().mean() < 1
+    torch.testing.assert_close(out.mean(), torch.tensor(1.0))  # rescaled by (all / kept)
+    assert torch.unique(out[kept]).numel() == 1
+    assert torch.equal(drop_block(x, 0.0, 5), x)
+    small = drop_block(torch.ones(2, 3, 2, 2), torch.tensor(0.5), 5)  # block clipped to the map: all or nothing
+    assert (small == small[..., :1, :1]).all()
+
+
+@pytest.mark.parametrize("name", [name for name in BACKBONES if name != "small_cnn"])
+def test_channels_last_gives_the_same_features(name):
+    torch.manual_seed(0)
+    plain = build_backbone(name, 3, 32).eval()
+    fast = prepare_model(build_backbone(name, 3, 32), torch.device("cpu"), channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    convs = [m.weight for m in fast.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(images), plain(images), rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_backbones_are_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="resnet12"):
+        build_backbone("vgg", 3)

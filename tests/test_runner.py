@@ -89,6 +89,11 @@ def test_outputs_of_a_notebook_that_later_fails_are_marked_stale(project):
     (["healthy", "--timeout", "0"], "--timeout"),
     (["healthy", "--jobs", "0"], "--jobs"),
     (["healthy", "--profile", "smoke", "-p", "profile=full"], "conflicts with --profile smoke"),
+    (["healthy", "--gpus", "1", "--sbatch", "qos=high"], "--gpus, --sbatch only apply with --executor slurm"),
+    (["healthy", "--executor", "slurm", "--cpus", "0"], "cpus must be an integer ≥ 1, got 0"),
+    (["healthy", "--executor", "slurm", "--sbatch", "time=5"], "sbatch option 'time' is set by protolab"),
+    (["healthy", "--executor", "slurm", "--slurm-config", "/nonexistent.yaml"],
+     "cannot read SLURM resources from /nonexistent.yaml"),
 ])
 def test_bad_names_and_parameters_are_refused_before_anything_runs(project, capsys, args, fragment):
     code = main(["--notebooks", str(project / "notebooks"), "run", *args])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
+
+BACKBONES = ("small_cnn", "conv4", "resnet12", "resnet18")
 
 
 class SmallCNN(nn.Module):
@@ -65,12 +68,102 @@ class ResNet18(nn.Module):
         return self.net(images)
 
 
+def drop_block(x: torch.Tensor, drop_rate: torch.Tensor | float, block_size: int) -> torch.Tensor:
+    r"""DropBlock (Ghiasi et al. 2018) as the official ResNet-12 applies it: zero random
+    ``block_size`` × ``block_size`` squares of each channel map, rescale the rest.
+
+    Square centres are drawn in the valid region with probability
+
+    .. math::
+
+        \gamma = \frac{r}{s^2}\,\frac{HW}{(H - s + 1)(W - s + 1)}
+
+    for drop rate :math:`r` and block size :math:`s` (clipped to the map), and the kept activations
+    are scaled by (number of activations) / (number kept). ``drop_rate`` may be a 0-dim tensor (no
+    device sync). Shape ``(B, C, H, W)`` → same.
+    """
+    batch, channels, height, width = x.shape
+    size = min(block_size, height, width)
+    gamma = torch.as_tensor(drop_rate, dtype=torch.float32, device=x.device) * (
+        height * width / (size * size * (height - size + 1) * (width - size + 1)))
+    centres = torch.bernoulli(gamma.expand(batch, channels, height - size + 1, width - size + 1))
+    dropped = F.max_pool2d(F.pad(centres, [size - 1] * 4), size, stride=1)  # (B, C, H, W), 1 = dropped
+    keep = 1 - dropped
+    return x * (keep * (keep.numel() / keep.sum().clamp_min(1))).to(x.dtype)
+
+
+class ResBlock12(nn.Module):
+    """One ResNet-12 block: three 3×3 conv-BN (LeakyReLU(0.1) after the first two), plus a 1×1 conv-BN
+    shortcut, LeakyReLU(0.1), 2×2 max-pool: ``(B, in, H, W)`` → ``(B, out, H/2, W/2)``."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+
+        def conv_bn(cin: int, kernel: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, out_channels, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(out_channels)]
+
+        self.body = nn.Sequential(*conv_bn(in_channels, 3), nn.LeakyReLU(0.1), *conv_bn(out_channels, 3),
+                                  nn.LeakyReLU(0.1), *conv_bn(out_channels, 3))
+        self.shortcut = nn.Sequential(*conv_bn(in_channels, 1))
+        self.out = nn.Sequential(nn.LeakyReLU(0.1), nn.MaxPool2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x) + self.shortcut(x))
+
+
+class ResNet12(nn.Module):
+    """ResNet-12 of the official hyperbolic few-shot code (``examples/fewshot/networks/ResNet12.py``,
+    after TADAM and MetaOptNet): four :class:`ResBlock12` of widths 64-128-256-512, then a global
+    max-pool: ``(B, C, 84, 84)`` → ``(B, 512)`` (84 → 42 → 21 → 10 → 5 before the pool).
+
+    The widths are the official code's, read from that file, not the 64-160-320-640 of MetaOptNet:
+    the paper's ResNet-12 embeddings are 512-d (its configs pass ``--dim 512``). As there, convolutions
+    are Kaiming-normal (fan-out, leaky ReLU) without bias, and with ``drop_rate`` > 0 training applies
+    dropout after blocks 1-2 and :func:`drop_block` (size 5) after blocks 3-4, whose rate rises linearly
+    from 0 to ``drop_rate`` over ``ramp_steps`` forward passes (official: 0.1 over 20·2000). Difference:
+    the official counter also counts evaluation passes; ours (the ``steps`` buffer, saved with the
+    weights) counts training passes only.
+    """
+
+    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (64, 128, 256, 512), drop_rate: float = 0.1,
+                 block_size: int = 5, ramp_steps: int = 40_000):
+        super().__init__()
+        self.blocks = nn.ModuleList(ResBlock12(cin, cout) for cin, cout in zip((in_channels, *widths), widths))
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.drop_rate, self.block_size, self.ramp_steps = drop_rate, block_size, ramp_steps
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.dim = widths[-1]
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="leaky_relu")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        dropping = self.training and self.drop_rate > 0
+        if dropping:
+            self.steps += 1
+            block_rate = self.drop_rate * (self.steps / self.ramp_steps).clamp(max=1)
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if dropping and index < len(self.blocks) // 2:
+                x = F.dropout(x, p=self.drop_rate)
+            elif dropping:
+                x = drop_block(x, block_rate, self.block_size)
+        return self.pool(x).flatten(1)
+
+
 def build_backbone(name: str, in_channels: int, dim: int | None = None) -> nn.Module:
-    """``"small_cnn"`` (needs ``dim``), ``"conv4"`` or ``"resnet18"``."""
+    """``"small_cnn"`` (needs ``dim``), ``"conv4"``, ``"resnet12"`` or ``"resnet18"`` (both 512-d).
+
+    Memory format is the training loop's business: :func:`protolab.loading.prepare_model` puts a model's
+    weights in channels-last on CUDA (same values, faster convolutions).
+    """
     if name == "small_cnn":
         return SmallCNN(in_channels, dim or 2)
     if name == "conv4":
         return Conv4(in_channels, dim=dim)
+    if name == "resnet12":
+        return ResNet12(in_channels)
     if name == "resnet18":
         return ResNet18(in_channels)
-    raise ValueError(f"unknown backbone {name!r}; choose small_cnn, conv4 or resnet18")
+    raise ValueError(f"unknown backbone {name!r}; choose {', '.join(BACKBONES)}")

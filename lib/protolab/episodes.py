@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from protolab.data.images import LabeledImages
+from protolab.data.images import LabeledImages, float_images
 
 __all__ = ["Episode", "EpisodeSampler", "episode_images", "gather_images"]
 
@@ -156,15 +156,19 @@ class EpisodeSampler:
                 f"n_episodes={self.n_episodes}, seed={self.seed}, eligible_classes={len(self.classes)})")
 
 
-def gather_images(data: LabeledImages, indices: torch.Tensor, *, workers: int = 0) -> torch.Tensor:
-    """The images of ``data`` at ``indices`` as one tensor ``(len(indices), C, H, W)``.
+def gather_images(data: LabeledImages, indices: torch.Tensor, *, workers: int = 0,
+                  as_float: bool = True) -> torch.Tensor:
+    """The images of ``data`` at ``indices`` as one tensor ``(len(indices), C, H, W)``, float in ``[0, 1]``.
 
-    In-memory data is indexed in one operation; file-backed data is decoded image by image, in
-    ``workers`` threads when ``workers > 0`` (PIL releases the GIL while decoding).
+    In-memory (and decoded, memory-mapped) data is indexed in one operation, and uint8 pixels are converted
+    to float once for the whole selection; with ``as_float=False`` they are returned as stored (uint8
+    ``0..255``), for a conversion on the device (:mod:`protolab.loading`). File-backed data is decoded image
+    by image, in ``workers`` threads when ``workers > 0`` (PIL releases the GIL while decoding).
     """
     indices = torch.as_tensor(indices, dtype=torch.long)
     if data.images is not None:
-        return data.images[indices]
+        images = data.images.index_select(0, indices)  # whole images copied at once, unlike data.images[indices]
+        return float_images(images) if as_float else images
     if len(indices) == 0:
         raise ValueError("cannot infer the image shape of an empty selection of file-backed data")
 
@@ -177,12 +181,12 @@ def gather_images(data: LabeledImages, indices: torch.Tensor, *, workers: int = 
     return torch.stack([load(i) for i in indices.tolist()])
 
 
-def episode_images(data: LabeledImages, episode: Episode, *,
-                   workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def episode_images(data: LabeledImages, episode: Episode, *, workers: int = 0,
+                   as_float: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(support_images, query_images)`` of ``episode``: ``(n_way·n_shot, C, H, W)``, ``(n_way·n_query, C, H, W)``.
 
     Both are gathered in one call of :func:`gather_images` (one indexing for in-memory data, one
-    thread pool for file-backed data) and keep the episode's class-major order.
+    thread pool for file-backed data; ``as_float`` as there) and keep the episode's class-major order.
     """
-    images = gather_images(data, torch.cat([episode.support, episode.query]), workers=workers)
+    images = gather_images(data, torch.cat([episode.support, episode.query]), workers=workers, as_float=as_float)
     return images[: len(episode.support)], images[len(episode.support):]

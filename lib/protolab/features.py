@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from protolab.backbones import SmallCNN
-from protolab.data.images import LabeledImages
+from protolab.data.images import LabeledImages, float_images
 from protolab.hyperbolic import ToPoincare
 from protolab.train import apply_batched
 
@@ -22,10 +22,11 @@ __all__ = ["concat_images", "delta_summary", "learned_features", "penultimate_fe
 
 
 def pixel_features(data: LabeledImages) -> torch.Tensor:
-    """Raw pixels of in-memory images ``(N, C, H, W)``, flattened: ``(N, C·H·W)``."""
+    """Raw pixels of in-memory images ``(N, C, H, W)`` in ``[0, 1]`` (uint8 ones divided by 255), flattened:
+    ``(N, C·H·W)`` float32."""
     if data.images is None:
         raise ValueError("pixel_features needs in-memory images (LabeledImages.images), not file paths")
-    return data.images.flatten(1).float()
+    return float_images(data.images).flatten(1).float()
 
 
 def concat_images(*parts: LabeledImages) -> LabeledImages:

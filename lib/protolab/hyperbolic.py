@@ -33,12 +33,23 @@ which carries gradients); a tensor is checked with ``.item()``, one device sync 
 Inputs at or beyond the boundary are first projected into the ball (geoopt's ``project``:
 :math:`\sqrt{c}\|x\| \le 1 - \epsilon`, ε = 4e-3 in float32 and 1e-5 in float64), so that every
 function here is finite for every finite input.
+
+Precision: every function and module forward here is wrapped in :func:`at_least_float32`. Under
+``torch.autocast`` (CPU bfloat16, CUDA bfloat16/float16) they compute in float32, with 16-bit
+inputs cast up, and return float32; float64 stays float64. 16 bits are not enough for the ball:
+bfloat16 resolves :math:`1 - c\|x\|^2` only to 2⁻⁸ near the boundary, geoopt's projection margin
+for 16-bit dtypes is float64's 1e-5 (so projected points land on the boundary), and autocast would
+run the distance matrix products in bfloat16.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TypeVar
 
 import torch
 from geoopt.manifolds.stereographic import math as gmath
@@ -48,6 +59,7 @@ from torch.nn import functional as F
 __all__ = [
     "HyperbolicMLR",
     "ToPoincare",
+    "at_least_float32",
     "clip_features",
     "dist0",
     "expmap0",
@@ -61,6 +73,42 @@ CurvatureLike = float | torch.Tensor
 
 # Smallest value a learnable c may take (keeps 1/sqrt(c) finite in float32).
 _C_MIN = 1e-15
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+_AUTOCAST_DEVICES = ("cpu", "cuda")
+_Function = TypeVar("_Function", bound=Callable)
+
+
+# --------------------------------------------------------------------------------------------
+# precision
+# --------------------------------------------------------------------------------------------
+def at_least_float32(function: _Function) -> _Function:
+    """Decorator: run ``function`` with autocast off and its 16-bit floating tensor arguments cast to float32.
+
+    float32 and float64 arguments (and non-tensors) pass unchanged, so outside autocast a float32 or
+    float64 call is exactly the undecorated one. The cast is differentiable: gradients reach a
+    bfloat16 backbone in its own dtype. Used by every function of this module and by
+    :class:`protolab.protonet.ProtoNet`'s head; decorate a method (``self`` is passed through) or a
+    function.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        args = tuple(_float32_if_half(arg) for arg in args)
+        kwargs = {name: _float32_if_half(value) for name, value in kwargs.items()}
+        with ExitStack() as stack:
+            for device_type in _AUTOCAST_DEVICES:
+                if torch.is_autocast_enabled(device_type):
+                    stack.enter_context(torch.autocast(device_type, enabled=False))
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _float32_if_half(value):
+    if isinstance(value, torch.Tensor) and value.dtype in _HALF_DTYPES:
+        return value.float()
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,6 +166,7 @@ def _project(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # thin, sign-safe wrappers around geoopt
 # --------------------------------------------------------------------------------------------
+@at_least_float32
 def mobius_add(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
     r"""Möbius addition on the ball of curvature :math:`-c` (Ganea et al. 2018, eq. 2).
 
@@ -143,6 +192,7 @@ def mobius_add(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.Tens
     return gmath.mobius_add(x, y, k=_k(ct), dim=-1)
 
 
+@at_least_float32
 def expmap0(u: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
     r"""Exponential map at the origin, :math:`T_0\mathbb{D}_c \to \mathbb{D}_c`.
 
@@ -170,6 +220,7 @@ def expmap0(u: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
     return gmath.expmap0(u, k=_k(_c_like(c, u)), dim=-1)
 
 
+@at_least_float32
 def logmap0(x: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
     r"""Logarithmic map at the origin, the inverse of :func:`expmap0`.
 
@@ -197,6 +248,7 @@ def logmap0(x: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # distances and means
 # --------------------------------------------------------------------------------------------
+@at_least_float32
 def dist0(x: torch.Tensor, c: CurvatureLike, keepdim: bool = False) -> torch.Tensor:
     r"""Geodesic distance to the origin (the paper's uncertainty measure, Sec. 4).
 
@@ -224,6 +276,7 @@ def dist0(x: torch.Tensor, c: CurvatureLike, keepdim: bool = False) -> torch.Ten
     return gmath.dist0(_project(x, ct), k=_k(ct), keepdim=keepdim, dim=-1)
 
 
+@at_least_float32
 def pairwise_dist(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
     r"""All geodesic distances between two sets of points (hyperbolic ProtoNet logits are ``-d/T``).
 
@@ -277,6 +330,7 @@ def pairwise_dist(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.T
     return 2.0 / sqrt_c * torch.asinh(0.5 * sqrt_c * torch.sqrt(lam_x * lam_y) * euclid)
 
 
+@at_least_float32
 def poincare_mean(
     x: torch.Tensor,
     weights: torch.Tensor | None = None,
@@ -348,6 +402,7 @@ def poincare_mean(
     return mean if keepdim else mean.squeeze(point_dim)
 
 
+@at_least_float32
 def clip_features(x: torch.Tensor, r: float) -> torch.Tensor:
     r"""Feature clipping of Guo et al. 2021 (arXiv 2107.11472), applied before :func:`expmap0`.
 
@@ -453,6 +508,7 @@ class ToPoincare(nn.Module):
             return self._c
         return F.softplus(self.raw_c).clamp_min(_C_MIN)
 
+    @at_least_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ct = _c_like(self.c, x)
         if self.clip_r is not None:
@@ -534,6 +590,7 @@ class HyperbolicMLR(nn.Module):
         nn.init.uniform_(self.p_tangent, -bound, bound)
         nn.init.uniform_(self.a_tangent, -bound, bound)
 
+    @at_least_float32
     def forward(self, x: torch.Tensor, c: CurvatureLike | None = None) -> torch.Tensor:
         if c is None:
             c = self.c

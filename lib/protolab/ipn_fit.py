@@ -24,10 +24,12 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from protolab import cost
 from protolab.data.xlsa17 import ZSLData
 from protolab.episodes import EpisodeSampler
 from protolab.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes
 from protolab.metrics import gzsl_scores
+from protolab.train import adam
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,7 @@ class TrainConfig:
 
     Attributes
     ----------
-    epochs, lr, weight_decay, seed : as usual. Adam is the fused implementation (``fused=True``, CPU and CUDA:
-        about 6× faster per step than the default loop, the update being 64% of a step); its results differ
-        from the unfused one's in the last bits only.
+    epochs, lr, weight_decay, seed : as usual. Adam is :func:`protolab.train.adam` (the fused kernel).
     lr_step_epoch : the learning rate drops ×0.1 after this many epochs; None = ``⌊2·epochs/3⌋`` (at least 1,
         the official StepLR at 2/3). The refit of :func:`fit_ipn` sets it to the selection run's value.
     consistency_weight : weight of the consistency loss (0 = off; official 1).
@@ -153,30 +153,37 @@ def episode_loss(model: IPN, features: torch.Tensor, labels: torch.Tensor, attri
 
 def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
                  attributes: torch.Tensor, config: TrainConfig, generator: torch.Generator,
-                 sampler: EpisodeSampler | None) -> dict[str, float]:
-    """One epoch on ``features``/``labels`` (global ids, on the device); mean loss, KL and accuracy."""
+                 sampler: EpisodeSampler | None, meter: cost.Meter) -> dict[str, float]:
+    """One epoch on ``features``/``labels`` (global ids, on the device); mean loss, KL and accuracy.
+
+    ``meter`` is ticked after every step; a dry run (:mod:`protolab.cost`) ends the epoch when it says so.
+    """
     model.train()
     totals = np.zeros(3)
+    steps = 0
     if sampler is not None:
-        steps = len(sampler)
-        for index in range(steps):
+        for index in range(len(sampler)):
             loss, kl, acc = episode_loss(model, features, labels, attributes, sampler, index, config, generator)
             _step(optimizer, loss + config.consistency_weight * kl)
             totals += [loss.item(), kl.item(), acc.item()]
+            steps += 1
+            if meter.tick():
+                break
     else:
         classes = labels.unique()
         local = torch.full((len(attributes),), -1, dtype=torch.long, device=labels.device)
         local[classes] = torch.arange(len(classes), device=labels.device)
         means, _ = class_means(features, local[labels], len(classes))
         order = torch.randperm(len(labels), generator=generator).to(labels.device)
-        batches = order.split(config.batch_size)[: config.episodes_per_epoch]
-        steps = len(batches)
-        for batch in batches:
+        for batch in order.split(config.batch_size)[: config.episodes_per_epoch]:
             logits, kl = model(features[batch], means, attributes[classes])
             targets = local[labels[batch]]
             loss = F.cross_entropy(logits / model.config.logit_scale, targets)
             _step(optimizer, loss + config.consistency_weight * kl)
             totals += [loss.item(), kl.item(), (logits.argmax(1) == targets).float().mean().item()]
+            steps += 1
+            if meter.tick():
+                break
     loss, kl, acc = totals / steps
     return {"loss": loss, "kl": kl, "train_accuracy": acc}
 
@@ -199,15 +206,21 @@ def training_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, at
     model.to(device)
     features, labels, attributes = features.to(device), labels.to(device), attributes.to(device)
     episodes = episodes_per_epoch(len(labels), config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    batches = math.ceil(len(labels) / config.batch_size)
+    steps = episodes if config.episodic else min(config.episodes_per_epoch or batches, batches)
+    optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch(config), gamma=0.1)
     for epoch in tqdm(range(1, config.epochs + 1), desc="IPN", disable=not progress, leave=False):
         sampler = (EpisodeSampler(labels.cpu(), config.n_way, config.n_shot, config.n_query, episodes,
                                   seed=config.seed * 100_003 + epoch) if config.episodic else None)
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **_train_epoch(model, optimizer, features, labels, attributes, config, generator,
-                                              sampler)}
+        with cost.repeated(config.epochs):
+            meter = cost.meter("IPN training steps", steps, device)
+            row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                   **_train_epoch(model, optimizer, features, labels, attributes, config, generator, sampler, meter)}
         scheduler.step()
         yield row
+        if meter.stopped:
+            return
 
 
 def train_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
@@ -257,8 +270,9 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     best_h, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
     rows = []
     for row in training_epochs(model, train_x, train_y, data.attributes, config, device, progress):
-        scores = evaluate_gzsl(model, train_x, train_y, data.attributes, val_seen, val_unseen, data.train_classes,
-                               data.val_classes)
+        with cost.repeated(config.epochs), cost.measured("IPN validation U/S/H", device):
+            scores = evaluate_gzsl(model, train_x, train_y, data.attributes, val_seen, val_unseen,
+                                   data.train_classes, data.val_classes)
         if scores["H"] > best_h:
             best_h, best_epoch, best_state = scores["H"], row["epoch"], copy.deepcopy(model.state_dict())
         rows.append({**row, **{f"val_{key}": value for key, value in scores.items()},
@@ -266,11 +280,12 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     history = pd.DataFrame(rows).assign(phase="select")
     model.load_state_dict(best_state)
     if refit:
+        refit_epochs = config.epochs if cost.dry_run_steps() else max(1, best_epoch)  # a dry run: the upper bound
         centres = attribute_centres(data.attributes[data.seen_classes], model_config.n_clusters, config.seed)
         torch.manual_seed(config.seed)
         model = IPN(data.feature_dim, centres, model_config)
         refit_history = train_epochs(model, data.trainval.features, data.trainval.labels, data.attributes,
-                                     replace(config, epochs=max(1, best_epoch), lr_step_epoch=lr_step_epoch(config)),
+                                     replace(config, epochs=refit_epochs, lr_step_epoch=lr_step_epoch(config)),
                                      device, progress, monitor)
         history = pd.concat([history, refit_history.assign(phase="refit")], ignore_index=True)
     return model.to(device).eval(), history

@@ -53,19 +53,21 @@ def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str
 
 def run_ipn_grid(notebook: str, data: ZSLData, variants: Variants,
                  compute: Callable[[ZSLData, Mapping[str, Any]], dict[str, Any]], *, dataset: str, data_root: str,
-                 seed: int, n_seeds: int, device: torch.device, reuse: bool,
-                 workers: int) -> tuple[list[dict[str, Any]], GridRun]:
+                 seed: int, n_seeds: int, device: torch.device, reuse: bool, workers: int,
+                 executor: str = "local") -> tuple[list[dict[str, Any]], GridRun]:
     """``compute(data, cell)`` on every cell of ``variants`` × seeds ``seed … seed + n_seeds − 1``, reusing the
     cells stored for ``notebook`` by the same code when ``reuse``.
 
     ``workers`` cells are trained at once, one thread each (0 = this process's torch threads; always 1 on
-    CUDA). Returns the cells and the :class:`~protolab.runner.grid.GridRun` (results in the cells' order).
+    CUDA). ``executor="slurm"`` trains each missing cell as one SLURM job instead (resources from
+    ``$PROTOLAB_SLURM_CONFIG``; the cache must be on a shared file system). Returns the cells and the
+    :class:`~protolab.runner.grid.GridRun` (results in the cells' order).
     """
     cells = grid_cells(variants, range(seed, seed + n_seeds), dataset=dataset, data_root=data_root,
                        data_seed=seed, device=device)
     workers = 1 if device.type == "cuda" else workers or torch.get_num_threads()
     grid = run_grid(cells, partial(compute, data), cache_dir() / "grids" / notebook,
-                    fingerprint=source_fingerprint(protolab), reuse=reuse, workers=workers)
+                    fingerprint=source_fingerprint(protolab), reuse=reuse, workers=workers, executor=executor)
     return cells, grid
 
 

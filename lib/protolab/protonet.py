@@ -14,6 +14,10 @@ distance to every prototype, divided by a temperature :math:`T`:
 with the Einstein midpoint HypAve (paper eq. 4, :func:`protolab.hyperbolic.poincare_mean`) and the
 unsquared geodesic distance :math:`d_c` (:func:`protolab.hyperbolic.pairwise_dist`), as in the
 paper's released code.
+
+Under ``torch.autocast`` the backbone runs in 16 bits but the head (ToPoincare, prototypes, logits)
+computes in float32 (:func:`protolab.hyperbolic.at_least_float32`): logits are float32 in both
+geometries.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from protolab.hyperbolic import ToPoincare, pairwise_dist, poincare_mean
+from protolab.hyperbolic import ToPoincare, at_least_float32, pairwise_dist, poincare_mean
 
 __all__ = ["GEOMETRIES", "ProtoNet", "class_major", "euclidean_prototypes", "hyperbolic_prototypes",
            "squared_euclidean"]
@@ -123,12 +127,14 @@ class ProtoNet(nn.Module):
         features = self.backbone(images)
         return features if self.to_poincare is None else self.to_poincare(features)
 
+    @at_least_float32
     def prototypes(self, embeddings: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
         """Prototype of each class from embedded support samples: ``(S, D)``, ``(S,)`` → ``(n_way, D)``."""
         if self.to_poincare is None:
             return euclidean_prototypes(embeddings, labels, n_way)
         return hyperbolic_prototypes(embeddings, labels, n_way, self.c)
 
+    @at_least_float32
     def logits(self, queries: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """Negative distances over the temperature: ``(Q, D)``, ``(n_way, D)`` → ``(Q, n_way)``."""
         if self.to_poincare is None:

@@ -25,14 +25,15 @@ import pandas as pd
 import torch
 import torchvision
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from protolab import cost
 from protolab.backbones import Conv4, SmallCNN, build_backbone
 from protolab.data.images import LabeledImages
 from protolab.hyperbolic import HyperbolicMLR, ToPoincare, pairwise_dist
+from protolab.loading import batches, prepare_model
 from protolab.metrics import reid_evaluate
-from protolab.train import adam, apply_batched
+from protolab.train import adam, apply_batched, autocast, cross_entropy_step
 
 GEOMETRIES = ("euclidean", "hyperbolic")
 
@@ -131,20 +132,25 @@ def build_reid_model(geometry: str, *, backbone: str, in_channels: int, dim: int
 
 
 def augment(images: torch.Tensor, *, flip: bool, pad: int, erasing: float, generator: torch.Generator) -> torch.Tensor:
-    """The usual re-ID training augmentation of a batch ``(B, C, H, W)``, per image: horizontal flip with
-    probability ½ (if ``flip``), zero-pad by ``pad`` pixels then crop back at a random place, random erasing
-    (Zhong et al.) with probability ``erasing``: a rectangle of 2–40% of the area, aspect 0.3–3.3, set to
-    uniform noise. Random draws come from ``generator`` (CPU), so the result does not depend on the device."""
+    """The usual re-ID training augmentation of a float batch ``(B, C, H, W)`` in ``[0, 1]``, per image:
+    horizontal flip with probability ½ (if ``flip``), zero-pad by ``pad`` pixels then crop back at a random
+    place, random erasing (Zhong et al.) with probability ``erasing``: a rectangle of 2–40% of the area,
+    aspect 0.3–3.3, set to uniform noise. Random draws come from ``generator`` (CPU), so the result does not
+    depend on the device; the pixels are processed where ``images`` are (flip and crop batched, with no
+    wait for the device), so a CUDA batch is augmented on the GPU."""
     b, _, h, w = images.shape
     out = images.clone()
     if flip:
-        flipped = torch.rand(b, generator=generator) < 0.5
-        out[flipped] = out[flipped].flip(-1)
+        flipped = (torch.rand(b, generator=generator) < 0.5).to(images.device).view(b, 1, 1, 1)
+        out = torch.where(flipped, out.flip(-1), out)
     if pad > 0:
         padded = nn.functional.pad(out, (pad, pad, pad, pad))
-        tops = torch.randint(0, 2 * pad + 1, (b,), generator=generator).tolist()
-        lefts = torch.randint(0, 2 * pad + 1, (b,), generator=generator).tolist()
-        out = torch.stack([padded[i, :, t:t + h, l:l + w] for i, (t, l) in enumerate(zip(tops, lefts))])
+        tops = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(images.device)
+        lefts = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(images.device)
+        rows = (tops.view(b, 1) + torch.arange(h, device=images.device)).view(b, 1, h, 1)
+        columns = (lefts.view(b, 1) + torch.arange(w, device=images.device)).view(b, 1, 1, w)
+        out = padded[torch.arange(b, device=images.device).view(b, 1, 1, 1),
+                     torch.arange(out.shape[1], device=images.device).view(1, -1, 1, 1), rows, columns]
     for i in torch.nonzero(torch.rand(b, generator=generator) < erasing).flatten().tolist():
         area = float(torch.empty(1).uniform_(0.02, 0.4, generator=generator)) * h * w
         aspect = math.exp(float(torch.empty(1).uniform_(math.log(0.3), math.log(3.3), generator=generator)))
@@ -170,36 +176,49 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
 
 def fit_reid(model: ReidNet, data: LabeledImages, *, epochs: int, batch_size: int, lr: float, schedule: str,
              device: torch.device, seed: int, weight_decay: float = 5e-4, flip: bool = True, pad: int = 4,
-             erasing: float = 0.5, progress: bool = True, description: str = "train") -> pd.DataFrame:
+             erasing: float = 0.5, progress: bool = True, description: str = "train", num_workers: int = 0,
+             amp: bool = False) -> pd.DataFrame:
     """Train ``model`` on ``data``'s identities (cross-entropy), Adam + ``schedule``, batches augmented by
-    :func:`augment`. The batch order and the augmentation draw from one generator seeded with ``seed`` (the
-    initialisation is the caller's: seed before building the model), so both geometries see the same batches.
+    :func:`augment` on ``device``. The batch order (one permutation per epoch) and the augmentation draw from
+    one generator seeded with ``seed``, in the main process (the initialisation is the caller's: seed before
+    building the model), so both geometries see the same batches, whatever ``num_workers``.
+
+    ``num_workers`` DataLoader workers gather the batches (:func:`protolab.loading.batches`); ``amp`` runs the
+    forward pass under bfloat16 autocast (:func:`protolab.train.autocast`), the loss in float32.
 
     Returns one row per epoch: ``epoch``, ``lr``, ``loss`` and ``accuracy`` (on the augmented training batches).
     """
     lr_factor(schedule, 0, epochs)  # refuse an unknown schedule before training
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(data) > batch_size)
-    model.to(device).train()
+    drop_last = len(data) > batch_size
+    prepare_model(model, device).train()
     optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = []
+    n_batches = len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size)
     for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_factor(schedule, epoch, epochs)
-        total, correct, seen = 0.0, 0, 0
-        for images, labels in loader:
-            images = augment(images, flip=flip, pad=pad, erasing=erasing, generator=generator).to(device)
-            labels = labels.to(device)
-            logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        order = torch.randperm(len(data), generator=generator)
+        with cost.repeated(epochs):
+            meter = cost.meter(f"{description}: training batches", n_batches, device)
+        for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers,
+                                      drop_last=drop_last):
+            images = augment(images, flip=flip, pad=pad, erasing=erasing, generator=generator)
+            with autocast(device, amp=amp):
+                logits = model(images)
+            loss, hits = cross_entropy_step(optimizer, logits, labels)
+            total += loss.double() * len(labels)
+            correct += hits
             seen += len(labels)
-        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "loss": total / seen,
-                        "accuracy": correct / seen})
+            if meter.tick():
+                break
+        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "loss": total.item() / seen,
+                        "accuracy": int(correct) / seen})
+        if meter.stopped:
+            break
     model.eval()
     return pd.DataFrame(history)
 
@@ -214,11 +233,13 @@ def retrieval_distances(query: torch.Tensor, gallery: torch.Tensor, geometry: st
 
 
 def evaluate_retrieval(model: ReidNet, query: LabeledImages, gallery: LabeledImages, *, device: torch.device,
-                       batch_size: int = 256) -> dict:
+                       batch_size: int = 256, num_workers: int = 0, amp: bool = False) -> dict:
     """:func:`~protolab.metrics.reid_evaluate` of ``model``'s embeddings (Market-1501 protocol, person ids and
-    cameras from ``extra['person_ids']`` and ``domains``), plus ``distances`` ``(Q, G)``."""
+    cameras from ``extra['person_ids']`` and ``domains``), plus ``distances`` ``(Q, G)``. Embeddings are computed
+    by :func:`~protolab.train.apply_batched` (with its ``num_workers`` and ``amp``)."""
     embedder = model.embedder()
-    q, g = (apply_batched(embedder, part, batch_size=batch_size, device=device) for part in (query, gallery))
+    q, g = (apply_batched(embedder, part, batch_size=batch_size, device=device, num_workers=num_workers, amp=amp)
+            for part in (query, gallery))
     distances = retrieval_distances(q, g, model.geometry, c=model.c)
     result = reid_evaluate(distances, query.extra["person_ids"], query.domains, gallery.extra["person_ids"],
                            gallery.domains)

@@ -18,6 +18,10 @@ re-identification      ``reid-glyphs`` (identity = character,      ``market1501`
                        camera = font/distortion domain)
 =====================  =========================================  =====================================
 
+The real image datasets (``miniimagenet``, ``cub``, ``omniglot``, ``market1501``, ``dukemtmc``) are decoded
+once into uint8 arrays cached on disk and memory-mapped by every later load (:mod:`protolab.data.decoded`):
+their ``images`` are uint8, ``dataset[i]`` is float in ``[0, 1]`` as for every other dataset.
+
 :func:`check_dataset` checks, cheaply and before anything runs, that a dataset name is known and that
 the files of a real dataset are where ``data_root`` says.
 """

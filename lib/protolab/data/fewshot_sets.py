@@ -1,10 +1,13 @@
 """Few-shot benchmarks as class-disjoint train/val/test splits: MiniImageNet, CUB-200-2011, Omniglot.
 
-Every loader returns :class:`FewShotSplits` of file-backed :class:`LabeledImages`: ``dataset[i]`` decodes
-the file to a float tensor ``(3, image_size, image_size)`` in ``[0, 1]`` (Omniglot: ``(1, S, S)``); every
-file is checked to decode when the dataset is loaded. Labels of each
-split are 0-based within that split; ``class_names`` keep the original class names, and no class
-appears in two splits. Augmentation is not applied here: replace ``split.transform`` to add it.
+Every loader returns :class:`FewShotSplits` of :class:`LabeledImages` whose ``dataset[i]`` is a float tensor
+``(3, image_size, image_size)`` in ``[0, 1]`` (Omniglot: ``(1, S, S)``). By default (``decoded=True``) each
+split's files are decoded once into a uint8 array cached on disk and memory-mapped as ``images``
+(:func:`protolab.data.decoded.decode_images`; the first load decodes, later loads map the cache); with
+``decoded=False`` the splits are file-backed, each file decoded when read, and every file is checked to
+decode when the dataset is loaded. Either way ``paths`` lists the image files. Labels of each split are
+0-based within that split; ``class_names`` keep the original class names, and no class appears in two
+splits. Augmentation is not applied here: apply it to batches of tensors (as :func:`protolab.reid.augment`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import torch
 from PIL import Image
 
 from protolab.data.cache import cache_dir
+from protolab.data.decoded import decode_images, prepare_files
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError, require_files
 from protolab.data.images import LabeledImages
-from protolab.data.torchvision_sets import load_omniglot
-from protolab.data.transforms import check_images, image_transform
+from protolab.data.torchvision_sets import OMNIGLOT_SOURCE, omniglot_files
+from protolab.data.transforms import image_transform
 
 MINI_IMAGENET_SOURCE = (
     "Ravi & Larochelle's split files https://github.com/twitter-research/meta-learning-lstm/tree/master/data/"
@@ -135,17 +139,19 @@ def _read_csv_split(path: Path, images: Path) -> tuple[list[Path], list[str]]:
     return paths, [row[1].strip() for row in rows[1:]]
 
 
-def _mini_imagenet_csv(folder: Path, image_size: int) -> FewShotSplits:
+def _mini_imagenet_csv(folder: Path, image_size: int, decoded: bool) -> FewShotSplits:
     read = {split: _read_csv_split(folder / f"{split}.csv", folder / "images") for split in SPLITS}
     _check_disjoint({split: names for split, (_, names) in read.items()}, folder, MINI_IMAGENET_SOURCE)
-    check_images([path for paths, _ in read.values() for path in paths], MINI_IMAGENET_SOURCE)
     return FewShotSplits(
         **{
-            split: _labeled_files(
-                paths, names, sorted(set(names)),
-                f"MiniImageNet {split} (Ravi & Larochelle split, {len(set(names))} classes, "
-                f"{image_size}×{image_size}) from {folder}",
-                image_size,
+            split: prepare_files(
+                _labeled_files(
+                    paths, names, sorted(set(names)),
+                    f"MiniImageNet {split} (Ravi & Larochelle split, {len(set(names))} classes, "
+                    f"{image_size}×{image_size}) from {folder}",
+                    image_size,
+                ),
+                source=MINI_IMAGENET_SOURCE, decoded=decoded,
             )
             for split, (paths, names) in read.items()
         }
@@ -219,7 +225,7 @@ def _extract_pickle(path: Path) -> Path:
     return target
 
 
-def _mini_imagenet_pickles(files: dict[str, Path], image_size: int) -> FewShotSplits:
+def _mini_imagenet_pickles(files: dict[str, Path], image_size: int, decoded: bool) -> FewShotSplits:
     out = {}
     for split, path in files.items():
         folder = _extract_pickle(path)
@@ -230,12 +236,14 @@ def _mini_imagenet_pickles(files: dict[str, Path], image_size: int) -> FewShotSp
             f"MiniImageNet {split} ({len(class_names)} classes, {image_size}×{image_size}) from {path}",
             image_size,
         )
+        if decoded:  # the PNGs were written from validated arrays: file-backed, they are not checked again
+            out[split] = decode_images(out[split], source=MINI_IMAGENET_SOURCE)
     classes = {split: data.class_names for split, data in out.items()}
     _check_disjoint(classes, files["train"].parent, MINI_IMAGENET_SOURCE)
     return FewShotSplits(**out)
 
 
-def load_mini_imagenet(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
+def load_mini_imagenet(data_root: str | Path, image_size: int = 84, decoded: bool = True) -> FewShotSplits:
     """MiniImageNet (Vinyals et al. 2016) with the class split of Ravi & Larochelle (2017): 64/16/20 classes.
 
     Two on-disk layouts are read, the first one found wins:
@@ -252,7 +260,7 @@ def load_mini_imagenet(data_root: str | Path, image_size: int = 84) -> FewShotSp
 
        They are read without executing pickled code (only numpy arrays, dicts and lists are allowed)
        and their images are written once as PNG files under the protolab cache (see
-       :func:`protolab.data.cache.cache_dir`), so that the splits are file-backed like layout 1.
+       :func:`protolab.data.cache.cache_dir`), so that the splits are read like layout 1.
 
     Class counts are not enforced (so subsets and test fixtures load); the splits must be disjoint.
 
@@ -260,6 +268,8 @@ def load_mini_imagenet(data_root: str | Path, image_size: int = 84) -> FewShotSp
     ----------
     data_root : folder holding ``miniImageNet/`` (or the pickles).
     image_size : side of the square images ``dataset[i]`` returns, ``(3, image_size, image_size)``.
+    decoded : decode each split once into a memory-mapped uint8 cache (see the module docstring; the full
+        dataset at 84×84 takes 1.27 GB); False keeps the splits file-backed.
 
     Raises
     ------
@@ -269,8 +279,8 @@ def load_mini_imagenet(data_root: str | Path, image_size: int = 84) -> FewShotSp
     """
     files = mini_imagenet_files(Path(data_root))
     if files["train"].suffix == ".csv":
-        return _mini_imagenet_csv(files["train"].parent, image_size)
-    return _mini_imagenet_pickles(files, image_size)
+        return _mini_imagenet_csv(files["train"].parent, image_size, decoded)
+    return _mini_imagenet_pickles(files, image_size, decoded)
 
 
 def mini_imagenet_files(data_root: Path) -> dict[str, Path]:
@@ -309,7 +319,7 @@ def _read_table(path: Path) -> dict[int, str]:
     return table
 
 
-def load_cub(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
+def load_cub(data_root: str | Path, image_size: int = 84, decoded: bool = True) -> FewShotSplits:
     """CUB-200-2011 (Wah et al. 2011) with the few-shot class split of Chen et al. 2019 (100/50/50).
 
     On disk (the official ``CUB_200_2011.tgz``)::
@@ -328,6 +338,8 @@ def load_cub(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
     ----------
     data_root : folder holding ``CUB_200_2011/``.
     image_size : side of the square images ``dataset[i]`` returns, ``(3, image_size, image_size)``.
+    decoded : decode each split once into a memory-mapped uint8 cache (see the module docstring); False
+        keeps the splits file-backed.
 
     Raises
     ------
@@ -352,7 +364,6 @@ def load_cub(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
     order = sorted(files)
     paths = [folder / "images" / files[i] for i in order]
     _require_images(paths, folder / "images", folder / names[0], "CUB-200-2011", CUB_SOURCE)
-    check_images(paths, CUB_SOURCE)
     class_names = sorted(classes.values())
     full = _labeled_files(paths, [classes[label_ids[i]] for i in order], class_names, "CUB-200-2011", image_size)
     rule = {"train": (0, 2), "val": (1, 4), "test": (3, 4)}
@@ -363,7 +374,7 @@ def load_cub(data_root: str | Path, image_size: int = 84) -> FewShotSplits:
             f"CUB-200-2011 {split} ({len(chosen)} classes, Chen et al. 2019 split, {image_size}×{image_size}) "
             f"from {folder}"
         )
-        out[split] = full.select_classes(chosen, description)
+        out[split] = prepare_files(full.select_classes(chosen, description), source=CUB_SOURCE, decoded=decoded)
     return FewShotSplits(**out)
 
 
@@ -381,16 +392,18 @@ def load_omniglot_splits(
     n_val_alphabets: int = 5,
     invert: bool = False,
     download: bool = False,
+    decoded: bool = True,
 ) -> FewShotSplits:
     """Omniglot with Lake et al.'s alphabet split: background → train and val, evaluation → test.
 
     Validation takes the last ``n_val_alphabets`` background alphabets in sorted order (whole
     alphabets, so no character of val is trained on); test is the full evaluation set (20 alphabets,
-    659 characters). Images, layout and ``invert`` are those of
-    :func:`protolab.data.torchvision_sets.load_omniglot`: ``dataset[i]`` is ``(1, image_size, image_size)``.
+    659 characters). Images, layout, ``invert`` and ``decoded`` are those of
+    :func:`protolab.data.torchvision_sets.load_omniglot`: ``dataset[i]`` is ``(1, image_size, image_size)``;
+    each split is decoded (or checked) on its own.
     """
-    background = load_omniglot(data_root, True, image_size=image_size, invert=invert, download=download)
-    evaluation = load_omniglot(data_root, False, image_size=image_size, invert=invert, download=download)
+    background, evaluation = (omniglot_files(data_root, subset, image_size=image_size, invert=invert,
+                                             download=download) for subset in (True, False))
     alphabets = sorted(set(background.groups))
     if not 0 < n_val_alphabets < len(alphabets):
         raise ValueError(f"n_val_alphabets must be in 1..{len(alphabets) - 1}, got {n_val_alphabets}")
@@ -404,4 +417,5 @@ def load_omniglot_splits(
             f"{image_size}×{image_size}{', inverted' if invert else ''}) from {data_root}"
         )
         out[split] = background.select_classes(chosen, description)
-    return FewShotSplits(**out, test=evaluation)
+    return FewShotSplits(**{split: prepare_files(data, source=OMNIGLOT_SOURCE, decoded=decoded)
+                            for split, data in {**out, "test": evaluation}.items()})

@@ -15,12 +15,27 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 
+def float_images(images: torch.Tensor) -> torch.Tensor:
+    """Images as models take them: uint8 ``(…, C, H, W)`` in ``0..255`` become float32 ``x / 255`` in ``[0, 1]``
+    (as ``torchvision.transforms.ToTensor`` divides); float images are returned unchanged."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images
+
+
 @dataclass
 class LabeledImages(Dataset):
     """Images with integer class labels.
 
-    Exactly one of ``images`` (an in-memory float tensor ``(N, C, H, W)`` in ``[0, 1]``) or ``paths``
-    (image files decoded on access through ``transform``) is set.
+    The pixels are in ``images``, in files (``paths``, decoded on access through ``transform``), or both:
+
+    - ``images`` only: in memory, float ``(N, C, H, W)`` in ``[0, 1]`` (embedded and packaged data) or
+      uint8 ``(N, C, H, W)`` in ``0..255``;
+    - ``paths`` and ``transform`` only: file-backed, each file decoded when it is read;
+    - both: files decoded once (:func:`protolab.data.decoded.decode_images`) into uint8 ``images``,
+      memory-mapped from the on-disk cache; ``paths`` and ``transform`` record where they came from and how
+      they were decoded, and ``images`` is what is read.
+
+    Whatever the storage, ``dataset[i]`` (and :func:`protolab.episodes.gather_images`) gives a float image
+    ``(C, H, W)`` in ``[0, 1]``: uint8 pixels are converted by :func:`float_images` when read.
 
     Attributes:
         labels: ``(N,)`` int64 class index of each image, into ``class_names``.
@@ -44,11 +59,15 @@ class LabeledImages(Dataset):
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if (self.images is None) == (self.paths is None):
-            raise ValueError("LabeledImages needs exactly one of `images` or `paths`")
+        if self.images is None and self.paths is None:
+            raise ValueError("LabeledImages needs `images`, `paths` or both")
         if self.paths is not None and self.transform is None:
             raise ValueError("file-backed LabeledImages needs a `transform`")
+        if self.images is not None and not (self.images.is_floating_point() or self.images.dtype == torch.uint8):
+            raise ValueError(f"images must be float in [0, 1] or uint8 in 0..255, got {self.images.dtype}")
         n = len(self.images) if self.images is not None else len(self.paths)
+        if self.images is not None and self.paths is not None and len(self.paths) != n:
+            raise ValueError(f"{len(self.paths)} paths for {n} images")
         if self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {tuple(self.labels.shape)}")
         if self.domains is not None and self.domains.shape != (n,):
@@ -61,7 +80,7 @@ class LabeledImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self.images is not None:
-            image = self.images[index]
+            image = float_images(self.images[index])
         else:
             with Image.open(self.paths[index]) as handle:
                 image = self.transform(handle.convert("RGB" if self.transform_channels == 3 else "L"))
@@ -77,13 +96,16 @@ class LabeledImages(Dataset):
         return len(self.class_names)
 
     def subset(self, indices: torch.Tensor, description: str | None = None) -> "LabeledImages":
-        """The images at ``indices`` (int64 ``(M,)``), keeping class ids and names unchanged."""
+        """The images at ``indices`` (int64 ``(M,)``), keeping class ids and names unchanged.
+
+        In-memory (or memory-mapped) ``images`` are copied: the subset holds its ``M`` images in memory.
+        """
         indices = torch.as_tensor(indices, dtype=torch.long)
         return LabeledImages(
             labels=self.labels[indices],
             class_names=self.class_names,
             description=description or self.description,
-            images=None if self.images is None else self.images[indices],
+            images=None if self.images is None else self.images.index_select(0, indices),
             paths=None if self.paths is None else [self.paths[i] for i in indices.tolist()],
             transform=self.transform,
             groups=self.groups,

@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
+from protolab.data.decoded import prepare_files
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError, require_files
 from protolab.data.images import LabeledImages
-from protolab.data.transforms import check_images, image_transform, resize_images
+from protolab.data.transforms import image_transform, resize_images
 
 MNIST_SOURCE = (
     "torchvision's mirrors (pass download=True, which also unpacks them; .gz files downloaded by hand must be "
@@ -126,6 +127,7 @@ def load_omniglot(
     image_size: int = 28,
     invert: bool = False,
     download: bool = False,
+    decoded: bool = True,
 ) -> LabeledImages:
     """Omniglot (Lake et al. 2015) background or evaluation set; classes = characters, groups = alphabets.
 
@@ -149,18 +151,27 @@ def load_omniglot(
         on white, which is what ``invert=False`` returns. Use ``invert=True`` when Omniglot stands
         beside MNIST, as in the out-of-distribution experiment of Khrulkov et al.
     download : fetch with torchvision if missing (off by default).
+    decoded : decode the files once into a memory-mapped uint8 cache (uint8 ``images``,
+        :func:`protolab.data.decoded.decode_images`); False keeps them file-backed (each checked to decode).
 
     Returns
     -------
-    LabeledImages : file-backed, one channel (``extra['channels'] == 1``); ``dataset[i]`` is a float
-        ``(1, image_size, image_size)`` tensor in ``[0, 1]``; ``class_names`` are ``"<Alphabet>/<character>"``,
-        ``groups`` the alphabet of each class.
+    LabeledImages : one channel (``extra['channels'] == 1``), ``paths`` the PNG files; ``dataset[i]`` is a
+        float ``(1, image_size, image_size)`` tensor in ``[0, 1]``; ``class_names`` are
+        ``"<Alphabet>/<character>"``, ``groups`` the alphabet of each class.
 
     Raises
     ------
     DatasetNotFoundError : the folder is missing and ``download=False``.
     DatasetFormatError : an alphabet or character folder is empty, or a ``.png`` does not decode.
     """
+    files = omniglot_files(data_root, background, image_size=image_size, invert=invert, download=download)
+    return prepare_files(files, source=OMNIGLOT_SOURCE, decoded=decoded)
+
+
+def omniglot_files(data_root: str | Path, background: bool, *, image_size: int, invert: bool,
+                   download: bool) -> LabeledImages:
+    """The file-backed Omniglot set of :func:`load_omniglot`, its files listed but not yet checked to decode."""
     data_root = Path(data_root)
     if download:
         datasets.Omniglot(str(data_root), background=background, download=True)
@@ -183,7 +194,6 @@ def load_omniglot(
             groups.append(alphabet.name)
     if not class_names:
         raise DatasetFormatError(folder, "no alphabet folders found", OMNIGLOT_SOURCE)
-    check_images(paths, OMNIGLOT_SOURCE)
     which = "background" if background else "evaluation"
     return LabeledImages(
         labels=torch.tensor(labels, dtype=torch.int64),

@@ -3,6 +3,9 @@
 - :func:`resize_images`: bilinear resize of an in-memory batch (embedded and packaged datasets).
 - :func:`image_transform`: the decode transform of every file-backed :class:`~protolab.data.images.LabeledImages`.
 - :func:`check_images`: refuses, when a dataset is loaded, image files that do not decode.
+
+The decode transform's ``repr`` names every step (it is part of the key of the decoded-image cache of
+:mod:`protolab.data.decoded`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from torchvision import transforms
 from protolab.data.errors import DatasetFormatError
 
 _SHOWN = 5
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+"""What PIL raises on a file that is not a readable image (zero bytes, garbage, truncated, too large)."""
 
 
 def resize_images(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -45,8 +50,14 @@ def resize_images(images: torch.Tensor, image_size: int) -> torch.Tensor:
     return F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
 
 
-def _invert(image: torch.Tensor) -> torch.Tensor:
-    return 1.0 - image
+class Invert:
+    """``x → 1 - x`` on a float image in ``[0, 1]``; picklable, and named in the transform's ``repr``."""
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return 1.0 - image
+
+    def __repr__(self) -> str:
+        return "Invert()"
 
 
 def image_transform(image_size: int | tuple[int, int], invert: bool = False) -> Callable[[Image.Image], torch.Tensor]:
@@ -62,7 +73,7 @@ def image_transform(image_size: int | tuple[int, int], invert: bool = False) -> 
     shape = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     steps: list[Callable] = [transforms.Resize(shape), transforms.ToTensor()]
     if invert:
-        steps.append(transforms.Lambda(_invert))
+        steps.append(Invert())
     return transforms.Compose(steps)
 
 
@@ -75,7 +86,7 @@ def _decode_problem(path: Path) -> str | None:
         with Image.open(path) as image:
             image.draft(image.mode, (1, 1))
             image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         return f"{type(error).__name__}: {error}"
     return None
 

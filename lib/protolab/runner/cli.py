@@ -13,10 +13,11 @@ from pathlib import Path
 from types import FrameType
 
 from protolab.runner.execute import RunInterrupted, run_notebooks, summary_table
-from protolab.runner.parameters import PROFILES, ParameterError, discover
+from protolab.runner.parameters import ParameterError, discover
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock
 from protolab.runner.report import build_report, markdown_table
+from protolab.runner.slurm import EXECUTORS, SlurmResources
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -30,14 +31,31 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="every experiment notebook, its parameters and profiles")
     run = commands.add_parser("run", help="execute notebooks headless and rebuild the report")
     run.add_argument("names", nargs="*", help="notebooks to run (default: all)")
-    run.add_argument("--profile", choices=PROFILES, default="default")
+    run.add_argument("--profile", default="default",
+                     help="smoke, default, full, or a notebook's own full-<name> profile (see `list`)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter (typed by the notebook's parameters cell)")
-    run.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
-    run.add_argument("--timeout", type=float, default=3600, help="seconds before a notebook is killed")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="notebooks executed in parallel (default: 1; with --executor slurm: all queued at once)")
+    run.add_argument("--timeout", type=float, default=3600,
+                     help="seconds before a notebook is killed (with --executor slurm: also the job's time limit, "
+                          "rounded up to minutes, plus one)")
     run.add_argument("--out-dir", type=Path, default=None,
                      help="where outputs and the report go (default: figures/ for the default profile, "
                           "runs/<run-id>/figures otherwise)")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="where notebooks run: child processes here (local) or one SLURM job each (slurm, through "
+                          "submitit; the checkout, .venv, runs/ and the cache on a shared file system)")
+    cluster = run.add_argument_group("SLURM resources of each job (with --executor slurm; these override the file)")
+    cluster.add_argument("--slurm-config", type=Path, default=None, metavar="YAML",
+                         help="a file of resources: partition, gpus, cpus, mem_gb, time_min, sbatch (more options), "
+                              "setup (shell lines run first)")
+    cluster.add_argument("--partition", default=None)
+    cluster.add_argument("--gpus", type=int, default=None, help="GPUs per job (default 0)")
+    cluster.add_argument("--cpus", type=int, default=None, help="CPUs per job, also the notebook's threads (default 1)")
+    cluster.add_argument("--mem-gb", type=float, default=None, help="memory per job in GB (default: the partition's)")
+    cluster.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
+                         help="any other sbatch option, e.g. --sbatch account=abc --sbatch qos=high")
     report = commands.add_parser("report", help="rebuild REPORT.md and report.html from existing outputs")
     report.add_argument("--out-dir", type=Path, default=None, help="default: <root>/figures")
     args = parser.parse_args(argv)
@@ -80,14 +98,17 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
         if not separator or not key.strip():
             raise ParameterError(f"-p expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value
+    resources = _resources(args)
     previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
     try:
         results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
                                 timeout=args.timeout, out_dir=args.out_dir and args.out_dir.resolve(),
-                                notebooks=notebooks, root=root, progress=_say)
+                                notebooks=notebooks, root=root, progress=_say, executor=args.executor,
+                                resources=resources)
     except RunInterrupted as interrupted:
         print(markdown_table(summary_table(interrupted.results)))
-        print(f"protolab: {interrupted}; every process of the run was ended; summary in "
+        ended = "job of the run was cancelled" if args.executor == "slurm" else "process of the run was ended"
+        print(f"protolab: {interrupted}; every {ended}; summary in "
               f"{interrupted.run_dir / 'summary.md'}", file=sys.stderr)
         return 128 + signal.Signals.__members__.get(interrupted.reason, signal.SIGINT).value
     except KeyboardInterrupt as error:
@@ -102,6 +123,28 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
     if failed:
         print(f"protolab: {len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _resources(args: argparse.Namespace) -> SlurmResources | None:
+    """The SLURM resources of ``--executor slurm``: ``--slurm-config``, overridden by the options; refused with
+    the local executor."""
+    given = {option: value for option, value in [("--slurm-config", args.slurm_config), ("--partition", args.partition),
+                                                 ("--gpus", args.gpus), ("--cpus", args.cpus),
+                                                 ("--mem-gb", args.mem_gb), ("--sbatch", args.sbatch or None)]
+             if value is not None}
+    if args.executor != "slurm":
+        if given:
+            raise ParameterError(f"{', '.join(given)} only apply with --executor slurm")
+        return None
+    resources = SlurmResources.load(args.slurm_config.resolve()) if args.slurm_config else SlurmResources()
+    options = {}
+    for item in args.sbatch:
+        key, separator, value = item.partition("=")
+        if not key.strip().lstrip("-"):
+            raise ParameterError(f"--sbatch expects OPTION or OPTION=VALUE, got {item!r}")
+        options[key.strip().lstrip("-")] = value if separator else True
+    return resources.updated(partition=args.partition, gpus=args.gpus, cpus=args.cpus, mem_gb=args.mem_gb,
+                             sbatch=options)
 
 
 def _say(line: str) -> None:
@@ -128,7 +171,7 @@ def _listing(notebooks: Path) -> str:
             if parameter.type.choices:
                 lines.append(f"    {'':<{width}}  choices: {', '.join(map(str, parameter.type.choices))}")
         lines.append("  profiles:")
-        for profile in PROFILES:
+        for profile in experiment.profile_names:
             overrides = experiment.profiles.get(profile, {})
             shown = ", ".join(f"{key}={value!r}" for key, value in overrides.items()) or "notebook defaults"
             lines.append(f"    {profile:<8} {shown}")

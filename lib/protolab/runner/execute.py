@@ -1,4 +1,4 @@
-"""Batch execution of experiment notebooks with papermill, headless, in parallel child processes.
+"""Batch execution of experiment notebooks with papermill, headless, in parallel child processes or SLURM jobs.
 
 Each notebook runs as its own ``python -m papermill`` process with a hard wall-clock limit (papermill
 alone has none and can hang on a dead kernel). Parameters are validated against every notebook's
@@ -8,6 +8,11 @@ the others; the summary names each failure's cell and error line. A timeout, or 
 (``KeyboardInterrupt``, which the command line raises on SIGINT and SIGTERM), ends every process the
 notebook started (:mod:`protolab.runner.processes`); the summary, ``runs.json`` and the report are written
 in every case.
+
+Where the papermill process runs is the *executor*'s business: :class:`LocalProcesses` (the default) starts
+it as a child of this process; :class:`~protolab.runner.slurm.SlurmNotebooks` submits it as one SLURM job
+per notebook (the run directory lies on a shared file system; results are published here as jobs end, and
+an interruption cancels every job). Both hand back an object with ``wait(timeout)``, ``stop()`` and ``pids``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from protolab.runner.processes import ProcessTree
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock, publish
 from protolab.runner.report import build_report, markdown_table, read_runs, record_runs, write_readme_scorecard
+from protolab.runner.slurm import EXECUTORS, JOBS_FILE_ENV, NotebookJob, SlurmNotebooks, SlurmResources, cancel_listed
 
 KERNEL_NAME = "python3"
 PUBLISHED_PROFILE = "default"  # the only profile whose outputs go to the committed figures/ by default
@@ -57,6 +63,7 @@ class NotebookResult:
     error: str = ""
     log: str = ""
     processes: list[int] = field(default_factory=list)  # ids of every process the execution started
+    job_id: str = ""  # the SLURM job that ran it (executor "slurm")
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -138,9 +145,10 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
 
 
 def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overrides: Mapping[str, str] | None = None,
-                  jobs: int = 1, timeout: float = 3600, out_dir: Path | None = None, runs_dir: Path | None = None,
-                  notebooks: Path | None = None, root: Path | None = None,
-                  progress: Callable[[str], None] | None = None, bar: bool | None = None) -> list[NotebookResult]:
+                  jobs: int | None = None, timeout: float = 3600, out_dir: Path | None = None,
+                  runs_dir: Path | None = None, notebooks: Path | None = None, root: Path | None = None,
+                  progress: Callable[[str], None] | None = None, bar: bool | None = None,
+                  executor: str | Executor = "local", resources: SlurmResources | None = None) -> list[NotebookResult]:
     """Execute notebooks into ``runs/<run-id>/``, publish their outputs into ``out_dir`` and rebuild its report.
 
     ``root`` is the checkout (default: the one holding the current directory, or ``notebooks``' parent);
@@ -149,17 +157,24 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     line when each notebook starts and ends. ``bar`` shows one progress bar over the whole run on stderr,
     with the time left estimated from each notebook's last duration (:func:`estimated_durations`); default:
     when stderr is a terminal. Raises :class:`RunInterrupted` on ``KeyboardInterrupt``.
+
+    ``executor`` is ``"local"`` (child processes, ``jobs`` at a time, default 1) or ``"slurm"`` (one SLURM job
+    per notebook with ``resources``, ``jobs`` queued at a time, default all; refused before anything runs when
+    SLURM is missing or refuses the request), or an executor object.
     """
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
     if not timeout > 0:
         raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
+    runner = make_executor(executor, resources)
     root = Path(root or (Path(notebooks).parent if notebooks else project_root())).resolve()
     directory = Path(notebooks or root / "notebooks").resolve()
     experiments = discover(directory)
     extra = dict(overrides or {})
     requested_out_dir = extra.pop("out_dir", None) or out_dir
     parameters = plan(experiments, names, profile, extra)
+    jobs = jobs or (len(parameters) if runner.name == "slurm" else 1)
+    runner.check(timeout=timeout)
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{profile}-{os.getpid()}"
     run_dir = Path(runs_dir or root / "runs").resolve() / run_id
     if requested_out_dir:
@@ -175,9 +190,9 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     tracker = RunProgress(estimated_durations([out_dir, root / "figures"], list(parameters), profile),
                           enabled=show_bar)
     readme = root / "README.md" if out_dir.resolve() == (root / "figures").resolve() else None
-    context = _Context(run_dir, run_id, out_dir, list(experiments), timeout,
-                       max(1, (os.cpu_count() or 1) // jobs), progress or (lambda line: None), tracker, readme)
-    pool = ThreadPoolExecutor(max_workers=jobs)
+    context = _Context(run_dir, run_id, out_dir, list(experiments), timeout, runner.threads(jobs),
+                       progress or (lambda line: None), tracker, readme, runner)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(parameters))))
     futures: dict[str, Future[NotebookResult]] = {}
     interruption = None
     try:
@@ -211,22 +226,34 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
 
 
 def summary_table(results: Sequence[NotebookResult]) -> pd.DataFrame:
-    """Name, status, wall time, failing cell and error line of each notebook."""
+    """Name, status, wall time, failing cell and error line of each notebook (and its SLURM job, if any)."""
+    jobs = any(r.job_id for r in results)
     return pd.DataFrame([{"notebook": r.notebook, "status": r.status, "wall time (s)": round(r.wall_time_s, 1),
-                          "failing cell": r.failing_cell, "error": r.error} for r in results])
+                          **({"job": r.job_id} if jobs else {}), "failing cell": r.failing_cell, "error": r.error}
+                         for r in results])
 
 
-def headless_environment(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
-    """The child's environment: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
+def headless_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """The notebook process's environment: this process's (on a SLURM node: the job's) plus ``variables``
+    (:func:`runner_variables`). A JupyterLab session name inherited from a terminal (``JPY_SESSION_NAME``) is
+    dropped, or the kernel would take another notebook for the one it runs, and so is submitit's description
+    of the job running it (``SUBMITIT_*``), which would make the kernel's own submissions take it for theirs."""
+    env = {key: value for key, value in os.environ.items()
+           if key != "JPY_SESSION_NAME" and not key.startswith("SUBMITIT_")}
+    env.update(variables)
+    return env
+
+
+def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
+    """What the runner sets for a notebook: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
 
     Jupyter's data/config dirs point into the run so that no user kernelspec named ``python3``
     can substitute another interpreter for this one. ``PROTOLAB_STAGE_DIR`` tells
-    :func:`protolab.figures.start` where to write; a JupyterLab session name inherited from a terminal
-    (``JPY_SESSION_NAME``) is dropped, or the kernel would take another notebook for the one it runs.
-    The kernel and its workers get the tuned allocator of :mod:`protolab.runner.allocator`.
+    :func:`protolab.figures.start` where to write. The kernel and its workers get ``threads`` threads (a
+    user's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` kept) and the tuned allocator of
+    :mod:`protolab.runner.allocator`.
     """
-    env = {key: value for key, value in os.environ.items() if key != "JPY_SESSION_NAME"}
-    env.update({
+    variables = {
         "MPLBACKEND": "Agg",
         "IPYTHONDIR": str(run_dir / ".ipython"),
         "JUPYTER_RUNTIME_DIR": str(run_dir / ".jupyter" / "runtime"),
@@ -238,11 +265,71 @@ def headless_environment(run_dir: Path, run_id: str, threads: int, notebooks: Pa
         "PROTOLAB_NOTEBOOKS_DIR": str(notebooks),
         "PROTOLAB_STAGE_DIR": str(stage),
         "PYTHONUNBUFFERED": "1",
-    })
-    env.setdefault("OMP_NUM_THREADS", str(threads))
-    env.setdefault("MKL_NUM_THREADS", str(threads))
-    env.update(allocator_environment(env))
-    return env
+    }
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        variables[name] = os.environ.get(name, str(threads))
+    variables.update(allocator_environment({**os.environ, **variables}))
+    return variables
+
+
+class LocalProcesses:
+    """The default executor: each notebook is a child process of this one, in its own session, watched."""
+
+    name = "local"
+
+    def check(self, *, timeout: float) -> None:
+        """Nothing to check before a local run."""
+
+    def threads(self, jobs: int) -> int:
+        """Torch/OpenMP threads of each of ``jobs`` notebooks running at once: the cores shared among them."""
+        return max(1, (os.cpu_count() or 1) // jobs)
+
+    def kernel_variables(self, run_dir: Path) -> dict[str, str]:
+        return {}
+
+    def launch(self, name: str, command: list[str], variables: Mapping[str, str], log: Path,
+               timeout: float) -> LocalProcess:
+        with open(log, "w") as log_handle:
+            process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log_handle,
+                                       stderr=subprocess.STDOUT, env=headless_environment(variables))
+        return LocalProcess(ProcessTree(process), Path(variables[JOBS_FILE_ENV]))
+
+
+class LocalProcess:
+    """A notebook's process tree; stopping it also cancels the SLURM jobs its kernel submitted (grid cells)."""
+
+    job_id, where, failure, wall_time_s = "", "", "", None
+
+    def __init__(self, tree: ProcessTree, jobs_file: Path) -> None:
+        self.tree, self.jobs_file = tree, jobs_file
+
+    @property
+    def pids(self) -> list[int]:
+        return self.tree.pids
+
+    def wait(self, timeout: float | None) -> int | None:
+        return self.tree.wait(timeout)
+
+    def stop(self) -> None:
+        self.tree.stop()
+        cancel_listed(self.jobs_file)
+
+
+Executor = LocalProcesses | SlurmNotebooks
+Started = LocalProcess | NotebookJob  # what an executor's launch returns: wait(timeout), stop(), pids, job_id…
+
+
+def make_executor(executor: str | Executor, resources: SlurmResources | None = None) -> Executor:
+    """The executor named ``executor`` (``resources`` only with ``"slurm"``), or ``executor`` itself."""
+    if not isinstance(executor, str):
+        return executor
+    if executor not in EXECUTORS:
+        raise ParameterError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
+    if executor == "local":
+        if resources is not None:
+            raise ParameterError("SLURM resources were given with the local executor; add --executor slurm")
+        return LocalProcesses()
+    return SlurmNotebooks(resources)
 
 
 @dataclass
@@ -258,27 +345,38 @@ class _Context:
     progress: Callable[[str], None]
     tracker: "RunProgress | None" = None
     readme: Path | None = None  # the checkout's README, whose scorecard follows the committed figures/
+    executor: Executor = field(default_factory=LocalProcesses)
     stopped: bool = False
-    trees: list[ProcessTree] = field(default_factory=list)
+    trees: list[Started] = field(default_factory=list)  # what the executor started, running or not
     recorded: set[str] = field(default_factory=set)  # notebooks whose outcome is in runs.json
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, command: list[str], **kwargs: Any) -> ProcessTree | None:
-        """Start ``command`` in its own session, watched; None once the run is stopped."""
+    def start(self, name: str, command: list[str], variables: Mapping[str, str], log: Path) -> Started | None:
+        """Start notebook ``name``'s ``command`` with the executor; None once the run is stopped."""
         with self.lock:
             if self.stopped:
                 return None
-            tree = ProcessTree(subprocess.Popen(command, start_new_session=True, **kwargs))
+            tree = self.executor.launch(name, command, variables, log, self.timeout)
             self.trees.append(tree)
             return tree
 
     def stop(self) -> None:
-        """Start nothing more and end every process of every running notebook."""
+        """Start nothing more and end every process (or job) of every running notebook."""
         with self.lock:
             self.stopped = True
             trees = list(self.trees)
         for tree in trees:
             tree.stop()
+
+    def variables(self, notebooks: Path, stage: Path, jobs_file: Path) -> dict[str, str]:
+        """What a notebook's process gets on top of its environment (:func:`runner_variables`), plus this
+        machine's ``PROTOLAB_*`` settings (a job's node may not inherit them) and where its kernel lists the
+        SLURM jobs it submits."""
+        variables = {key: value for key, value in os.environ.items() if key.startswith("PROTOLAB_")}
+        variables.update(runner_variables(self.run_dir, self.run_id, self.threads, notebooks, stage))
+        variables.update(self.executor.kernel_variables(self.run_dir))
+        variables[JOBS_FILE_ENV] = str(jobs_file)
+        return variables
 
     def record(self, results: Sequence[NotebookResult]) -> None:
         """Merge ``results`` into ``out_dir``'s ``runs.json`` and rebuild the report, under the out_dir lock."""
@@ -306,25 +404,35 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
                "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
     result = NotebookResult(name, "ok", 0.0, context.run_id, parameters["profile"], str(output), log=str(log))
     started = time.monotonic()
-    with open(log, "w") as log_handle:
-        tree = context.start(command, stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
-                             env=headless_environment(run_dir, context.run_id, context.threads, experiment.path.parent,
-                                                      stage))
+    variables = context.variables(experiment.path.parent, stage, run_dir / f"{name}.jobs")
+    try:
+        tree = context.start(name, command, variables, log)
+    except Exception as error:  # e.g. sbatch refused the job: this notebook fails, the others go on
+        tree, code = None, -1
+        said = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        result.status, result.error = "failed", f"could not start: {said}"
+    else:
         if tree is None:
             return context.never_started(experiment, parameters)
-        context.progress(f"protolab: started {name} (log {log})")
+        result.job_id = tree.job_id
+        context.progress(f"protolab: started {name} ({tree.where}log {log})")
         if context.tracker:
             context.tracker.started(name)
         code = tree.wait(context.timeout)
         tree.stop()  # also ends what outlived the kernel, e.g. a loky pool it left behind
-    result.wall_time_s, result.processes = time.monotonic() - started, tree.pids
-    if context.stopped:
-        result.status, result.error = "interrupted", "the run was interrupted; every process it started was ended"
-    elif code is None:
-        result.status, result.error = "timeout", f"exceeded the {context.timeout:g} s limit"
-    elif code != 0:
-        result.status = "failed"
-        result.failing_cell, result.error = _failure(output, log)
+    result.wall_time_s = (tree and tree.wall_time_s) or time.monotonic() - started  # a job's: from its start
+    result.processes = tree.pids if tree else []
+    if tree is not None:  # (else it could not start and has failed already)
+        if context.stopped:
+            ended = "its job was cancelled" if tree.job_id else "every process it started was ended"
+            result.status, result.error = "interrupted", f"the run was interrupted; {ended}"
+        elif code is None:
+            result.status, result.error = "timeout", f"exceeded the {context.timeout:g} s limit"
+        elif code != 0:
+            result.status = "failed"
+            result.failing_cell, result.error = _failure(output, log)
+            if tree.failure and not result.failing_cell:  # the job ended before the notebook failed in a cell
+                result.error = tree.failure
     try:
         with out_dir_lock(context.out_dir, context.progress):
             if result.status == "ok":
@@ -338,7 +446,8 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
         result.status, result.error = "failed", f"publishing into {context.out_dir} failed: {error}"
     if context.tracker:
         context.tracker.finished(name)
-    context.progress(f"protolab: {result.status} {name} in {result.wall_time_s:.1f} s (log {log})")
+    where = tree.where if tree else ""
+    context.progress(f"protolab: {result.status} {name} in {result.wall_time_s:.1f} s ({where}log {log})")
     return result
 
 
@@ -444,7 +553,7 @@ def _failure(output: Path, log: Path) -> tuple[str, str]:
                 if item.get("output_type") == "error":
                     first_line = str(item.get("evalue", "")).strip().splitlines()
                     return f"cell {number}", f"{item.get('ename')}: {first_line[0] if first_line else ''}"
-    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
     return "", tail[-1] if tail else "papermill exited with an error before executing a cell"
 
 

@@ -14,17 +14,27 @@ Every cell is computed with one torch thread, so its result does not depend on h
 once; with ``workers > 1`` that many cells run in parallel worker processes (joblib's ``loky``: fresh
 interpreters, never a bare ``fork`` of a process whose OpenMP threads are running, which can deadlock).
 ``compute`` may be a closure defined in a notebook: it is sent to the workers with cloudpickle.
+
+With ``executor="slurm"`` each missing cell is one SLURM job instead (:func:`protolab.runner.slurm.run_cells`,
+resources from ``$PROTOLAB_SLURM_CONFIG``): the job computes the cell and writes its result into ``directory``
+itself, atomically and under the same key, so ``directory`` must be on a file system the nodes share. A cell
+whose job fails or is cancelled stays missing while the others are stored; the run then raises, naming it, and
+the next run computes only the missing cells. Interrupting the run cancels the jobs it submitted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sys
+import time
 import warnings
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
 from joblib import Parallel, delayed
@@ -32,6 +42,7 @@ from tqdm import tqdm
 
 from protolab.reproducibility import one_thread
 from protolab.runner.atomic import atomic_write
+from protolab.runner.slurm import EXECUTORS, run_cells
 
 Cell = Mapping[str, Any]
 
@@ -86,8 +97,39 @@ def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, pa
     return index, result
 
 
+def _compute_stored_in_job(compute_file: str, cell: Cell, path: str) -> None:
+    """A cell's SLURM job: compute it with the function pickled in ``compute_file`` and store it at ``path``."""
+    import cloudpickle  # a dependency of joblib and submitit
+
+    with open(compute_file, "rb") as handle:
+        compute = cloudpickle.load(handle)
+    _compute_and_store(compute, cell, Path(path))
+
+
+def _jobs(compute: Callable[[Cell], dict[str, Any]], cells: Sequence[Cell], paths: Sequence[Path],
+          todo: Sequence[int], directory: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(index, result)`` of each cell of ``todo`` as its SLURM job stores it; ``compute`` is pickled once for
+    all jobs into ``<directory>/.jobs/<run>/`` (with the jobs' logs), removed when every cell is stored."""
+    import cloudpickle
+
+    folder = directory / ".jobs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir(parents=True)
+    compute_file = folder / "compute.pkl"
+    atomic_write(compute_file, lambda handle: cloudpickle.dump(compute, handle))
+    arguments = [(str(compute_file), cells[i], str(paths[i])) for i in todo]
+    with closing(run_cells(_compute_stored_in_job, arguments, folder, name=f"protolab-grid-{directory.name}")) as jobs:
+        for position in jobs:
+            index = todo[position]
+            result = _load(paths[index], cells[index])
+            if result is None:
+                raise RuntimeError(f"the job of cell {index} ended without storing {paths[index]}")
+            yield index, result
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], directory: Path,
-             fingerprint: str = "", reuse: bool = True, progress: bool = True, workers: int = 1) -> GridRun:
+             fingerprint: str = "", reuse: bool = True, progress: bool = True, workers: int = 1,
+             executor: str = "local") -> GridRun:
     """Results of ``compute`` on every cell, reusing those stored under ``directory``.
 
     Parameters
@@ -101,14 +143,21 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
         ``grid: k/n cells done (m cached)`` on stdout (so it lands in the notebook's output and the run's log).
     workers : cells computed at once in worker processes; 1 computes them one by one in this process.
         Each worker imports torch afresh (seconds), and a failing or interrupted cell stops them all.
+    executor : ``"local"`` (this process or ``workers`` worker processes) or ``"slurm"``: one SLURM job per
+        missing cell, all submitted at once (``workers`` is not used), with the resources of
+        ``$PROTOLAB_SLURM_CONFIG``; a failed cell does not stop the others (see the module's docstring).
     """
-    directory = Path(directory)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{cell_key(cell, fingerprint)}.pt" for cell in cells]
     results = [_load(path, cell) if reuse else None for cell, path in zip(cells, paths)]
     sources = ["computed" if result is None else "cached" for result in results]
     todo = [i for i, result in enumerate(results) if result is None]
-    if workers > 1 and len(todo) > 1:
+    if executor == "slurm" and todo:
+        finished = _jobs(compute, cells, paths, todo, directory)
+    elif workers > 1 and len(todo) > 1:
         parallel = Parallel(n_jobs=min(workers, len(todo)), backend="loky", return_as="generator_unordered")
         finished = parallel(delayed(_compute_and_store)(compute, cells[i], paths[i], i) for i in todo)
     else:
@@ -119,8 +168,12 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
         print(f"grid: {cached}/{total} cells done ({cached} cached)", flush=True)
     bar = tqdm(finished, total=total, initial=cached, desc=f"grid ({cached} cached)",
                disable=not (progress and terminal), leave=False)
-    for done, (index, result) in enumerate(bar, start=cached + 1):
-        results[index] = result
-        if progress and not terminal:
-            print(f"grid: {done}/{total} cells done ({cached} cached)", flush=True)
+    try:
+        for done, (index, result) in enumerate(bar, start=cached + 1):
+            results[index] = result
+            if progress and not terminal:
+                print(f"grid: {done}/{total} cells done ({cached} cached)", flush=True)
+    finally:
+        if executor == "slurm" and todo:
+            finished.close()  # cancels the jobs still running when the loop stopped early
     return GridRun(results, sources)

@@ -12,8 +12,10 @@ then starts with ``from typing import Literal``, the one other statement it may 
     from typing import Literal
     geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # which models to train
     ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs"]  # one row each
- Profiles (``smoke``, ``default``, ``full``) live in ``notebooks/profiles.yaml`` as
-parameter overrides per notebook; a notebook's own defaults are its ``default`` profile.
+
+Profiles (``smoke``, ``default``, ``full``) live in ``notebooks/profiles.yaml`` as parameter overrides per
+notebook; a notebook's own defaults are its ``default`` profile. A notebook may add variants of ``full``
+named ``full-<something>`` there (e.g. one per official paper config); they exist for that notebook only.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import yaml
 from protolab.runner.project import ProjectError, notebooks_dir
 
 PROFILES = ("smoke", "default", "full")
+EXTRA_PROFILE_PREFIX = "full-"  # profiles.yaml may define more profiles per notebook, named full-<something>
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -178,13 +181,18 @@ class Experiment:
     parameters: dict[str, Parameter]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def profile_names(self) -> tuple[str, ...]:
+        """The profiles this notebook accepts: :data:`PROFILES`, then its own ``full-…`` ones from profiles.yaml."""
+        return PROFILES + tuple(name for name in self.profiles if name not in PROFILES)
+
     def resolve(self, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Parameter values for ``profile`` plus ``overrides`` (typed values or command-line strings).
 
         Raises :class:`ParameterError` naming any unknown parameter or ill-typed value.
         """
-        if profile not in PROFILES:
-            raise ParameterError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        if profile not in self.profile_names:
+            raise ParameterError(f"unknown profile {profile!r}; choose one of {', '.join(self.profile_names)}")
         values = {name: parameter.default for name, parameter in self.parameters.items()}
         values.update(self.profiles.get(profile, {}))
         values["profile"] = profile
@@ -238,10 +246,11 @@ def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None
     )
     experiment = Experiment(path.stem, path, title, parameters)
     for profile, overrides in (profiles or {}).items():
-        if profile not in PROFILES:
-            raise ParameterError(f"profiles.yaml, {path.stem}: unknown profile {profile!r}")
-        experiment.resolve(profile, overrides or {})
+        if profile not in PROFILES and not (isinstance(profile, str) and profile.startswith(EXTRA_PROFILE_PREFIX)):
+            raise ParameterError(f"profiles.yaml, {path.stem}: unknown profile {profile!r}; use "
+                                 f"{', '.join(PROFILES)} or a name starting with {EXTRA_PROFILE_PREFIX!r}")
         experiment.profiles[profile] = dict(overrides or {})
+        experiment.resolve(profile)
     return experiment
 
 
