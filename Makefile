@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JOBS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: figures smoke test bench sync-notebooks clean-venv
+.PHONY: figures smoke test bench cost sync-notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	allocator=$$($(BIN)/python -c 'import os; from protolab.runner.allocator import allocator_environment as a; \
 	  print(" ".join(f"{k}={v}" for k, v in a(os.environ).items()))'); \
-	for script in benchmarks/*.py; do env $$allocator $(BIN)/python $$script || exit 1; done
+	for script in benchmarks/*.py; do [ $$script = benchmarks/dry_runs.py ] || env $$allocator $(BIN)/python $$script || exit 1; done
+
+## Dry runs of every paper protocol on generated full-size data; writes the README's cost table (about 15 min here).
+cost: $(STAMP)
+	$(BIN)/python benchmarks/dry_runs.py --readme
 
 ## After editing a notebook (.ipynb in JupyterLab) or its percent script (notebooks/NAME.py): update the other.
 sync-notebooks: $(STAMP)

@@ -53,6 +53,8 @@ pad: int = 3  # zero-pad by this many pixels, then random crop back (real 256×1
 erasing: float = 0.5  # probability of random erasing per training image
 n_seeds: int = 3  # models trained per setting with seeds seed, seed+1, ...; mean ± std over them
 strip_queries: int = 4  # queries shown with their top-5 gallery images
+num_workers: int = 0  # batches prepared ahead (worker processes for image files, a thread for decoded data; 0: when needed)
+amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
 profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
 seed: int = 0  # first random seed (the stand-in is built with this seed)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
@@ -110,8 +112,9 @@ for schedule in schedules:
                                          pretrained_weights=pretrained_weights)
                 history = fit_reid(model, splits.train, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                                    device=device, seed=run_seed, weight_decay=weight_decay, flip=flip, pad=pad,
-                                   erasing=erasing, description=f"{geometry} d={dim} {schedule} seed={run_seed}")
-                result = evaluate_retrieval(model, splits.query, splits.gallery, device=device)
+                                   erasing=erasing, description=f"{geometry} d={dim} {schedule} seed={run_seed}",
+                                   num_workers=num_workers, amp=amp)
+                result = evaluate_retrieval(model, splits.query, splits.gallery, device=device, num_workers=num_workers, amp=amp)
                 runs.append({"dataset": dataset, "schedule": schedule, "dim": dim, "geometry": geometry,
                              "seed": run_seed, "rank1": result["rank1"], "rank5": result["rank5"],
                              "mAP": result["mAP"], "train_accuracy": history.accuracy.iloc[-1],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from protolab import cost
@@ -119,3 +121,27 @@ def test_apply_batched_dry_run_keeps_the_output_shape(dry_run):
     assert torch.equal(out[16:32], out[:16])  # four batches computed, then repeated
     (recorded,) = cost.read_costs(dry_run)
     assert (recorded.label, recorded.total_steps) == ("inference batches", 15)
+
+
+METERED = ["import time\nfrom protolab import cost, figures\nsession = figures.start('metered', globals())",
+           "meter = cost.meter('sleeping steps', 200)\nfor step in range(200):\n    time.sleep(0.02)\n"
+           "    if meter.tick():\n        break\nsteps_run = step + 1",
+           "assert steps_run == (3 if cost.dry_run_steps() else 200), steps_run"]
+
+
+def test_the_runner_dry_run_predicts_the_full_run_and_publishes_nothing(tmp_path, capsys):
+    from tests.conftest import STANDARD_PARAMETERS, write_notebook
+    from protolab.runner.cli import main
+
+    write_notebook(tmp_path / "notebooks" / "metered.ipynb", STANDARD_PARAMETERS, *METERED)
+    assert main(["--notebooks", str(tmp_path / "notebooks"), "run", "--dry-run", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "full run (estimated)" in out and "the full run would take" in out
+    assert not (tmp_path / "figures").exists(), "a dry run never publishes, not even the default profile"
+    run_dir = next((tmp_path / "runs").iterdir())
+    (loop,) = cost.read_costs(run_dir / "metered.cost.jsonl")
+    assert (loop.total_steps, loop.measured_steps) == (200, 2)
+    assert 0.018 < loop.seconds_per_step < 0.5
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (result,) = summary if isinstance(summary, list) else summary["results"]
+    assert result["estimated_s"] >= 200 * 0.018

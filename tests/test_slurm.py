@@ -302,7 +302,7 @@ def test_interrupting_a_grid_on_slurm_cancels_its_cell_jobs(slurm_cluster, tmp_p
             _wait_for_state(slurm_cluster, job_id, {"RUNNING", "PENDING"})
     finally:
         sweep.send_signal(signal.SIGINT)
-        _, err = sweep.communicate(timeout=120)
+        _, err = sweep.communicate(timeout=240)
     assert "KeyboardInterrupt" in err
     for job_id in cells:
         _wait_for_state(slurm_cluster, job_id, {"CANCELLED"}, deadline_s=60)

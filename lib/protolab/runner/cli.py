@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out-dir", type=Path, default=None,
                      help="where outputs and the report go (default: figures/ for the default profile, "
                           "runs/<run-id>/figures otherwise)")
+    run.add_argument("--dry-run", type=int, nargs="?", const=3, default=0, metavar="STEPS",
+                     help="time STEPS steps (default 3) of every training and evaluation loop, stop each there, and "
+                          "print what the full run would take and its peak memory; outputs go to runs/<run-id>/")
     run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="where notebooks run: child processes here (local) or one SLURM job each (slurm, through "
                           "submitit; the checkout, .venv, runs/ and the cache on a shared file system)")
@@ -104,7 +107,7 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
         results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
                                 timeout=args.timeout, out_dir=args.out_dir and args.out_dir.resolve(),
                                 notebooks=notebooks, root=root, progress=_say, executor=args.executor,
-                                resources=resources)
+                                resources=resources, dry_run=args.dry_run)
     except RunInterrupted as interrupted:
         print(markdown_table(summary_table(interrupted.results)))
         ended = "job of the run was cancelled" if args.executor == "slurm" else "process of the run was ended"

@@ -39,6 +39,7 @@ import yaml
 from protolab.runner.allocator import allocator_environment
 from protolab.runner.atomic import atomic_write_text
 from protolab.runner.parameters import Experiment, ParameterError, discover
+from protolab.cost import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
 from protolab.runner.processes import ProcessTree
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock, publish
@@ -64,6 +65,7 @@ class NotebookResult:
     log: str = ""
     processes: list[int] = field(default_factory=list)  # ids of every process the execution started
     job_id: str = ""  # the SLURM job that ran it (executor "slurm")
+    estimated_s: float | None = None  # a dry run's prediction of the full run's wall time (protolab.cost)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -148,7 +150,8 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
                   jobs: int | None = None, timeout: float = 3600, out_dir: Path | None = None,
                   runs_dir: Path | None = None, notebooks: Path | None = None, root: Path | None = None,
                   progress: Callable[[str], None] | None = None, bar: bool | None = None,
-                  executor: str | Executor = "local", resources: SlurmResources | None = None) -> list[NotebookResult]:
+                  executor: str | Executor = "local", resources: SlurmResources | None = None,
+                  dry_run: int = 0) -> list[NotebookResult]:
     """Execute notebooks into ``runs/<run-id>/``, publish their outputs into ``out_dir`` and rebuild its report.
 
     ``root`` is the checkout (default: the one holding the current directory, or ``notebooks``' parent);
@@ -161,6 +164,10 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     ``executor`` is ``"local"`` (child processes, ``jobs`` at a time, default 1) or ``"slurm"`` (one SLURM job
     per notebook with ``resources``, ``jobs`` queued at a time, default all; refused before anything runs when
     SLURM is missing or refuses the request), or an executor object.
+
+    ``dry_run`` > 0 makes it a dry run (:mod:`protolab.cost`): every metered loop of the notebooks runs that many
+    timed steps and stops; each result's ``estimated_s`` is the predicted wall time of the full run, and the
+    outputs (meaningless numbers) never go to ``<root>/figures``.
     """
     if jobs is not None and jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
@@ -177,10 +184,14 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     runner.check(timeout=timeout)
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{profile}-{os.getpid()}"
     run_dir = Path(runs_dir or root / "runs").resolve() / run_id
+    if dry_run < 0:
+        raise ParameterError(f"--dry-run takes a number of timed steps ≥ 1, got {dry_run}")
     if requested_out_dir:
         out_dir = (root / requested_out_dir).resolve()
     else:
-        out_dir = root / "figures" if profile == PUBLISHED_PROFILE else run_dir / "figures"
+        out_dir = root / "figures" if profile == PUBLISHED_PROFILE and not dry_run else run_dir / "figures"
+    if dry_run and out_dir == (root / "figures").resolve():
+        raise ParameterError(f"a dry run's outputs are meaningless: it does not write into {out_dir}")
     _check_writable(out_dir)
     for values in parameters.values():
         values["out_dir"] = str(out_dir)
@@ -191,7 +202,7 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
                           enabled=show_bar)
     readme = root / "README.md" if out_dir.resolve() == (root / "figures").resolve() else None
     context = _Context(run_dir, run_id, out_dir, list(experiments), timeout, runner.threads(jobs),
-                       progress or (lambda line: None), tracker, readme, runner)
+                       progress or (lambda line: None), tracker, readme, runner, dry_run)
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(parameters))))
     futures: dict[str, Future[NotebookResult]] = {}
     interruption = None
@@ -228,7 +239,10 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
 def summary_table(results: Sequence[NotebookResult]) -> pd.DataFrame:
     """Name, status, wall time, failing cell and error line of each notebook (and its SLURM job, if any)."""
     jobs = any(r.job_id for r in results)
+    dry = any(r.estimated_s is not None for r in results)
     return pd.DataFrame([{"notebook": r.notebook, "status": r.status, "wall time (s)": round(r.wall_time_s, 1),
+                          **({"full run (estimated)": format_duration(r.estimated_s) if r.estimated_s is not None
+                              else ""} if dry else {}),
                           **({"job": r.job_id} if jobs else {}), "failing cell": r.failing_cell, "error": r.error}
                          for r in results])
 
@@ -346,6 +360,7 @@ class _Context:
     tracker: "RunProgress | None" = None
     readme: Path | None = None  # the checkout's README, whose scorecard follows the committed figures/
     executor: Executor = field(default_factory=LocalProcesses)
+    dry_run: int = 0  # timed steps per metered loop in a dry run (protolab.cost); 0: a real run
     stopped: bool = False
     trees: list[Started] = field(default_factory=list)  # what the executor started, running or not
     recorded: set[str] = field(default_factory=set)  # notebooks whose outcome is in runs.json
@@ -405,6 +420,9 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
     result = NotebookResult(name, "ok", 0.0, context.run_id, parameters["profile"], str(output), log=str(log))
     started = time.monotonic()
     variables = context.variables(experiment.path.parent, stage, run_dir / f"{name}.jobs")
+    costs = run_dir / f"{name}.cost.jsonl"
+    if context.dry_run:
+        variables.update({DRY_RUN: str(context.dry_run), COST_LOG: str(costs)})
     try:
         tree = context.start(name, command, variables, log)
     except Exception as error:  # e.g. sbatch refused the job: this notebook fails, the others go on
@@ -433,6 +451,8 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
             result.failing_cell, result.error = _failure(output, log)
             if tree.failure and not result.failing_cell:  # the job ended before the notebook failed in a cell
                 result.error = tree.failure
+        elif context.dry_run:
+            result.estimated_s = estimated_total(read_costs(costs), result.wall_time_s)
     try:
         with out_dir_lock(context.out_dir, context.progress):
             if result.status == "ok":
@@ -447,7 +467,8 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
     if context.tracker:
         context.tracker.finished(name)
     where = tree.where if tree else ""
-    context.progress(f"protolab: {result.status} {name} in {result.wall_time_s:.1f} s ({where}log {log})")
+    estimate = "" if result.estimated_s is None else f"; the full run would take ≈ {format_duration(result.estimated_s)}"
+    context.progress(f"protolab: {result.status} {name} in {result.wall_time_s:.1f} s{estimate} ({where}log {log})")
     return result
 
 

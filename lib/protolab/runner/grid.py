@@ -20,6 +20,10 @@ resources from ``$PROTOLAB_SLURM_CONFIG``): the job computes the cell and writes
 itself, atomically and under the same key, so ``directory`` must be on a file system the nodes share. A cell
 whose job fails or is cancelled stays missing while the others are stored; the run then raises, naming it, and
 the next run computes only the missing cells. Interrupting the run cancels the jobs it submitted.
+
+In a dry run (:mod:`protolab.cost`) nothing is read from or written to ``directory``: the first cell is computed
+in this process (its metered loops stop early) and counted once per cell that each worker would compute, and its
+result stands for every cell, so that the notebook runs to its end.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import torch
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from protolab import cost
 from protolab.reproducibility import one_thread
 from protolab.runner.atomic import atomic_write
 from protolab.runner.slurm import EXECUTORS, run_cells
@@ -149,6 +154,11 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if cost.dry_run_steps() and cells:
+        per_worker = len(cells) if executor == "slurm" else -(-len(cells) // max(1, workers))
+        with cost.repeated(1 if executor == "slurm" else per_worker), one_thread():
+            result = compute(cells[0])
+        return GridRun([result] * len(cells), ["dry run"] * len(cells))
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{cell_key(cell, fingerprint)}.pt" for cell in cells]

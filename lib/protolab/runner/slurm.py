@@ -540,7 +540,9 @@ def run_cells(call: Callable[..., Any], arguments: Sequence[tuple[Any, ...]], fo
         if failures:
             raise CellsFailed(f"{len(failures)} of {len(jobs)} cell job(s) did not store a result; the others did, "
                               "and a re-run computes only the missing ones:\n  " + "\n  ".join(failures))
-    finally:
+    finally:  # one scancel for all the SLURM jobs left: a busy controller answers each call slowly
         left = [job for job in pending if not job.has_result()]
+        cancel([job.job_id for job in left if job.cluster == "slurm"])
         for job in left:
-            job.cancel()
+            if job.cluster != "slurm":
+                job.cancel()

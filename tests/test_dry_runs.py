@@ -1,0 +1,38 @@
+"""Dry runs end to end: every notebook finishes with stopped loops, and the paper-size script on small layouts."""
+
+from __future__ import annotations
+
+import pytest
+
+from protolab import cost
+from protolab.runner.execute import run_notebooks
+
+pytestmark = pytest.mark.notebook
+
+TRAINING = {"poincare_uncertainty", "fewshot_tables", "reid_embeddings", "ipn_gzsl", "ipn_ablations",
+            "consistency_study", "delta_hyperbolicity"}
+
+
+def test_every_notebook_runs_to_its_end_in_a_dry_run_and_prices_its_loops(tmp_path):
+    results = run_notebooks(profile="smoke", dry_run=1, jobs=2, runs_dir=tmp_path / "runs", bar=False)
+    assert {r.notebook: r.status for r in results} == {r.notebook: "ok" for r in results}, \
+        [(r.notebook, r.failing_cell, r.error) for r in results if r.status != "ok"]
+    run_dir = next((tmp_path / "runs").iterdir())
+    for result in results:
+        costs = cost.read_costs(run_dir / f"{result.notebook}.cost.jsonl")
+        assert result.estimated_s is not None and result.estimated_s >= 0
+        if result.notebook in TRAINING:
+            assert costs and all(c.measured_steps <= 1 for c in costs), result.notebook
+            assert result.estimated_s >= sum(c.estimated_seconds for c in costs) - 1e-9
+
+
+def test_the_paper_size_script_dry_runs_ipn_and_delta_on_small_generated_xlsa17_files():
+    from benchmarks.dry_runs import main, table_markdown
+
+    rows = main(["--only", "ipn_gzsl", "delta_hyperbolicity", "--scale", "0.05", "--steps", "1"])
+    assert [row["status"] for row in rows] == ["ok", "ok"], rows
+    ipn, delta = rows
+    assert ipn["estimate_s"] > 10 * ipn["dry run (s)"] and ipn["peak memory (GiB)"] > 0  # 360 epochs priced
+    assert delta["estimate_s"] > 0 and delta["peak memory (GiB)"] == "—"  # no metered loop: its wall time
+    table = table_markdown(rows, 0.05)
+    assert "| ipn_gzsl (CUB) | `full` |" in table and "0.05× the real sizes" in table
