@@ -291,7 +291,9 @@ def test_stopping_a_local_run_cancels_the_grid_cell_jobs_its_kernel_submitted(sl
 @pytest.mark.slurm
 def test_interrupting_a_grid_on_slurm_cancels_its_cell_jobs(slurm_cluster, tmp_path):
     jobs_file = tmp_path / "jobs"
-    script = ("import time\nfrom protolab.runner.grid import run_grid\n"
+    # SIGINT's default handler, even when this test runs under a shell that started it ignoring SIGINT (nohup, &)
+    script = ("import signal, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "from protolab.runner.grid import run_grid\n"
               "def compute(cell):\n    time.sleep(600)\n    return {}\n"
               f"run_grid([{{'seed': 0}}, {{'seed': 1}}], compute, {str(tmp_path / 'grid')!r}, executor='slurm')\n")
     sweep = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PROTOLAB_JOBS_FILE": str(jobs_file)},
@@ -302,7 +304,7 @@ def test_interrupting_a_grid_on_slurm_cancels_its_cell_jobs(slurm_cluster, tmp_p
             _wait_for_state(slurm_cluster, job_id, {"RUNNING", "PENDING"})
     finally:
         sweep.send_signal(signal.SIGINT)
-        _, err = sweep.communicate(timeout=240)
+        _, err = sweep.communicate(timeout=120)
     assert "KeyboardInterrupt" in err
     for job_id in cells:
         _wait_for_state(slurm_cluster, job_id, {"CANCELLED"}, deadline_s=60)
