@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the repository root, for tests.layouts
     sys.path.insert(0, str(ROOT))
-from benchmarks.paper_size_data import write_mini_imagenet, write_scaled  # noqa: E402
+from benchmarks.paper_size_data import scaled_count, write_mini_imagenet, write_scaled  # noqa: E402
 from tests.layouts import write_cub, write_fashion_mnist, write_mnist, write_omniglot  # noqa: E402
 
 from protolab.cost import format_duration, read_costs  # noqa: E402
@@ -56,27 +56,23 @@ PROTOCOLS = (
 )
 
 
-def _scaled(count: int, scale: float, least: int) -> int:
-    return max(least, round(count * scale))
-
-
 def write_data(name: str, root: Path, scale: float) -> None:
     """Dataset ``name`` in its real layout under ``root``, at ``scale`` × its real size."""
     if name == "miniimagenet":
-        write_mini_imagenet(root, images_per_class=_scaled(600, scale, 20))
+        write_mini_imagenet(root, images_per_class=scaled_count(600, scale, 20))
     elif name == "cub":
         classes = [f"{i:03d}.Bird_{i}" for i in range(1, 201)]
-        write_cub(root, classes=classes, images_per_class=_scaled(59, scale, 20))
+        write_cub(root, classes=classes, images_per_class=scaled_count(59, scale, 20))
     elif name == "cub-xlsa17":
         write_scaled("cub-xlsa17", root, scale)
     elif name == "mnist":
-        write_mnist(root, n_train=_scaled(60_000, scale, 200), n_test=_scaled(10_000, scale, 100))
+        write_mnist(root, n_train=scaled_count(60_000, scale, 200), n_test=scaled_count(10_000, scale, 100))
     elif name == "omniglot":
         alphabets = [f"Alphabet_{a}" for a in range(20)]
-        write_omniglot(root, "images_evaluation", alphabets, characters=_scaled(33, scale, 2),
-                       drawers=_scaled(20, scale, 2))
+        write_omniglot(root, "images_evaluation", alphabets, characters=scaled_count(33, scale, 2),
+                       drawers=scaled_count(20, scale, 2))
     elif name == "fashion-mnist":
-        write_fashion_mnist(root, n=_scaled(10_000, scale, 100))
+        write_fashion_mnist(root, n=scaled_count(10_000, scale, 100))
     else:
         raise ValueError(f"unknown dataset {name!r}")
 

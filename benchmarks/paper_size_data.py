@@ -134,7 +134,8 @@ def write_cub_xlsa17(root: Path, *, classes: tuple[int, int, int] = CUB_XLSA17["
                         class_names=[f"{c + 1:03d}.Bird_{c + 1}" for c in range(n_classes)])
 
 
-def _scaled(count: int, scale: float, minimum: int) -> int:
+def scaled_count(count: int, scale: float, minimum: int) -> int:
+    """``count`` × ``scale``, rounded, at least ``minimum`` (image counts of the scaled layouts)."""
     return max(minimum, round(count * scale))
 
 
@@ -142,15 +143,15 @@ def write_scaled(name: str, root: Path, scale: float) -> Path:
     """Layout ``name`` (a key of :data:`LAYOUTS`) with ``scale`` × its real image counts; classes and
     identities are kept, each with at least one image (two per CUB class: one test-seen, one trainval)."""
     if name == "miniimagenet":
-        return write_mini_imagenet(root, images_per_class=_scaled(600, scale, 1))
+        return write_mini_imagenet(root, images_per_class=scaled_count(600, scale, 1))
     if name == "market1501":
         ids = {"train_images": MARKET1501["train_ids"], "query_images": MARKET1501["test_ids"],
                "gallery_images": MARKET1501["test_ids"], "distractors": 1, "junk": 1}
-        return write_market1501(root, **{key: _scaled(MARKET1501[key], scale, least) for key, least in ids.items()})
+        return write_market1501(root, **{key: scaled_count(MARKET1501[key], scale, least) for key, least in ids.items()})
     if name == "cub-xlsa17":
         counts = zip(CUB_XLSA17["images"], CUB_XLSA17["classes"])
-        return write_cub_xlsa17(root, images=tuple(_scaled(n, scale, 2 * c) for n, c in counts),
-                                test_seen=_scaled(CUB_XLSA17["test_seen"], scale, sum(CUB_XLSA17["classes"][:2])))
+        return write_cub_xlsa17(root, images=tuple(scaled_count(n, scale, 2 * c) for n, c in counts),
+                                test_seen=scaled_count(CUB_XLSA17["test_seen"], scale, sum(CUB_XLSA17["classes"][:2])))
     raise ValueError(f"unknown layout {name!r}; choose one of {', '.join(LAYOUTS)}")
 
 

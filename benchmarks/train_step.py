@@ -38,7 +38,7 @@ from protolab.ipn_fit import TrainConfig, episode_loss
 from protolab.loading import device_images, prepare_model
 from protolab.protonet import ProtoNet
 from protolab.reid import build_reid_model
-from protolab.train import adam, autocast, cross_entropy_step
+from protolab.train import adam, autocast, cross_entropy_step, optimizer_step
 
 Step = Callable[[bool], None]  # one training step, with or without amp
 WAY, SHOT, QUERY, SIDE = 30, 1, 15, 84
@@ -87,9 +87,7 @@ def ipn(device: torch.device) -> Step:
     def step(amp: bool) -> None:
         with autocast(device, amp=amp):
             loss, kl, _ = episode_loss(model, features, labels, attributes, sampler, next(episodes), config, generator)
-        optimizer.zero_grad(set_to_none=True)
-        (loss.float() + config.consistency_weight * kl.float()).backward()
-        optimizer.step()
+        optimizer_step(optimizer, loss.float() + config.consistency_weight * kl.float())
 
     return step
 

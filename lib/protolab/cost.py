@@ -6,8 +6,9 @@ notebook goes on with its half-trained models, so its numbers mean nothing but i
 metered loop records a :class:`LoopCost` (printed, and appended as one JSON line to ``$PROTOLAB_COST_LOG``
 when set — the runner sets it and sums the lines, :func:`estimated_total`).
 
-A loop of a loop is counted with :func:`repeated`: a training loop of ``E`` epochs stops after a part of
-the first epoch in a dry run, so the per-epoch loops inside it are metered once and counted ``E`` times.
+A loop of a loop is counted ``repeats`` times (:func:`meter`) or, for loops metered in code it calls, with
+:func:`repeated`: a training loop of ``E`` epochs stops after a part of the first epoch in a dry run, so the
+per-epoch loops inside it are metered once and counted ``E`` times.
 Without ``PROTOLAB_DRY_RUN`` every call here returns at once and changes nothing.
 """
 
@@ -51,7 +52,8 @@ class LoopCost:
     Attributes
     ----------
     label : what the loop does ("fewshot training episodes").
-    total_steps : steps the full run takes (the loop's own steps × the :func:`repeated` factors around it).
+    total_steps : steps the full run takes (the loop's own steps × its ``repeats`` × the :func:`repeated` factors
+        around it).
     measured_steps : steps timed (after the warm-up step; 0 when the loop had a single step, which is then timed).
     seconds_per_step : mean wall time of a timed step.
     spent_seconds : wall time the dry run spent in this loop, warm-up included.
@@ -104,12 +106,13 @@ class Meter:
     ----------
     label : what the loop does. steps : the loop's own number of steps in this run.
     device : where the steps run (CUDA is synchronised before reading the clock).
+    repeats : how often the full run runs this loop (an epoch's loop: the epochs), on top of :func:`repeated`.
     """
 
-    def __init__(self, label: str, steps: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, label: str, steps: int, device: torch.device | str = "cpu", repeats: int = 1) -> None:
         self.label, self.steps, self.device = label, int(steps), torch.device(device)
         self.budget = dry_run_steps()
-        self.factor = math.prod(_repeats)
+        self.factor = math.prod(_repeats) * max(1, int(repeats))
         self.done = 0
         self.stopped = False
         self._start = self._warm = self._now()
@@ -136,16 +139,16 @@ class Meter:
         return self.stopped
 
 
-def meter(label: str, steps: int, device: torch.device | str = "cpu") -> Meter:
-    """A :class:`Meter` for a loop of ``steps`` steps on ``device``."""
-    return Meter(label, steps, device)
+def meter(label: str, steps: int, device: torch.device | str = "cpu", repeats: int = 1) -> Meter:
+    """A :class:`Meter` for a loop of ``steps`` steps on ``device``, run ``repeats`` times in the full run."""
+    return Meter(label, steps, device, repeats)
 
 
 @contextmanager
-def measured(label: str, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Time the block as the single step of a loop (a validation pass inside an epoch loop, say); in a dry
-    run it is counted as often as the :func:`repeated` factors around it say."""
-    step = Meter(label, 1, device)
+def measured(label: str, device: torch.device | str = "cpu", repeats: int = 1) -> Iterator[None]:
+    """Time the block as the single step of a loop run ``repeats`` times (a validation pass after each
+    epoch, say), on top of the :func:`repeated` factors around it."""
+    step = Meter(label, 1, device, repeats)
     yield
     step.tick()
 

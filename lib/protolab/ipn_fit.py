@@ -29,7 +29,7 @@ from protolab.data.xlsa17 import ZSLData
 from protolab.episodes import EpisodeSampler
 from protolab.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes
 from protolab.metrics import gzsl_scores
-from protolab.train import adam
+from protolab.train import adam, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.T
     if sampler is not None:
         for index in range(len(sampler)):
             loss, kl, acc = episode_loss(model, features, labels, attributes, sampler, index, config, generator)
-            _step(optimizer, loss + config.consistency_weight * kl)
+            optimizer_step(optimizer, loss + config.consistency_weight * kl)
             totals += [loss.item(), kl.item(), acc.item()]
             steps += 1
             if meter.tick():
@@ -179,19 +179,13 @@ def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.T
             logits, kl = model(features[batch], means, attributes[classes])
             targets = local[labels[batch]]
             loss = F.cross_entropy(logits / model.config.logit_scale, targets)
-            _step(optimizer, loss + config.consistency_weight * kl)
+            optimizer_step(optimizer, loss + config.consistency_weight * kl)
             totals += [loss.item(), kl.item(), (logits.argmax(1) == targets).float().mean().item()]
             steps += 1
             if meter.tick():
                 break
     loss, kl, acc = totals / steps
     return {"loss": loss, "kl": kl, "train_accuracy": acc}
-
-
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 
 def training_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor,
@@ -213,10 +207,9 @@ def training_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, at
     for epoch in tqdm(range(1, config.epochs + 1), desc="IPN", disable=not progress, leave=False):
         sampler = (EpisodeSampler(labels.cpu(), config.n_way, config.n_shot, config.n_query, episodes,
                                   seed=config.seed * 100_003 + epoch) if config.episodic else None)
-        with cost.repeated(config.epochs):
-            meter = cost.meter("IPN training steps", steps, device)
-            row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                   **_train_epoch(model, optimizer, features, labels, attributes, config, generator, sampler, meter)}
+        meter = cost.meter("IPN training steps", steps, device, config.epochs)
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+               **_train_epoch(model, optimizer, features, labels, attributes, config, generator, sampler, meter)}
         scheduler.step()
         yield row
         if meter.stopped:
@@ -270,7 +263,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     best_h, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
     rows = []
     for row in training_epochs(model, train_x, train_y, data.attributes, config, device, progress):
-        with cost.repeated(config.epochs), cost.measured("IPN validation U/S/H", device):
+        with cost.measured("IPN validation U/S/H", device, config.epochs):
             scores = evaluate_gzsl(model, train_x, train_y, data.attributes, val_seen, val_unseen,
                                    data.train_classes, data.val_classes)
         if scores["H"] > best_h:

@@ -202,8 +202,7 @@ def fit_reid(model: ReidNet, data: LabeledImages, *, epochs: int, batch_size: in
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         order = torch.randperm(len(data), generator=generator)
-        with cost.repeated(epochs):
-            meter = cost.meter(f"{description}: training batches", n_batches, device)
+        meter = cost.meter(f"{description}: training batches", n_batches, device, epochs)
         for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers,
                                       drop_last=drop_last):
             images = augment(images, flip=flip, pad=pad, erasing=erasing, generator=generator)

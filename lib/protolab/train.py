@@ -59,6 +59,13 @@ def autocast(device: torch.device, *, amp: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Gradients of the scalar ``loss`` (the previous ones dropped), then one step of ``optimizer``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor,
                        labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on the float32 cross-entropy of ``logits`` ``(B, K)`` against ``labels`` ``(B,)``.
@@ -67,9 +74,7 @@ def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor,
     and on the device: reading them (``.item()``) waits for the device, so loops sum them there.
     """
     loss = nn.functional.cross_entropy(logits.float(), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    optimizer_step(optimizer, loss)
     return loss.detach(), (logits.argmax(1) == labels).sum()
 
 
@@ -92,8 +97,7 @@ def fit_classifier(model: nn.Module, data: LabeledImages, *, epochs: int, batch_
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         order = torch.randperm(len(data), generator=generator)
-        with cost.repeated(epochs):
-            meter = cost.meter(f"{description}: training batches", math.ceil(len(data) / batch_size), device)
+        meter = cost.meter(f"{description}: training batches", math.ceil(len(data) / batch_size), device, epochs)
         for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers):
             with autocast(device, amp=amp):
                 logits = model(images)

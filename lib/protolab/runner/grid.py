@@ -155,8 +155,8 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if cost.dry_run_steps() and cells:
-        per_worker = len(cells) if executor == "slurm" else -(-len(cells) // max(1, workers))
-        with cost.repeated(1 if executor == "slurm" else per_worker), one_thread():
+        rounds = 1 if executor == "slurm" else -(-len(cells) // max(1, workers))  # cells one worker computes
+        with cost.repeated(rounds), one_thread():
             result = compute(cells[0])
         return GridRun([result] * len(cells), ["dry run"] * len(cells))
     directory = Path(directory).resolve()
