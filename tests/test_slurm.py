@@ -22,6 +22,7 @@ import pytest
 from protolab.runner.cli import main
 from protolab.runner.execute import run_notebooks
 from protolab.runner.grid import run_grid
+from protolab.runner.report import markdown_table
 from protolab.runner.slurm import CellsFailed, SlurmError, SlurmNotebooks, SlurmResources, notebook_time_min
 from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from tests.slurm_cluster import Cluster, slurm_cluster  # noqa: F401 (the session's cluster fixture)
@@ -156,8 +157,9 @@ def test_a_failed_job_is_reported_with_its_job_id_cell_error_and_log(slurm_clust
                                                                     .read_text())}
     failing, healthy = summary["failing"], summary["healthy"]
     assert healthy["status"] == "ok" and failing["status"] == "failed" and failing["failing_cell"] == "cell 3"
-    assert f"| failing | failed | {failing['wall_time_s']:.1f} | {failing['job_id']} | cell 3 | ValueError: broken " \
-           "on purpose with seed 0 |" in out
+    shown = markdown_table(pd.DataFrame({"t": [round(failing["wall_time_s"], 1)]})).splitlines()[-1].strip("| ")
+    assert f"| failing | failed | {shown} | {failing['job_id']} | cell 3 | ValueError: broken " \
+           "on purpose with seed 0 |" in out  # the wall time as the summary prints it (2.0 s shows as 2)
     assert f"failed failing in {failing['wall_time_s']:.1f} s (SLURM job {failing['job_id']}, log {failing['log']})" in out
     assert "protolab: 1 notebook(s) failed: failing" in err
     script = Path(failing["log"]).parent / "slurm" / f"{failing['job_id']}_submission.sh"
