@@ -1,7 +1,7 @@
 """Dry runs of the paper protocols on generated data in the real layouts, and the README's cost table.
 
-Writes MiniImageNet, CUB (images and xlsa17 features), MNIST, Omniglot and Fashion-MNIST in their real
-on-disk layouts at their real sizes (``--scale`` shrinks them, for tests) into a temporary folder, runs each
+Writes MiniImageNet, CUB (images and xlsa17 features), Market-1501, MNIST, Omniglot and Fashion-MNIST in their
+real on-disk layouts at their real sizes (``--scale`` shrinks them, for tests) into a temporary folder, runs each
 notebook's full profile with ``protolab run --dry-run`` (:mod:`protolab.cost`: every metered loop times a few
 steps and stops) and prints, per protocol, the estimated wall time of the full run on this machine and the
 peak memory. ``--readme`` replaces the table between ``<!-- cost:start -->`` and ``<!-- cost:end -->`` in
@@ -32,7 +32,8 @@ from benchmarks.paper_size_data import scaled_count, write_mini_imagenet, write_
 from tests.layouts import write_cub, write_fashion_mnist, write_mnist, write_omniglot  # noqa: E402
 
 from protolab.cost import format_duration, read_costs  # noqa: E402
-from protolab.runner.execute import run_notebooks  # noqa: E402
+from protolab.runner.cli import stopped_by_signals  # noqa: E402
+from protolab.runner.execute import RunInterrupted, run_notebooks  # noqa: E402
 
 
 class Protocol(NamedTuple):
@@ -52,6 +53,7 @@ PROTOCOLS = (
     Protocol("ipn_gzsl (CUB)", "ipn_gzsl", "full", {"dataset": "CUB"}, ("cub-xlsa17",)),
     Protocol("ipn_ablations (CUB)", "ipn_ablations", "full", {"dataset": "CUB"}, ("cub-xlsa17",)),
     Protocol("consistency_study (CUB)", "consistency_study", "full", {"dataset": "CUB"}, ("cub-xlsa17",)),
+    Protocol("reid_embeddings (Market-1501)", "reid_embeddings", "full", {"dataset": "market1501"}, ("market1501",)),
     Protocol("delta_hyperbolicity (CUB)", "delta_hyperbolicity", "full", {"datasets": "[CUB]"}, ("cub-xlsa17",)),
 )
 
@@ -63,8 +65,8 @@ def write_data(name: str, root: Path, scale: float) -> None:
     elif name == "cub":
         classes = [f"{i:03d}.Bird_{i}" for i in range(1, 201)]
         write_cub(root, classes=classes, images_per_class=scaled_count(59, scale, 20))
-    elif name == "cub-xlsa17":
-        write_scaled("cub-xlsa17", root, scale)
+    elif name in ("cub-xlsa17", "market1501"):
+        write_scaled(name, root, scale)
     elif name == "mnist":
         write_mnist(root, n_train=scaled_count(60_000, scale, 200), n_test=scaled_count(10_000, scale, 100))
     elif name == "omniglot":
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     protocols = [p for p in PROTOCOLS if not args.only or p.notebook in args.only]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="protolab-dry-runs-") as folder:
+    with stopped_by_signals(), tempfile.TemporaryDirectory(prefix="protolab-dry-runs-") as folder:
         data_root = Path(folder) / "data"
         for name in sorted({d for p in protocols for d in p.data}):
             start = time.perf_counter()
@@ -142,4 +144,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RunInterrupted as interrupted:
+        sys.exit(f"dry runs: {interrupted}; every process of the run was ended")

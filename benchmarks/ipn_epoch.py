@@ -3,7 +3,8 @@
 7057 × 2048 features, 150 seen classes, 312 attributes; official widths (prototypes and scoring MLP 2048,
 graph 256), official episodes (30 classes × (1 support + 1 query), none held out, ``episodes_rule="official"``:
 300 per epoch on CUB). Runs on the CPU with one thread and with every core, and on CUDA when present;
-prints the epoch time beside the time per episode. The issue's target on 2 cores: ≤ 12 s per epoch.
+prints the epoch time beside the time per episode. CPU rows come twice: IPN's linear maps on oneDNN (the
+default, :mod:`protolab.linear`) and on ``F.linear`` (MKL). The issue's target on 2 cores: ≤ 12 s per epoch.
 The official code takes 256 s per 300-episode epoch on its authors' set-up (0.85–0.94 s per episode).
 Run through ``make bench`` (the runner's allocator settings). Prints only.
 """
@@ -17,6 +18,7 @@ import torch
 
 from protolab.ipn import IPN, IPNConfig, attribute_centres
 from protolab.ipn_fit import TrainConfig, episodes_per_epoch, train_epochs
+from protolab.linear import onednn_available, use_onednn
 from protolab.reproducibility import resolve_device
 
 TARGET_SECONDS = 12.0
@@ -46,15 +48,17 @@ def main() -> None:
     features = torch.randn(7057, 2048, generator=generator).relu()
     episodes = episodes_per_epoch(len(labels), TrainConfig(episodes_rule="official"))
     cores = len(os.sched_getaffinity(0))
-    runs = [("cpu", 1), ("cpu", cores)] if cores > 1 else [("cpu", 1)]
-    runs += [("cuda", torch.get_num_threads())] if torch.cuda.is_available() else []
+    kernels = ["oneDNN", "F.linear"] if onednn_available() else ["F.linear"]
+    runs = [("cpu", threads, kernel) for threads in sorted({1, cores}) for kernel in kernels]
+    runs += [("cuda", torch.get_num_threads(), "F.linear")] if torch.cuda.is_available() else []
     print(f"IPN epoch, CUB-sized tensors, official widths, {episodes} episodes (target ≤ {TARGET_SECONDS:g} s "
           f"on 2 cores; official code 256 s)")
-    for name, threads in runs:
+    for name, threads, kernel in runs:
         torch.set_num_threads(threads)
-        seconds = epoch_seconds(resolve_device(name), features, labels, attributes)
-        where = f"cpu, {threads} thread{'s' * (threads > 1)}" if name == "cpu" else "cuda"
-        print(f"  {where:<16} {seconds:6.2f} s per epoch  {seconds / episodes * 1e3:6.1f} ms per episode  "
+        with use_onednn(kernel == "oneDNN"):
+            seconds = epoch_seconds(resolve_device(name), features, labels, attributes)
+        where = f"cpu, {threads} thread{'s' * (threads > 1)}, {kernel}" if name == "cpu" else "cuda"
+        print(f"  {where:<28} {seconds:6.2f} s per epoch  {seconds / episodes * 1e3:6.1f} ms per episode  "
               f"{256 / seconds:5.1f}× the official code's epoch")
 
 

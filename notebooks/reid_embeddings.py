@@ -65,7 +65,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from protolab import figures, resolve_device, seed_everything
+from protolab import cost, figures, resolve_device, seed_everything
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_reid
 from protolab.metrics import seed_ci95
@@ -102,9 +102,9 @@ figures.save_figure(fig, "train_samples", caption="The first training images wit
 # %%
 runs, cmcs, kept = [], {}, {}
 in_channels = splits.train[0][0].shape[0]
-for schedule in schedules:
+for schedule in cost.alike(schedules):  # a dry run (protolab run --dry-run) times the first schedule and seed
     for dim in dims:
-        for run_seed in range(seed, seed + n_seeds):
+        for run_seed in cost.alike(range(seed, seed + n_seeds)):
             for geometry in GEOMETRIES:
                 seed_everything(run_seed)
                 model = build_reid_model(geometry, backbone=backbone, in_channels=in_channels, dim=dim,

@@ -56,6 +56,21 @@ def test_a_loop_shorter_than_the_budget_records_when_it_ends(dry_run):
     assert (once.total_steps, once.measured_steps) == (7, 0)
 
 
+def test_alike_iterations_run_once_in_a_dry_run_and_count_for_all(dry_run, monkeypatch):
+    seen = []
+    for schedule in cost.alike(["sch1", "sch2"]):
+        for seed in cost.alike(range(3)):
+            seen.append((schedule, seed))
+            _run(cost.meter("training", 10, repeats=5), 10)
+    after = cost.meter("after the loops", 10)
+    assert seen == [("sch1", 0)]
+    assert [(c.label, c.total_steps) for c in cost.read_costs(dry_run)] == [("training", 300)]
+    assert after.factor == 1  # the factors end with the loops
+    monkeypatch.delenv(cost.DRY_RUN)
+    assert [(s, seed) for s in cost.alike("ab") for seed in cost.alike(range(2))] == [
+        ("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+
+
 def test_the_estimate_replaces_what_the_dry_run_spent_in_loops_by_their_full_cost():
     loops = [cost.LoopCost("a", 100, 3, 0.5, 2.0, 1, "cpu"), cost.LoopCost("b", 10, 3, 1.0, 4.0, 1, "cpu")]
     assert cost.estimated_total(loops, dry_run_seconds=10.0) == pytest.approx(4.0 + 50.0 + 10.0)

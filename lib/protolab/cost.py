@@ -8,7 +8,8 @@ when set — the runner sets it and sums the lines, :func:`estimated_total`).
 
 A loop of a loop is counted ``repeats`` times (:func:`meter`) or, for loops metered in code it calls, with
 :func:`repeated`: a training loop of ``E`` epochs stops after a part of the first epoch in a dry run, so the
-per-epoch loops inside it are metered once and counted ``E`` times.
+per-epoch loops inside it are metered once and counted ``E`` times. An outer loop whose iterations cost the
+same (seeds) runs its first iteration only, counted for all (:func:`alike`).
 Without ``PROTOLAB_DRY_RUN`` every call here returns at once and changes nothing.
 """
 
@@ -22,7 +23,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import torch
 
@@ -33,6 +34,7 @@ COST_LOG = "PROTOLAB_COST_LOG"
 """Environment variable: a file every metered loop of a dry run appends its :class:`LoopCost` to (JSON lines)."""
 
 _repeats = [1]
+T = TypeVar("T")
 
 
 def dry_run_steps() -> int:
@@ -162,6 +164,18 @@ def repeated(times: int) -> Iterator[None]:
         yield
     finally:
         _repeats.pop()
+
+
+def alike(items: Iterable[T]) -> Iterator[T]:
+    """Iterate over ``items`` whose iterations cost the same (seeds, learning-rate schedules): every item in a
+    normal run; in a dry run the first only, with every loop metered in its iteration counted ``len(items)``
+    times (:func:`repeated`)."""
+    items = list(items)
+    if not dry_run_steps():
+        yield from items
+        return
+    with repeated(len(items)):
+        yield from items[:1]
 
 
 def record(cost: LoopCost) -> None:

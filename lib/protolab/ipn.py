@@ -13,6 +13,7 @@ This module is the model only; training, model selection and GZSL evaluation are
 
 Shapes: ``C`` classes in the current search space, ``D`` feature dim, ``A`` attribute dim, ``P``
 prototype dim of each space, ``G`` graph-projection dim, ``H`` hidden dim of the scoring MLP.
+Linear maps and the graph projection are computed by :mod:`protolab.linear` (oneDNN on x86-64 CPUs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sklearn.cluster import KMeans
 from torch import nn
 from torch.nn import functional as F
 
+from protolab.linear import Linear, linear
 from protolab.metrics import linear_cka, similarity_kl
 
 Spaces = Literal["both", "visual", "semantic"]
@@ -79,7 +81,7 @@ def category_graph(prototypes: torch.Tensor, projection: torch.Tensor,
     (similarity ``(C, C)``, edges bool ``(C, C)``). Self-loops are always edges (the official code keeps
     them only because cos = 1 > τ; we keep them for any τ, so every row has a neighbour).
     """
-    projected = F.normalize(prototypes @ projection, dim=1)
+    projected = F.normalize(linear(prototypes, projection.T), dim=1)
     similarity = projected @ projected.T
     eye = torch.eye(len(prototypes), dtype=torch.bool, device=prototypes.device)
     return similarity, (similarity >= threshold) | eye
@@ -147,7 +149,7 @@ class SemanticEncoder(nn.Module):
     def __init__(self, centres: torch.Tensor, prototype_dim: int) -> None:
         super().__init__()
         self.register_buffer("centres", centres.float())
-        self.maps = nn.ModuleList(nn.Linear(centres.shape[1], prototype_dim) for _ in range(len(centres)))
+        self.maps = nn.ModuleList(Linear(centres.shape[1], prototype_dim) for _ in range(len(centres)))
 
     def forward(self, attributes: torch.Tensor) -> torch.Tensor:
         """``(C, A)`` → ``(C, P)``."""
@@ -175,13 +177,13 @@ class IPN(nn.Module):
         self.config = config
         width = config.prototype_dim
         self.semantic = SemanticEncoder(centres, width)
-        self.visual = nn.Linear(feature_dim, width)
+        self.visual = Linear(feature_dim, width)
         self.graph_semantic = nn.Parameter(nn.init.xavier_uniform_(torch.empty(width, config.graph_dim)))
         self.graph_visual = nn.Parameter(nn.init.xavier_uniform_(torch.empty(width, config.graph_dim)))
         n_spaces = 2 if config.spaces == "both" else 1
-        self.image_map = nn.Linear(feature_dim, config.hidden_dim)
-        self.prototype_map = nn.Linear(n_spaces * width, config.hidden_dim, bias=False)
-        self.relation = nn.Linear(config.hidden_dim, 1)
+        self.image_map = Linear(feature_dim, config.hidden_dim)
+        self.prototype_map = Linear(n_spaces * width, config.hidden_dim, bias=False)
+        self.relation = Linear(config.hidden_dim, 1)
 
     def semantic_similarity(self, attributes: torch.Tensor) -> torch.Tensor:
         """Cosine similarity ``(C, C)`` of the classes in the learned semantic space (``P_sem G_sem``)."""

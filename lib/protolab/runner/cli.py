@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -102,12 +104,12 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
             raise ParameterError(f"-p expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value
     resources = _resources(args)
-    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
     try:
-        results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
-                                timeout=args.timeout, out_dir=args.out_dir and args.out_dir.resolve(),
-                                notebooks=notebooks, root=root, progress=_say, executor=args.executor,
-                                resources=resources, dry_run=args.dry_run)
+        with stopped_by_signals():
+            results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
+                                    timeout=args.timeout, out_dir=args.out_dir and args.out_dir.resolve(),
+                                    notebooks=notebooks, root=root, progress=_say, executor=args.executor,
+                                    resources=resources, dry_run=args.dry_run)
     except RunInterrupted as interrupted:
         print(markdown_table(summary_table(interrupted.results)))
         ended = "job of the run was cancelled" if args.executor == "slurm" else "process of the run was ended"
@@ -117,9 +119,6 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
     except KeyboardInterrupt as error:
         print(f"protolab: interrupted by {error or 'SIGINT'} before any notebook started", file=sys.stderr)
         return 128 + signal.Signals.__members__.get(str(error), signal.SIGINT).value
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     print(markdown_table(summary_table(results)))
     print(f"executed notebooks: {Path(results[0].output).parent}" if results else "no notebooks")
     failed = [result.notebook for result in results if result.status != "ok"]
@@ -161,6 +160,18 @@ def _say(line: str) -> None:
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGINT and SIGTERM stop the run the same way, naming the signal."""
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise ``KeyboardInterrupt`` naming the signal, so that
+    :func:`run_notebooks` ends every process it started (scripts that call it use this too)."""
+    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _listing(notebooks: Path) -> str:
