@@ -7,13 +7,20 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from protolab import linear as linear_module
 from protolab.ipn import IPN, IPNConfig
-from protolab.linear import Linear, linear, onednn_available, use_onednn
+from protolab.linear import MIN_WORK, Linear, linear, onednn_available, use_onednn
 
 ONEDNN = pytest.mark.skipif(not onednn_available(), reason="this torch build or CPU has no oneDNN linear kernel")
 SEEDS = [0, 1, 2]
 #: (M, K, N): IPN's products at official widths, the semantic encoder's, a tiny one
 SHAPES = [(30, 2048, 2048), (30, 4096, 2048), (30, 312, 2048), (7, 5, 3)]
+
+
+@pytest.fixture
+def every_size(monkeypatch):
+    """oneDNN for products of any size (the tests' small shapes included)."""
+    monkeypatch.setattr(linear_module, "MIN_WORK", 0)
 
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -31,7 +38,7 @@ def _inputs(seed: int, m: int, k: int, n: int, transposed_weight: bool) -> tuple
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("transposed_weight", [False, True], ids=["weight", "weight-view"])
-def test_products_and_gradients_match_float64(seed, shape, transposed_weight):
+def test_products_and_gradients_match_float64(every_size, seed, shape, transposed_weight):
     """Output and all three gradients within float32 rounding of the float64 computation, like ``F.linear``."""
     x, weight, bias, upstream = _inputs(seed, *shape, transposed_weight)
     results = {}
@@ -47,7 +54,7 @@ def test_products_and_gradients_match_float64(seed, shape, transposed_weight):
 
 
 @ONEDNN
-def test_fast_path_taken_for_2d_float32_cpu_only():
+def test_fast_path_taken_for_2d_float32_cpu_only(every_size):
     """The oneDNN function is in the graph for 2-D float32 CPU inputs; batched, float64, autocast and
     ``use_onednn(False)`` calls are ``F.linear`` itself, bit for bit."""
     x, weight, bias, _ = _inputs(0, 6, 8, 4, False)
@@ -63,6 +70,17 @@ def test_fast_path_taken_for_2d_float32_cpu_only():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = linear(x, weight, bias)
         assert out.dtype == torch.bfloat16 and torch.equal(out, F.linear(x, weight, bias))
+
+
+@ONEDNN
+def test_small_products_stay_on_aten_and_large_ones_go_to_onednn():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(256, 256, generator=generator, requires_grad=True)
+    rows = MIN_WORK // weight.numel()
+    small, large = torch.randn(rows - 1, 256, generator=generator), torch.randn(rows, 256, generator=generator)
+    assert torch.equal(linear(small, weight), F.linear(small, weight))
+    assert type(linear(small, weight).grad_fn).__name__ != "_OneDNNLinearBackward"
+    assert type(linear(large, weight).grad_fn).__name__ == "_OneDNNLinearBackward"
 
 
 def test_linear_module_is_nn_linear():
