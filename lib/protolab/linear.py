@@ -81,8 +81,8 @@ class _OneDNNLinear(torch.autograd.Function):
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``: ``x`` ``(..., K)``, ``weight`` ``(N, K)``, ``bias`` ``(N,)`` → ``(..., N)``;
     on oneDNN where the module docstring says."""
-    fast = (_enabled and x.dim() == 2 and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and (bias is None or bias.dtype == torch.float32) and x.shape[0] * weight.numel() >= MIN_WORK
+    fast = (_enabled and x.dim() == 2 and x.shape[0] * weight.numel() >= MIN_WORK and x.device.type == "cpu"
+            and x.dtype == weight.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
             and not torch.is_autocast_enabled("cpu") and onednn_available())
     return _OneDNNLinear.apply(x, weight, bias) if fast else F.linear(x, weight, bias)
 
