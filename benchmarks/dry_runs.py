@@ -7,7 +7,7 @@ steps and stops) and prints, per protocol, the estimated wall time of the full r
 peak memory. ``--readme`` replaces the table between ``<!-- cost:start -->`` and ``<!-- cost:end -->`` in
 README.md. Data are random: only the time and memory mean anything.
 
-    python benchmarks/dry_runs.py                      # every protocol below, full-size data (~15 min on 2 cores)
+    python benchmarks/dry_runs.py                      # every protocol below, full-size data (~17 min on 2 cores)
     python benchmarks/dry_runs.py --only ipn_gzsl --scale 0.05
 """
 
