@@ -6,7 +6,8 @@ Models and inputs (random tensors, shapes as in the full profiles):
   hyperbolic head with the Riemannian gradient, ``dim`` and ``c`` of the official MiniImageNet 1-shot
   configs (:mod:`protolab.fewshot_configs`): Conv4-1600, ResNet-12 and ResNet-18. On the CPU the two
   ResNets get 1 query per class (60 images; marked ``*``, with the time scaled linearly to 480 images
-  beside it): the 60-image step peaks at 4.1 GB, so a paper-size episode needs about 30 GB of memory;
+  beside it): a step grows the process by about 34 MiB (ResNet-12) and 30 MiB (ResNet-18) per image,
+  ≈ 17 and 15 GiB for a paper-size episode, so the CPU rows time 60 images;
 - IPN at the official widths (prototypes and scoring MLP 2048, graph 256) on a 30-way episode
   (1 support + 1 query per class) of CUB-sized 2048-d features: 150 seen classes, 312 attributes
   (:func:`protolab.ipn_fit.episode_loss`, consistency weight 1);
