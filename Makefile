@@ -32,7 +32,7 @@ bench: $(STAMP)
 	  print(" ".join(f"{k}={v}" for k, v in a(os.environ).items()))'); \
 	for script in benchmarks/*.py; do [ $$script = benchmarks/dry_runs.py ] || env $$allocator $(BIN)/python $$script || exit 1; done
 
-## Dry runs of every paper protocol on generated full-size data; writes the README's cost table (about 17 min here).
+## Dry runs of every paper protocol on generated full-size data; writes the README's cost table (about 30 min and 18 GiB here).
 cost: $(STAMP)
 	$(BIN)/python benchmarks/dry_runs.py --readme
 

@@ -7,7 +7,7 @@ steps and stops) and prints, per protocol, the estimated wall time of the full r
 peak memory. ``--readme`` replaces the table between ``<!-- cost:start -->`` and ``<!-- cost:end -->`` in
 README.md. Data are random: only the time and memory mean anything.
 
-    python benchmarks/dry_runs.py                      # every protocol below, full-size data (~17 min on 2 cores)
+    python benchmarks/dry_runs.py                      # every protocol below, full-size data (~30 min on 2 cores, 18 GiB)
     python benchmarks/dry_runs.py --only ipn_gzsl --scale 0.05
 """
 
@@ -50,6 +50,8 @@ PROTOCOLS = (
     Protocol("poincare_uncertainty", "poincare_uncertainty", "full", {}, ("mnist", "omniglot", "fashion-mnist")),
     Protocol("fewshot mini-conv4-1shot", "fewshot_tables", "full-mini-conv4-1shot", {}, ("miniimagenet",)),
     Protocol("fewshot cub-conv4-1shot", "fewshot_tables", "full-cub-conv4-1shot", {}, ("cub",)),
+    Protocol("fewshot mini-resnet12-1shot", "fewshot_tables", "full-mini-resnet12-1shot", {}, ("miniimagenet",)),
+    Protocol("fewshot mini-resnet18-1shot", "fewshot_tables", "full-mini-resnet18-1shot", {}, ("miniimagenet",)),
     Protocol("ipn_gzsl (CUB)", "ipn_gzsl", "full", {"dataset": "CUB"}, ("cub-xlsa17",)),
     Protocol("ipn_ablations (CUB)", "ipn_ablations", "full", {"dataset": "CUB"}, ("cub-xlsa17",)),
     Protocol("consistency_study (CUB)", "consistency_study", "full", {"dataset": "CUB"}, ("cub-xlsa17",)),
