@@ -32,8 +32,7 @@ from benchmarks.paper_size_data import scaled_count, write_mini_imagenet, write_
 from tests.layouts import write_cub, write_fashion_mnist, write_mnist, write_omniglot  # noqa: E402
 
 from protolab.cost import format_duration, read_costs  # noqa: E402
-from protolab.runner.cli import stopped_by_signals  # noqa: E402
-from protolab.runner.execute import RunInterrupted, run_notebooks  # noqa: E402
+from protolab.runner.execute import RunInterrupted, run_notebooks, stopped_by_signals  # noqa: E402
 
 
 class Protocol(NamedTuple):

@@ -9,19 +9,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
-from protolab.runner.execute import RunInterrupted, run_notebooks, summary_table
+from protolab.runner.execute import RunInterrupted, run_notebooks, stopped_by_signals, summary_table
 from protolab.runner.parameters import ParameterError, discover
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock
 from protolab.runner.report import build_report, markdown_table
 from protolab.runner.slurm import EXECUTORS, SlurmResources
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,23 +150,6 @@ def _say(line: str) -> None:
 
     tqdm.write(line, file=sys.stdout)
     sys.stdout.flush()
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGINT and SIGTERM stop the run the same way, naming the signal."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-@contextmanager
-def stopped_by_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise ``KeyboardInterrupt`` naming the signal, so that
-    :func:`run_notebooks` ends every process it started (scripts that call it use this too)."""
-    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _listing(notebooks: Path) -> str:

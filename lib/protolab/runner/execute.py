@@ -26,10 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import nbformat
@@ -548,18 +549,38 @@ def _check_writable(out_dir: Path) -> None:
         raise ProjectError(f"out_dir {out_dir} is not writable ({existing} is not a writable directory)")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM in the block (when on the main thread), so that cleanup is not cut short."""
+def _stop_signals_handled(handler: Callable[[int, FrameType | None], Any] | signal.Handlers) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` in the block, the previous handlers after it (only on the main
+    thread, the one Python delivers signals to; elsewhere the block runs unchanged)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT and SIGTERM stop the run the same way, naming the signal."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stopped_by_signals() -> AbstractContextManager[None]:
+    """Within the block, SIGINT and SIGTERM raise ``KeyboardInterrupt`` naming the signal, so that
+    :func:`run_notebooks` ends every process it started (the command line and scripts that call it use this)."""
+    return _stop_signals_handled(_interrupt)
+
+
+def _signals_ignored() -> AbstractContextManager[None]:
+    """Ignore SIGINT and SIGTERM in the block, so that cleanup is not cut short."""
+    return _stop_signals_handled(signal.SIG_IGN)
 
 
 def _failure(output: Path, log: Path) -> tuple[str, str]:
