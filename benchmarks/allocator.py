@@ -19,7 +19,7 @@ STEPS = 20
 CHILD = f"""
 import json, time, torch
 from protolab.backbones import build_backbone
-from protolab.protonet import ProtoNet
+from protolab.fewshot.protonet import ProtoNet
 torch.manual_seed(0)
 model = ProtoNet(build_backbone("conv4", 1, 64), "euclidean")
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -1,4 +1,4 @@
-"""Wall time of Gromov δ (protolab.delta.four_point_delta): one base point and all base points.
+"""Wall time of Gromov δ (protolab.delta.gromov.four_point_delta): one base point and all base points.
 
 Times only ``four_point_delta`` on a precomputed float64 distance matrix of Gaussian points (the
 work is data-independent: the max-min product does the same comparisons for any input). CPU rows
@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from protolab.delta import four_point_delta, pairwise_distances, relative_delta
+from protolab.delta.gromov import four_point_delta, pairwise_distances, relative_delta
 
 TARGET_ALL = 1500
 

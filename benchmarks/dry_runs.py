@@ -2,7 +2,7 @@
 
 Writes MiniImageNet, CUB (images and xlsa17 features), Market-1501, MNIST, Omniglot and Fashion-MNIST in their
 real on-disk layouts at their real sizes (``--scale`` shrinks them, for tests) into a temporary folder, runs each
-notebook's full profile with ``protolab run --dry-run`` (:mod:`protolab.cost`: every metered loop times a few
+notebook's full profile with ``protolab run --dry-run`` (:mod:`protolab.core.dryrun`: every metered loop times a few
 steps and stops) and prints, per protocol, the estimated wall time of the full run on this machine and the
 peak memory. ``--readme`` replaces the table between ``<!-- cost:start -->`` and ``<!-- cost:end -->`` in
 README.md. Data are random: only the time and memory mean anything.
@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repository root, for tests
 from benchmarks.paper_size_data import scaled_count, write_mini_imagenet, write_scaled  # noqa: E402
 from tests.layouts import write_cub, write_fashion_mnist, write_mnist, write_omniglot  # noqa: E402
 
-from protolab.cost import format_duration, read_costs  # noqa: E402
+from protolab.core.dryrun import format_duration, read_costs  # noqa: E402
 from protolab.runner.execute import RunInterrupted, run_notebooks, stopped_by_signals  # noqa: E402
 
 

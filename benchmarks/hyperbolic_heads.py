@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from protolab.reproducibility import resolve_device, seed_everything
+from protolab.core.reproducibility import resolve_device, seed_everything
 
 with warnings.catch_warnings():  # geoopt's torch.jit.script use warns at import on recent torch
     warnings.simplefilter("ignore", FutureWarning)
@@ -88,7 +88,7 @@ def bench_prototypes(device: torch.device, dim: int, episodes: list[tuple[int, i
     rows = []
     fns = {
         "euclidean": lambda q, p: -torch.cdist(q, p).pow(2),
-        "hyperbolic": lambda q, p: -pairwise_dist(q, p, c),
+        "hyperbolic": lambda q, p: -pairwise_dist(q, p, c=c),
     }
     for n_query, n_way in episodes:
         q = (torch.randn(n_query, dim, device=device) * 0.01).requires_grad_(True)

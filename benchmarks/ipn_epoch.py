@@ -4,7 +4,7 @@
 graph 256), official episodes (30 classes × (1 support + 1 query), none held out, ``episodes_rule="official"``:
 300 per epoch on CUB). Runs on the CPU with one thread and with every core, and on CUDA when present;
 prints the epoch time beside the time per episode. CPU rows come twice: IPN's linear maps on oneDNN (the
-default, :mod:`protolab.linear`) and on ``F.linear`` (MKL). The issue's target on 2 cores: ≤ 12 s per epoch.
+default, :mod:`protolab.core.onednn`) and on ``F.linear`` (MKL). The issue's target on 2 cores: ≤ 12 s per epoch.
 The official code takes 256 s per 300-episode epoch on its authors' set-up (0.85–0.94 s per episode).
 Run through ``make bench`` (the runner's allocator settings). Prints only.
 """
@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from protolab.ipn import IPN, IPNConfig, attribute_centres
-from protolab.ipn_fit import TrainConfig, episodes_per_epoch, train_epochs
-from protolab.linear import onednn_available, use_onednn
-from protolab.reproducibility import resolve_device
+from protolab.zsl.ipn import IPN, IPNConfig, attribute_centres
+from protolab.zsl.fit import TrainConfig, episodes_per_epoch, train_epochs
+from protolab.core.onednn import onednn_available, use_onednn
+from protolab.core.reproducibility import resolve_device
 
 TARGET_SECONDS = 12.0
 

@@ -5,9 +5,9 @@ Ways of feeding float 84×84 episodes of the 38,400 training images on the CPU, 
 (training) episodes:
 
 (a)  today's file-backed path: every image decoded with PIL in the main thread (``decoded=False``);
-(a') the file-backed path through :func:`protolab.loading.episode_batches` with ``--workers`` processes;
+(a') the file-backed path through :func:`protolab.training.loading.episode_batches` with ``--workers`` processes;
 (b)  the decoded cache (:mod:`protolab.data.decoded`) in the main thread: one ``index_select`` per episode;
-(c)  the decoded cache through :func:`protolab.loading.episode_batches` with ``num_workers=--workers``
+(c)  the decoded cache through :func:`protolab.training.loading.episode_batches` with ``num_workers=--workers``
      (episodes gathered ahead by a background thread);
 (c') the decoded cache through a plain DataLoader with ``--workers`` worker processes: what (c) avoids,
      each uint8 episode handed over through a fresh shared-memory segment.
@@ -37,8 +37,8 @@ from torch.utils.data import DataLoader, Dataset
 from paper_size_data import write_mini_imagenet
 from protolab.data.decoded import cache_path
 from protolab.data.fewshot_sets import load_mini_imagenet
-from protolab.episodes import EpisodeSampler, episode_images
-from protolab.loading import device_images, episode_batches
+from protolab.training.episodes import EpisodeSampler, episode_images
+from protolab.training.loading import device_images, episode_batches
 
 PROTOCOLS = {"5-way 1-shot 15-query": (5, 1, 15), "30-way 1-shot 15-query": (30, 1, 15)}
 WARM_UP = 3

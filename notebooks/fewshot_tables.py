@@ -33,7 +33,7 @@
 # files; the `full` profile is the paper's MiniImageNet Conv4 protocol (with the official code's
 # Riemannian gradient scaling; without its colour-jitter/crop augmentation, which protolab's loaders do
 # not apply), and each `full-<config>` profile (e.g. `full-mini-resnet12-1shot`) is one of the eight
-# official configs with the paper's full protocol (`protolab.fewshot_configs`).
+# official configs with the paper's full protocol (`protolab.fewshot.configs`).
 #
 # Protocol (as in the paper's released configs): episodic training with `train_way`-way episodes of
 # `shot` support + `query` query images per class, Adam with StepLR, the checkpoint with the best
@@ -87,12 +87,12 @@ from protolab import figures, resolve_device, seed_everything
 from protolab.backbones import build_backbone
 from protolab.claims import claims_lines, claims_table, gain_claims
 from protolab.data import calibration_table, load_fewshot
-from protolab.fewshot_configs import paper_columns
+from protolab.fewshot.configs import paper_columns
 from protolab.metrics import mean_ci95
 from protolab.paper_results import FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
 from protolab.plots import accuracy_vs_curvature, image_grid, learning_curves
-from protolab.protonet import ProtoNet
-from protolab.train import evaluate_episodic, train_episodic
+from protolab.fewshot.protonet import ProtoNet
+from protolab.training.loops import evaluate_episodic, train_episodic
 
 session = figures.start("fewshot_tables", globals())
 if len(train_way) != len(shots):

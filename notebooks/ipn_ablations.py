@@ -77,7 +77,7 @@ from protolab import figures, resolve_device, seed_everything
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_zsl
 from protolab.data.xlsa17 import PAPER_DATASETS
-from protolab.ipn_grid import ablation_cell, base_configs, run_ipn_grid, seed_table
+from protolab.zsl.grid import ablation_cell, base_configs, run_ipn_grid, seed_table
 from protolab.metrics import clear_direction, paired_seed_change
 from protolab.plots import metric_sweeps, name_spread, seed_bars
 

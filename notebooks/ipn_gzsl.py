@@ -67,14 +67,14 @@ from protolab import figures, resolve_device, seed_everything
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_zsl
 from protolab.data.xlsa17 import PAPER_DATASETS
-from protolab.ipn import IPNConfig
-from protolab.ipn_fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means, semantic_input,
+from protolab.zsl.ipn import IPNConfig
+from protolab.zsl.fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means, semantic_input,
                               validation_split)
-from protolab.ipn_grid import seed_table
+from protolab.zsl.grid import seed_table
 from protolab.metrics import paired_seed_change, seen_unseen_curve
 from protolab.plots import (attention_heatmaps, best_connected, category_graphs, circle_positions, class_label,
                             edge_counts, name_spread, phase_curves, seen_unseen_curves)
-from protolab.zsl_baselines import BASELINES, select_baseline
+from protolab.zsl.baselines import BASELINES, select_baseline
 
 session = figures.start("ipn_gzsl", globals())
 device = resolve_device(device)
@@ -125,7 +125,7 @@ display(Markdown(f"**Data:** {data.description}.\n\n{data.n_classes} classes ({l
 #   we use xlsa17's `res101.mat` features (real data) or the embedded CNN features (glyph-zsl).
 # - **Baselines** (ESZSL, attribute regression) get their regularisers from `ridge_grid` by the same
 #   validation protocol, then are refitted on `trainval`: they are selected on exactly the same per-class
-#   held-out validation images as IPN (`protolab.ipn_fit.validation_split`, one split per seed). The paper's
+#   held-out validation images as IPN (`protolab.zsl.fit.validation_split`, one split per seed). The paper's
 #   comparison numbers are not copied here: the paper's result tables could not be read when this notebook
 #   was written, and numbers are never filled in from memory, so the table says "not available here".
 

@@ -63,7 +63,7 @@ from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import DatasetNotFoundError, load_in_distribution, load_out_of_distribution
 from protolab.metrics import seed_ci95
 from protolab.plots import image_grid, learning_curves, poincare_disk, score_histograms
-from protolab.train import apply_batched, fit_classifier
+from protolab.training.loops import apply_batched, fit_classifier
 from protolab.uncertainty import GEOMETRIES, boundary_distance, build_classifier, confidence, separation
 
 session = figures.start("poincare_uncertainty", globals())

@@ -65,13 +65,14 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from protolab import cost, figures, resolve_device, seed_everything
+from protolab.core import dryrun, figures, resolve_device, seed_everything
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_reid
 from protolab.metrics import seed_ci95
-from protolab.plots import image_grid
-from protolab.reid import (GEOMETRIES, OUR_CHOICES, SCHEDULES, build_reid_model, cmc_curves, evaluate_retrieval,
-                           fit_reid, metric_vs_dim, paired_gains, paper_layout, retrieval_strips, summarise)
+from protolab.plots import cmc_curves, image_grid, metric_vs_dim, retrieval_strips
+from protolab.reid.fit import SCHEDULES, evaluate_retrieval, fit_reid
+from protolab.reid.model import GEOMETRIES, OUR_CHOICES, build_reid_model
+from protolab.reid.tables import paired_gains, paper_layout, summarise
 
 session = figures.start("reid_embeddings", globals())
 device = resolve_device(device)
@@ -102,9 +103,9 @@ figures.save_figure(fig, "train_samples", caption="The first training images wit
 # %%
 runs, cmcs, kept = [], {}, {}
 in_channels = splits.train[0][0].shape[0]
-for schedule in cost.alike(schedules):  # a dry run (protolab run --dry-run) times the first schedule and seed
+for schedule in dryrun.alike(schedules):  # a dry run (protolab run --dry-run) times the first schedule and seed
     for dim in dims:
-        for run_seed in cost.alike(range(seed, seed + n_seeds)):
+        for run_seed in dryrun.alike(range(seed, seed + n_seeds)):
             for geometry in GEOMETRIES:
                 seed_everything(run_seed)
                 model = build_reid_model(geometry, backbone=backbone, in_channels=in_channels, dim=dim,

@@ -50,9 +50,9 @@ from protolab.data.cache import cache_dir
 from protolab.data.difficulty import Corruption, corrupt
 from protolab.data.fewshot_sets import FewShotSplits
 from protolab.data.glyphs import GlyphStyle, load_glyphs, split_by_group
-from protolab.protonet import ProtoNet
-from protolab.reproducibility import seed_everything
-from protolab.train import evaluate_episodic, train_episodic
+from protolab.fewshot.protonet import ProtoNet
+from protolab.core.reproducibility import seed_everything
+from protolab.training.loops import evaluate_episodic, train_episodic
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "lib" / "protolab" / "data" / "calibration" / "fewshot_glyphs.csv"

@@ -9,7 +9,7 @@ Procedure, fixed before any result was seen
   camera's affine jitter and corruption; values :data:`STRENGTHS` (mildest first).
 - For each value: the stand-in rendered as the notebook's default does (seed 0, 24×24, 100 training
   identities, 4 images per identity and camera); 30 of the **training** identities held out
-  (:func:`~protolab.reid.validation_split`, seed 0) as a validation query (first image per camera) and
+  (:func:`~protolab.reid.fit.held_out_identities`, seed 0) as a validation query (first image per camera) and
   gallery (the rest); one **Euclidean** model (conv4 backbone, d = 32) trained on the other 70
   identities with the notebook's default protocol (schedule sch1, 15 epochs, batch 64, Adam lr 1e-3,
   weight decay 5e-4, pad-crop 3 px, random erasing 0.5, no flip; seed 0); Rank-1 and mAP on the
@@ -32,8 +32,9 @@ import pandas as pd
 import torch
 
 from protolab.data.reid_glyphs import load_reid_glyphs
-from protolab.reid import build_reid_model, evaluate_retrieval, fit_reid, validation_split
-from protolab.reproducibility import seed_everything
+from protolab.reid.fit import evaluate_retrieval, fit_reid, held_out_identities
+from protolab.reid.model import build_reid_model
+from protolab.core.reproducibility import seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "lib" / "protolab" / "data" / "calibration" / "reid_glyphs.csv"
@@ -48,7 +49,7 @@ def validation_rank1(strength: float) -> dict[str, float]:
     p = PROTOCOL
     start = time.perf_counter()
     splits = load_reid_glyphs(seed=p["seed"], image_size=p["image_size"], strength=strength)
-    train, val_query, val_gallery = validation_split(splits.train, n_val_ids=p["n_val_ids"], seed=p["seed"])
+    train, val_query, val_gallery = held_out_identities(splits.train, n_val_ids=p["n_val_ids"], seed=p["seed"])
     seed_everything(p["seed"])
     model = build_reid_model("euclidean", backbone=p["backbone"], in_channels=1, dim=p["dim"],
                              n_classes=train.n_classes, c=1.0)

@@ -1,4 +1,4 @@
-"""Gromov δ-hyperbolicity (protolab.delta): exact values, brute force, bounds, chunking, validation."""
+"""Gromov δ-hyperbolicity (protolab.delta.gromov): exact values, brute force, bounds, chunking, validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
 from protolab import delta as delta_mod
-from protolab.delta import (
+from protolab.delta.gromov import (
     delta_hyperbolicity,
     four_point_delta,
     gromov_products,

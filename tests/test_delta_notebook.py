@@ -73,14 +73,14 @@ def test_full_profile_measures_xlsa17_features_and_skips_absent_datasets(tmp_pat
 def test_poincare_features_centre_and_scale_before_expmap0(c):
     import torch
 
-    from protolab.features import poincare_features
+    from protolab.delta.features import poincare_features
     from protolab.hyperbolic import dist0
 
     features = 5.0 + 3.0 * torch.randn(200, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     points = poincare_features(features, c=c, mean_norm=1.0)
     assert points.dtype == torch.float64 and float((points.norm(dim=-1) * c ** 0.5).max()) < 1
     # d_c(0, exp_0(u)) = 2 ||u||: the mean distance to the origin is 2 * mean_norm / sqrt(c)
-    assert float(dist0(points, c).mean()) == pytest.approx(2.0 / c ** 0.5, rel=1e-6)
+    assert float(dist0(points, c=c).mean()) == pytest.approx(2.0 / c ** 0.5, rel=1e-6)
     with pytest.raises(ValueError):
         poincare_features(torch.ones(5, 3), c=c)
 
@@ -89,7 +89,7 @@ def test_penultimate_features_are_the_500_d_hidden_layer_of_the_uncertainty_netw
     import torch
 
     from protolab.data import LabeledImages
-    from protolab.features import concat_images, penultimate_features, pixel_features
+    from protolab.delta.features import concat_images, penultimate_features, pixel_features
     from protolab.uncertainty import build_classifier
 
     images = LabeledImages(labels=torch.arange(6) % 2, class_names=["a", "b"], description="toy",
@@ -107,7 +107,7 @@ def test_pixel_features_of_decoded_uint8_images_are_on_the_unit_scale_of_float_o
     import torch
 
     from protolab.data import LabeledImages
-    from protolab.features import pixel_features
+    from protolab.delta.features import pixel_features
 
     pixels = torch.randint(0, 256, (4, 1, 5, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     stored, as_float = (LabeledImages(labels=torch.arange(4) % 2, class_names=["a", "b"], description="toy",

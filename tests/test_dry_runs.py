@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protolab import cost
+from protolab.core import dryrun
 from protolab.runner.execute import run_notebooks
 
 pytestmark = pytest.mark.notebook
@@ -19,7 +19,7 @@ def test_every_notebook_runs_to_its_end_in_a_dry_run_and_prices_its_loops(tmp_pa
         [(r.notebook, r.failing_cell, r.error) for r in results if r.status != "ok"]
     run_dir = next((tmp_path / "runs").iterdir())
     for result in results:
-        costs = cost.read_costs(run_dir / f"{result.notebook}.cost.jsonl")
+        costs = dryrun.read_costs(run_dir / f"{result.notebook}.cost.jsonl")
         assert result.estimated_s is not None and result.estimated_s >= 0
         if result.notebook in TRAINING:
             assert costs and all(c.measured_steps <= 1 for c in costs), result.notebook

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from protolab.data import FewShotSplits, LabeledImages, load_fewshot
-from protolab.episodes import Episode, EpisodeSampler, episode_images, gather_images
+from protolab.training.episodes import Episode, EpisodeSampler, episode_images, gather_images
 
 
 @pytest.fixture(scope="module")

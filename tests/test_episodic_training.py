@@ -11,8 +11,8 @@ import torch
 from protolab import train
 from protolab.backbones import Conv4
 from protolab.data import FewShotSplits, load_fewshot
-from protolab.protonet import ProtoNet
-from protolab.train import evaluate_episodic, train_episodic
+from protolab.fewshot.protonet import ProtoNet
+from protolab.training.loops import evaluate_episodic, train_episodic
 
 CPU = torch.device("cpu")
 EPISODE = {"n_way": 5, "n_shot": 1, "n_query": 3}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from protolab import fewshot_configs
-from protolab.fewshot_configs import (
+from protolab.fewshot.configs import (
     CONFIGS,
     PROTOCOL,
     differences,
@@ -64,7 +64,7 @@ def test_profiles_yaml_holds_exactly_the_generated_profiles():
     written = {name: values for name, values in yaml.safe_load(text)["fewshot_tables"].items()
                if name.startswith("full-")}
     assert written == {profile_name(config): profile_overrides(config) for config in CONFIGS}
-    assert profiles_yaml() in text, "regenerate with `python -m protolab.fewshot_configs`"
+    assert profiles_yaml() in text, "regenerate with `python -m protolab.fewshot.configs`"
     assert yaml.safe_load("x:\n" + profiles_yaml())["x"] == written
 
 

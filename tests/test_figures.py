@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from protolab import figures
-from protolab.runner.atomic import atomic_write_text
+from protolab.core.atomic import atomic_write_text
 from protolab.runner.parameters import ParameterError
 from protolab.runner.report import build_report, record_runs
 

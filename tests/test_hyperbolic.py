@@ -104,12 +104,12 @@ def gen_for(seed):
 def test_mobius_add_matches_closed_form_and_identities(seed, c):
     g = gen_for(seed)
     x, y = ball_points((2, 50, 7), c, g)
-    torch.testing.assert_close(mobius_add(x, y, c), ref_mobius_add(x, y, c))
+    torch.testing.assert_close(mobius_add(x, y, c=c), ref_mobius_add(x, y, c))
     zero = torch.zeros_like(x)
-    torch.testing.assert_close(mobius_add(-x, x, c), zero, atol=1e-12, rtol=0)  # -x (+) x = 0
-    torch.testing.assert_close(mobius_add(x, zero, c), x)  # x (+) 0 = x
-    torch.testing.assert_close(mobius_add(zero, x, c), x)  # 0 (+) x = x
-    torch.testing.assert_close(mobius_add(-x, mobius_add(x, y, c), c), y)  # left cancellation
+    torch.testing.assert_close(mobius_add(-x, x, c=c), zero, atol=1e-12, rtol=0)  # -x (+) x = 0
+    torch.testing.assert_close(mobius_add(x, zero, c=c), x)  # x (+) 0 = x
+    torch.testing.assert_close(mobius_add(zero, x, c=c), x)  # 0 (+) x = x
+    torch.testing.assert_close(mobius_add(-x, mobius_add(x, y, c=c), c=c), y)  # left cancellation
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -117,11 +117,11 @@ def test_mobius_add_matches_closed_form_and_identities(seed, c):
 def test_expmap0_logmap0_closed_form(seed, c):
     g = gen_for(seed)
     u = torch.randn(40, 6, generator=g, dtype=F64) / math.sqrt(c)  # sqrt(c)||u|| up to ~5
-    torch.testing.assert_close(expmap0(u, c), ref_expmap0(u, c))
+    torch.testing.assert_close(expmap0(u, c=c), ref_expmap0(u, c))
     x = ball_points((40, 6), c, g)
-    torch.testing.assert_close(logmap0(x, c), ref_logmap0(x, c))
+    torch.testing.assert_close(logmap0(x, c=c), ref_logmap0(x, c))
     small = u * 0.5  # sqrt(c)||u|| < ~3: exp then log is the identity to float64 precision
-    torch.testing.assert_close(logmap0(expmap0(small, c), c), small, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(logmap0(expmap0(small, c=c), c=c), small, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -129,12 +129,12 @@ def test_expmap0_logmap0_closed_form(seed, c):
 def test_dist0_closed_form(seed, c):
     g = gen_for(seed)
     x = ball_points((3, 30, 5), c, g, max_radius=0.999)
-    d = dist0(x, c)
+    d = dist0(x, c=c)
     assert d.shape == (3, 30)
     torch.testing.assert_close(d, ref_dist0(x, c))
-    torch.testing.assert_close(dist0(x, c, keepdim=True), d[..., None])
+    torch.testing.assert_close(dist0(x, c=c, keepdim=True), d[..., None])
     flat = x.reshape(-1, 5)
-    torch.testing.assert_close(pairwise_dist(flat, torch.zeros(1, 5, dtype=F64), c)[:, 0], d.reshape(-1))
+    torch.testing.assert_close(pairwise_dist(flat, torch.zeros(1, 5, dtype=F64), c=c)[:, 0], d.reshape(-1))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -143,13 +143,13 @@ def test_pairwise_dist_closed_form(seed, c):
     g = gen_for(seed)
     x = ball_points((17, 9), c, g, max_radius=0.99)
     y = ball_points((11, 9), c, g, max_radius=0.99)
-    d = pairwise_dist(x, y, c)
+    d = pairwise_dist(x, y, c=c)
     assert d.shape == (17, 11)
     torch.testing.assert_close(d, ref_dist(x, y, c), rtol=1e-9, atol=1e-9)
     # geoopt's own distance (note k = -c), broadcast over pairs
     geo = gmath.dist(x[:, None], y[None], k=torch.tensor(-c, dtype=F64))
     torch.testing.assert_close(d, geo, rtol=1e-9, atol=1e-9)
-    dxx = pairwise_dist(x, x, c)
+    dxx = pairwise_dist(x, x, c=c)
     torch.testing.assert_close(dxx, dxx.T)
     torch.testing.assert_close(dxx.diagonal(), torch.zeros(17, dtype=F64), atol=1e-12, rtol=0)
     # triangle inequality d(x_i, y_j) <= d(x_i, x_0) + d(x_0, y_j)
@@ -160,9 +160,9 @@ def test_pairwise_dist_batched_shape():
     g = gen_for(0)
     x = ball_points((4, 6, 3), 1.0, g)
     y = ball_points((4, 5, 3), 1.0, g)
-    d = pairwise_dist(x, y, 1.0)
+    d = pairwise_dist(x, y, c=1.0)
     assert d.shape == (4, 6, 5)
-    torch.testing.assert_close(d[2], pairwise_dist(x[2], y[2], 1.0))
+    torch.testing.assert_close(d[2], pairwise_dist(x[2], y[2], c=1.0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
@@ -174,7 +174,7 @@ def test_pairwise_dist_near_boundary(dtype, c):
     v = torch.randn(8, 16, generator=g, dtype=F64)
     radius = 1 - (4.1e-3 if dtype == torch.float32 else 2e-5)  # inside geoopt's projection
     x = (v / v.norm(dim=-1, keepdim=True) * radius / math.sqrt(c)).to(dtype)
-    d = pairwise_dist(x, -x, c).diagonal()
+    d = pairwise_dist(x, -x, c=c).diagonal()
     expected = 2 * ref_dist0(x.double(), c)
     tol = 1e-3 if dtype == torch.float32 else 1e-9
     torch.testing.assert_close(d.double(), expected, rtol=tol, atol=tol)
@@ -185,8 +185,8 @@ def test_pairwise_dist_float32_matches_float64(c):
     g = gen_for(4)
     x = ToPoincare(c)(torch.randn(60, 32, generator=g) * 2 / math.sqrt(c))
     y = ToPoincare(c)(torch.randn(20, 32, generator=g) / math.sqrt(c))
-    d32 = pairwise_dist(x, y, c).double()
-    d64 = pairwise_dist(x.double(), y.double(), c)
+    d32 = pairwise_dist(x, y, c=c).double()
+    d64 = pairwise_dist(x.double(), y.double(), c=c)
     torch.testing.assert_close(d32, d64, rtol=1e-4, atol=1e-4)
 
 
@@ -194,7 +194,7 @@ def test_pairwise_dist_of_duplicates_near_the_boundary_is_zero_in_float32():
     """More than 25 rows: torch.cdist's default matrix-product form gave 0.49 here instead of 0."""
     g = gen_for(11)
     x = ToPoincare(0.05)(torch.randn(5, 64, generator=g) * 100)
-    assert torch.equal(pairwise_dist(x.repeat(6, 1), x, 0.05).diagonal(), torch.zeros(5))
+    assert torch.equal(pairwise_dist(x.repeat(6, 1), x, c=0.05).diagonal(), torch.zeros(5))
 
 
 @pytest.mark.parametrize("c", [0.05, 1.0])
@@ -202,7 +202,7 @@ def test_pairwise_dist_of_near_duplicates_matches_float64(c):
     g = gen_for(12)
     x = ToPoincare(c)(torch.randn(40, 64, generator=g) * 0.15 / math.sqrt(c))  # radius ≈ 0.8/√c
     near = x + 1e-4 / math.sqrt(c) * torch.randn(40, 64, generator=g)
-    d32, d64 = pairwise_dist(near, x, c).diagonal().double(), pairwise_dist(near.double(), x.double(), c).diagonal()
+    d32, d64 = pairwise_dist(near, x, c=c).diagonal().double(), pairwise_dist(near.double(), x.double(), c=c).diagonal()
     assert (d64 > 0).all()
     torch.testing.assert_close(d32, d64, rtol=1e-3, atol=0)
 
@@ -267,7 +267,7 @@ def test_clip_r_keeps_points_off_the_boundary(c):
     u = torch.randn(300, 16, generator=gen_for(0)) * torch.logspace(-3, 4, 300)[:, None]
     u.requires_grad_(True)
     h = ToPoincare(c, clip_r=r)(u)
-    d = dist0(h, c)
+    d = dist0(h, c=c)
     assert (d <= 2 * r * (1 + 1e-5)).all()
     below = u.detach().norm(dim=-1) < r
     torch.testing.assert_close(d[below], 2 * u.detach()[below].norm(dim=-1), rtol=1e-5, atol=1e-6)
@@ -285,7 +285,7 @@ def test_train_c_gets_gradient_and_stays_positive():
     assert [name for name, _ in tp.named_parameters()] == ["raw_c"]
     assert list(ToPoincare(0.05).parameters()) == []
     x = torch.randn(32, 8, generator=gen_for(0)) * 3
-    dist0(tp(x), tp.c).mean().backward()
+    dist0(tp(x), c=tp.c).mean().backward()
     assert tp.raw_c.grad is not None and tp.raw_c.grad.abs().item() > 0
     opt = torch.optim.SGD(tp.parameters(), lr=1e3)
     for _ in range(20):  # shove c towards 0 as hard as possible
@@ -426,7 +426,7 @@ def test_poincare_mean_single_point_at_boundary_float64():
     v = torch.randn(4, 1, 6, generator=gen_for(8), dtype=F64)
     x = v / v.norm(dim=-1, keepdim=True) * (1 - 2e-5)
     mean = poincare_mean(x, c=c)
-    assert pairwise_dist(mean, x[:, 0], c).diagonal().max() < 1e-6
+    assert pairwise_dist(mean, x[:, 0], c=c).diagonal().max() < 1e-6
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,10 +463,10 @@ def test_gradcheck_poincare_mean_pairwise_dist_dist0():
     assert torch.autograd.gradcheck(lambda xx: poincare_mean(xx, c=c), (x,))
     a = ball_points((5, 4), c, g).requires_grad_(True)
     b = ball_points((3, 4), c, g).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda aa, bb: pairwise_dist(aa, bb, c), (a, b))
-    assert torch.autograd.gradcheck(lambda aa: dist0(aa, c), (a,))
+    assert torch.autograd.gradcheck(lambda aa, bb: pairwise_dist(aa, bb, c=c), (a, b))
+    assert torch.autograd.gradcheck(lambda aa: dist0(aa, c=c), (a,))
     ct = torch.tensor(c, dtype=F64, requires_grad=True)  # gradient w.r.t. a tensor c
-    assert torch.autograd.gradcheck(lambda cc: pairwise_dist(a.detach(), b.detach(), cc), (ct,))
+    assert torch.autograd.gradcheck(lambda cc: pairwise_dist(a.detach(), b.detach(), c=cc), (ct,))
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ def test_property_head_finite(feats, c, clip):
     h = tp(u)
     assert (math.sqrt(c) * h.detach().double().norm(dim=-1) < 1).all()
     logits = mlr(h, c=tp.c)
-    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0, 1, 2])) + dist0(h, tp.c).sum()
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0, 1, 2])) + dist0(h, c=tp.c).sum()
     loss.backward()
     assert _all_finite(h, logits, u.grad, tp.raw_c.grad, mlr.p_tangent.grad, mlr.a_tangent.grad)
 
@@ -510,13 +510,13 @@ def test_property_functions_finite_on_raw_inputs(a, b, c):
     x = torch.from_numpy(a).requires_grad_(True)
     y = torch.from_numpy(b).requires_grad_(True)
     w = torch.rand(2, 3, generator=gen_for(0))
-    d = pairwise_dist(x, y, c)
+    d = pairwise_dist(x, y, c=c)
     m = poincare_mean(x.reshape(2, 3, 5), w, c=c)
     m0 = poincare_mean(x.reshape(2, 3, 5), c=c)
-    d0 = dist0(x, c)
+    d0 = dist0(x, c=c)
     mlr = HyperbolicMLR(5, 3, c)
     logits = mlr(x)
-    (d.sum() + m.sum() + m0.sum() + d0.sum() + logits.sum() + pairwise_dist(m, m0, c).sum()).backward()
+    (d.sum() + m.sum() + m0.sum() + d0.sum() + logits.sum() + pairwise_dist(m, m0, c=c).sum()).backward()
     assert _all_finite(d, m, m0, d0, logits, x.grad, y.grad, mlr.a_tangent.grad)
 
 
@@ -536,12 +536,12 @@ def test_invalid_c_raises(bad):
         lambda: ToPoincare(bad, train_c=True),
         lambda: HyperbolicMLR(4, 2, bad),
         lambda: mlr(x[..., :4], c=bad) if bad is not None else mlr(x, c=float("nan")),  # None = default c
-        lambda: dist0(x, bad),
-        lambda: pairwise_dist(x[0], x[1], bad),
+        lambda: dist0(x, c=bad),
+        lambda: pairwise_dist(x[0], x[1], c=bad),
         lambda: poincare_mean(x, c=bad),
-        lambda: expmap0(x, bad),
-        lambda: logmap0(x, bad),
-        lambda: mobius_add(x, x, bad),
+        lambda: expmap0(x, c=bad),
+        lambda: logmap0(x, c=bad),
+        lambda: mobius_add(x, x, c=bad),
     ]
     for call in calls:
         with pytest.raises(ValueError, match="positive finite"):
@@ -562,7 +562,7 @@ def test_other_argument_validation():
     with pytest.raises(ValueError, match="weights"):
         poincare_mean(x, torch.ones(2, 4), c=1.0)
     with pytest.raises(ValueError, match="last dimension"):
-        pairwise_dist(x[0], torch.zeros(3, 5), 1.0)
+        pairwise_dist(x[0], torch.zeros(3, 5), c=1.0)
 
 
 @pytest.mark.parametrize("c", [0.01, 1.0])

@@ -21,7 +21,7 @@ from protolab.hyperbolic import (
     pairwise_dist,
     poincare_mean,
 )
-from protolab.protonet import ProtoNet
+from protolab.fewshot.protonet import ProtoNet
 
 SEEDS = [0, 1, 2]
 C = 0.5
@@ -30,11 +30,11 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device:
 
 #: name → function of one or two point sets (6, DIM)
 OPERATIONS = {
-    "mobius_add": lambda x, y: mobius_add(x, y, C),
-    "expmap0": lambda x: expmap0(x, C),
-    "logmap0": lambda x: logmap0(x, C),
-    "dist0": lambda x: dist0(x, C),
-    "pairwise_dist": lambda x, y: pairwise_dist(x, y, C),
+    "mobius_add": lambda x, y: mobius_add(x, y, c=C),
+    "expmap0": lambda x: expmap0(x, c=C),
+    "logmap0": lambda x: logmap0(x, c=C),
+    "dist0": lambda x: dist0(x, c=C),
+    "pairwise_dist": lambda x, y: pairwise_dist(x, y, c=C),
     "poincare_mean": lambda x, y: poincare_mean(torch.stack([x, y], 1), c=C, dim=1),
     "clip_features": lambda x: clip_features(x, 0.5),
 }
@@ -44,7 +44,7 @@ def _points(name: str, seed: int, dtype: torch.dtype, device: str = "cpu") -> tu
     """The inputs of operation ``name``: one or two sets of 6 ball points (radius ~0.9 of the ball's), in ``dtype``."""
     generator = torch.Generator().manual_seed(seed)
     u = torch.randn(2, 6, DIM, generator=generator) / DIM ** 0.5
-    points = expmap0(u * 2.0, C)  # float32 reference points, well inside the ball
+    points = expmap0(u * 2.0, c=C)  # float32 reference points, well inside the ball
     return tuple(points.to(device=device, dtype=dtype)[:OPERATIONS[name].__code__.co_argcount])
 
 
@@ -89,7 +89,7 @@ def test_modules_compute_in_float32_under_cpu_autocast(name, input_dtype, seed):
 def test_float64_stays_float64_and_float32_is_unchanged_outside_autocast():
     x, y = _points("pairwise_dist", 0, torch.float64)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert pairwise_dist(x, y, C).dtype == torch.float64
+        assert pairwise_dist(x, y, c=C).dtype == torch.float64
         assert ToPoincare(C).double()(x).dtype == torch.float64
     f32 = _points("pairwise_dist", 0, torch.float32)
     undecorated = pairwise_dist.__wrapped__(*f32, C)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from protolab import ipn_fit, zsl_baselines
-from protolab.ipn import (IPN, IPNConfig, attribute_centres, category_graph, consistency_loss,
+from protolab.zsl.ipn import (IPN, IPNConfig, attribute_centres, category_graph, consistency_loss,
                           fill_unseen_prototypes, graph_attention, propagate, space_alignment)
-from protolab.ipn_fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means,
+from protolab.zsl.fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means,
                               validation_split)
-from protolab.ipn_grid import base_configs, grid_cells, seed_table
+from protolab.zsl.grid import base_configs, grid_cells, seed_table
 from protolab.metrics import gzsl_scores, linear_cka, similarity_kl
 
 

@@ -1,4 +1,4 @@
-"""protolab.loading and the loops' ``num_workers`` / ``amp``: identical results for 0 and 2 workers (worker
+"""protolab.training.loading and the loops' ``num_workers`` / ``amp``: identical results for 0 and 2 workers (worker
 processes for file-backed data, a thread for decoded data), bfloat16 on the CPU, channels-last correctness,
 optimiser state across memory formats, and the pinned non-blocking path (CUDA only)."""
 
@@ -17,11 +17,12 @@ from protolab.backbones import Conv4
 from protolab.data import FewShotSplits, ReidSplits
 from protolab.data.fewshot_sets import load_mini_imagenet
 from protolab.data.reid import load_market1501
-from protolab.episodes import EpisodeSampler, episode_images, gather_images
-from protolab.loading import batches, device_images, episode_batches, prepare_model
-from protolab.protonet import ProtoNet
-from protolab.reid import build_reid_model, evaluate_retrieval, fit_reid
-from protolab.train import adam, apply_batched, evaluate_episodic, fit_classifier, train_episodic
+from protolab.training.episodes import EpisodeSampler, episode_images, gather_images
+from protolab.training.loading import batches, device_images, episode_batches, prepare_model
+from protolab.fewshot.protonet import ProtoNet
+from protolab.reid.fit import evaluate_retrieval, fit_reid
+from protolab.reid.model import build_reid_model
+from protolab.training.loops import adam, apply_batched, evaluate_episodic, fit_classifier, train_episodic
 
 CPU = torch.device("cpu")
 EPISODE = {"n_way": 3, "n_shot": 1, "n_query": 2}

@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lib" / "protolab"
 # The leaf every module may use (checkpoints and dataset caches are written atomically).
-SHARED_RUNNER_MODULES = {"protolab.runner.atomic"}
+SHARED_RUNNER_MODULES = {"protolab.core.atomic"}
 # The modules that may use more of the runner, and what: figures.py is the notebooks' side of the platform
 # (parameters cells, the checkout, Markdown tables); ipn_grid.py is the grid set-up of the two IPN study
 # notebooks, run by the grid cache.
@@ -74,7 +74,7 @@ def test_science_modules_import_no_more_of_the_runner_than_atomic_writes():
 
 
 def test_the_import_check_sees_relative_and_absolute_imports(tmp_path):
-    assert _runner_imports(PACKAGE / "train.py") == {"protolab.runner.atomic", "protolab.runner.atomic.atomic_write"}
+    assert _runner_imports(PACKAGE / "train.py") == {"protolab.core.atomic", "protolab.core.atomic.atomic_write"}
     path = tmp_path / "protolab" / "data" / "probe.py"
     path.parent.mkdir(parents=True)
     path.write_text("from ..runner import execute\nimport protolab.runner.cli\nfrom protolab.runner.grid import run_grid\n")

@@ -9,8 +9,8 @@ from torch import nn
 
 from protolab.backbones import BACKBONES, Conv4, ResNet12, build_backbone, drop_block
 from protolab.hyperbolic import ToPoincare, pairwise_dist, poincare_mean
-from protolab.loading import prepare_model
-from protolab.protonet import ProtoNet, euclidean_prototypes, hyperbolic_prototypes
+from protolab.training.loading import prepare_model
+from protolab.fewshot.protonet import ProtoNet, euclidean_prototypes, hyperbolic_prototypes
 
 SEEDS = [0, 1, 2]
 DTYPES = [torch.float32, torch.float64]
@@ -77,7 +77,7 @@ def test_logits_prefer_the_nearest_prototype_and_match_the_formula(geometry, see
     if geometry == "euclidean":
         expected = -((embedded_query[:, None] - prototypes[None]) ** 2).sum(-1) / 2.0
     else:
-        expected = -pairwise_dist(embedded_query, prototypes, 0.1) / 2.0
+        expected = -pairwise_dist(embedded_query, prototypes, c=0.1) / 2.0
     torch.testing.assert_close(logits, expected)
 
 

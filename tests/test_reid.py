@@ -11,9 +11,10 @@ import torchvision
 
 from protolab.data.images import LabeledImages
 from protolab.hyperbolic import pairwise_dist
-from protolab.reid import (GEOMETRIES, SCHEDULES, ReidNet, augment, build_reid_model, evaluate_retrieval, fit_reid,
-                           lr_factor, paired_gains, paper_layout, resnet50_trunk, retrieval_distances, summarise,
-                           validation_split)
+from protolab.backbones import resnet50_trunk
+from protolab.reid.fit import SCHEDULES, augment, evaluate_retrieval, fit_reid, held_out_identities, lr_factor
+from protolab.reid.model import GEOMETRIES, ReidNet, build_reid_model, retrieval_distances
+from protolab.reid.tables import paired_gains, paper_layout, summarise
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
@@ -84,7 +85,7 @@ def test_retrieval_distances(dtype) -> None:
     assert euclidean.dtype == torch.float64
     torch.testing.assert_close(euclidean, torch.cdist(q.double(), g.double()))
     hyperbolic = retrieval_distances(q, g, "hyperbolic", c=0.7)
-    torch.testing.assert_close(hyperbolic, pairwise_dist(q.double(), g.double(), 0.7))
+    torch.testing.assert_close(hyperbolic, pairwise_dist(q.double(), g.double(), c=0.7))
     assert hyperbolic.shape == (4, 7) and bool((hyperbolic > euclidean).all())  # λ ≥ 2 in the ball
 
 
@@ -105,9 +106,9 @@ def _part(data: LabeledImages, index: torch.Tensor) -> LabeledImages:
     return part
 
 
-def test_validation_split_holds_out_training_identities() -> None:
+def test_held_out_identities_holds_out_training_identities() -> None:
     data = _toy(n_ids=6)
-    train, query, gallery = validation_split(data, n_val_ids=2, seed=0)
+    train, query, gallery = held_out_identities(data, n_val_ids=2, seed=0)
     held = set(query.extra["person_ids"].tolist())
     assert len(held) == 2 and held == set(gallery.extra["person_ids"].tolist())
     assert held.isdisjoint(set(train.extra["person_ids"].tolist())) and train.n_classes == 4

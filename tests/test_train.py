@@ -7,7 +7,7 @@ from torch import nn
 
 from protolab.backbones import SmallCNN
 from protolab.data.images import LabeledImages
-from protolab.train import apply_batched, fit_classifier
+from protolab.training.loops import apply_batched, fit_classifier
 
 
 def _toy_data(n: int = 64) -> LabeledImages:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protolab.ipn_fit import validation_split
+from protolab.zsl.fit import validation_split
 from protolab.metrics import gzsl_scores
-from protolab.zsl_baselines import (BASELINES, attribute_regression_fit, attribute_regression_scores,
+from protolab.zsl.baselines import (BASELINES, attribute_regression_fit, attribute_regression_scores,
                                     baseline_scores, eszsl_fit, eszsl_scores, hyperparameter_grid, select_baseline)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torchvision
 from torch import nn
@@ -155,7 +157,7 @@ class ResNet12(nn.Module):
 def build_backbone(name: str, in_channels: int, dim: int | None = None) -> nn.Module:
     """``"small_cnn"`` (needs ``dim``), ``"conv4"``, ``"resnet12"`` or ``"resnet18"`` (both 512-d).
 
-    Memory format is the training loop's business: :func:`protolab.loading.prepare_model` puts a model's
+    Memory format is the training loop's business: :func:`protolab.training.loading.prepare_model` puts a model's
     weights in channels-last on CUDA (same values, faster convolutions).
     """
     if name == "small_cnn":
@@ -167,3 +169,21 @@ def build_backbone(name: str, in_channels: int, dim: int | None = None) -> nn.Mo
     if name == "resnet18":
         return ResNet18(in_channels)
     raise ValueError(f"unknown backbone {name!r}; choose {', '.join(BACKBONES)}")
+
+
+def resnet50_trunk(pretrained_weights: str = "") -> nn.Module:
+    """torchvision's ResNet-50 without its classifier: images ``(B, 3, H, W)`` → ``(B, 2048)``.
+
+    ``pretrained_weights``: path of a local ImageNet state dict (e.g. torchvision's
+    ``resnet50-0676ba61.pth``); empty = random initialisation. Nothing is ever downloaded.
+    """
+    net = torchvision.models.resnet50(weights=None)
+    if pretrained_weights:
+        path = Path(pretrained_weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained_weights {path} does not exist; give the path of a local ResNet-50 "
+                                    "ImageNet state dict (torchvision's resnet50-*.pth), or leave it empty")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
+    net.fc = nn.Identity()
+    return net

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from protolab.runner.atomic import atomic_write, atomic_write_text
+from protolab.core.atomic import atomic_write, atomic_write_text
 from protolab.runner.parameters import REQUIRED_PARAMETERS, ParameterError, ParamType, load_experiment, parse_parameters_cell
 from protolab.runner.project import find_root
 from protolab.runner.report import markdown_table

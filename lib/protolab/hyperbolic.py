@@ -88,7 +88,7 @@ def at_least_float32(function: _Function) -> _Function:
     float32 and float64 arguments (and non-tensors) pass unchanged, so outside autocast a float32 or
     float64 call is exactly the undecorated one. The cast is differentiable: gradients reach a
     bfloat16 backbone in its own dtype. Used by every function of this module and by
-    :class:`protolab.protonet.ProtoNet`'s head; decorate a method (``self`` is passed through) or a
+    :class:`protolab.fewshot.protonet.ProtoNet`'s head; decorate a method (``self`` is passed through) or a
     function.
     """
 
@@ -167,7 +167,7 @@ def _project(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 # thin, sign-safe wrappers around geoopt
 # --------------------------------------------------------------------------------------------
 @at_least_float32
-def mobius_add(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
+def mobius_add(x: torch.Tensor, y: torch.Tensor, *, c: CurvatureLike) -> torch.Tensor:
     r"""Möbius addition on the ball of curvature :math:`-c` (Ganea et al. 2018, eq. 2).
 
     .. math::
@@ -193,7 +193,7 @@ def mobius_add(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.Tens
 
 
 @at_least_float32
-def expmap0(u: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
+def expmap0(u: torch.Tensor, *, c: CurvatureLike) -> torch.Tensor:
     r"""Exponential map at the origin, :math:`T_0\mathbb{D}_c \to \mathbb{D}_c`.
 
     .. math::
@@ -221,7 +221,7 @@ def expmap0(u: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
 
 
 @at_least_float32
-def logmap0(x: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
+def logmap0(x: torch.Tensor, *, c: CurvatureLike) -> torch.Tensor:
     r"""Logarithmic map at the origin, the inverse of :func:`expmap0`.
 
     .. math::
@@ -249,7 +249,7 @@ def logmap0(x: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
 # distances and means
 # --------------------------------------------------------------------------------------------
 @at_least_float32
-def dist0(x: torch.Tensor, c: CurvatureLike, keepdim: bool = False) -> torch.Tensor:
+def dist0(x: torch.Tensor, *, c: CurvatureLike, keepdim: bool = False) -> torch.Tensor:
     r"""Geodesic distance to the origin (the paper's uncertainty measure, Sec. 4).
 
     .. math::
@@ -277,7 +277,7 @@ def dist0(x: torch.Tensor, c: CurvatureLike, keepdim: bool = False) -> torch.Ten
 
 
 @at_least_float32
-def pairwise_dist(x: torch.Tensor, y: torch.Tensor, c: CurvatureLike) -> torch.Tensor:
+def pairwise_dist(x: torch.Tensor, y: torch.Tensor, *, c: CurvatureLike) -> torch.Tensor:
     r"""All geodesic distances between two sets of points (hyperbolic ProtoNet logits are ``-d/T``).
 
     Equal to the paper's :math:`d_c(x, y) = \frac{2}{\sqrt{c}}\operatorname{artanh}

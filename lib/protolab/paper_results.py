@@ -9,7 +9,7 @@ from __future__ import annotations
 FEWSHOT_SOURCE = "official hyperbolic configs' comments (hyperbolic); Snell et al. as commonly cited (Euclidean)"
 
 #: (dataset, backbone, geometry, shot) → 5-way test accuracy in %, as the source prints it. The hyperbolic
-#: entries are the reported accuracies of the eight official configs (:mod:`protolab.fewshot_configs`).
+#: entries are the reported accuracies of the eight official configs (:mod:`protolab.fewshot.configs`).
 FEWSHOT_ACCURACY: dict[tuple[str, str, str, int], str] = {
     ("miniimagenet", "conv4", "hyperbolic", 1): "54.43 ± 0.20", ("miniimagenet", "conv4", "hyperbolic", 5): "72.69 ± 0.14",
     ("miniimagenet", "resnet18", "hyperbolic", 1): "59.47 ± 0.20", ("miniimagenet", "resnet18", "hyperbolic", 5): "76.84 ± 0.14",

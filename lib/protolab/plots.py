@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from protolab.data.images import LabeledImages
+
 
 def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, columns: int = 10,
                cell_inches: float = 0.9, suptitle: str = "") -> plt.Figure:
@@ -39,7 +41,7 @@ def learning_curves(history, group: str, metrics: Sequence[tuple[str, str]], x: 
                     band: dict[str, str] | None = None, panel_width: float = 5.0) -> plt.Figure:
     """One panel per ``(column, label)`` of ``metrics``, one line per value of ``history[group]``.
 
-    ``history`` is a long DataFrame (e.g. the rows of :func:`protolab.train.train_episodic` of several
+    ``history`` is a long DataFrame (e.g. the rows of :func:`protolab.training.loops.train_episodic` of several
     runs, with a ``group`` column naming the run); ``band`` maps a metric column to a column of
     half-widths drawn as a shaded band (e.g. ``{"val_accuracy": "val_ci95"}``).
     """
@@ -358,4 +360,64 @@ def attention_heatmaps(matrices: Mapping[str, np.ndarray], labels: Sequence[str]
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
     if title or note:
         fig.suptitle("\n".join(part for part in (title, note) if part), fontsize=11)
+    return fig
+
+
+def metric_vs_dim(table: pd.DataFrame, *, title: str) -> plt.Figure:
+    """Rank-1 and mAP (%) against the embedding size (log axis), one line per geometry and schedule;
+    error bars = std over seeds."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (metric, label) in zip(axes, (("rank1", "Rank-1 (%)"), ("mAP", "mAP (%)"))):
+        for (schedule, geometry), part in table.groupby(["schedule", "geometry"], sort=False):
+            ax.errorbar(part["dim"], part[f"{metric}_mean"], yerr=part[f"{metric}_std"].fillna(0), marker="o",
+                        capsize=3, label=f"{geometry}, {schedule} (bars: std over seeds)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(table["dim"])), [str(d) for d in sorted(set(table["dim"]))])
+        ax.set_xlabel("embedding dimension")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def cmc_curves(curves: dict[str, torch.Tensor], *, title: str, max_rank: int = 20) -> plt.Figure:
+    """CMC curves (``name → (R,)`` fractions) up to ``max_rank``, in %."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, cmc in curves.items():
+        ranks = torch.arange(1, min(max_rank, len(cmc)) + 1)
+        ax.plot(ranks, 100 * cmc[:len(ranks)], marker=".", label=name)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def retrieval_strips(query: LabeledImages, gallery: LabeledImages, distances: torch.Tensor, queries: list[int], *,
+                     top: int = 5, title: str = "") -> plt.Figure:
+    """For each query index: the query image, then its ``top`` nearest gallery images under the protocol
+    (same identity and camera, and junk, left out), framed green when the identity matches, red otherwise."""
+    q_ids, q_cams = query.extra["person_ids"], query.domains
+    g_ids, g_cams = gallery.extra["person_ids"], gallery.domains
+    fig, axes = plt.subplots(len(queries), top + 1, figsize=(1.3 * (top + 1), 1.5 * len(queries)), squeeze=False)
+    for row, qi in zip(axes, queries):
+        banned = ((g_ids == q_ids[qi]) & (g_cams == q_cams[qi])) | (g_ids == -1)
+        order = [int(j) for j in distances[qi].argsort(stable=True) if not banned[j]][:top]
+        shown = [(query[qi][0], f"query {int(q_ids[qi])}\ncam {int(q_cams[qi])}", "black")]
+        shown += [(gallery[j][0], f"{int(g_ids[j])} cam {int(g_cams[j])}\nd={float(distances[qi, j]):.2f}",
+                   "green" if g_ids[j] == q_ids[qi] else "red") for j in order]
+        for ax, (image, label, colour) in zip(row, shown):
+            ax.imshow(image.permute(1, 2, 0).squeeze(-1).clamp(0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(label, fontsize=7, color=colour)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return fig

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from protolab.backbones import SmallCNN
 from protolab.hyperbolic import HyperbolicMLR, ToPoincare, dist0
 from protolab.metrics import auroc, ks_statistic
-from protolab.train import apply_batched
+from protolab.training.loops import apply_batched
 
 Geometry = Literal["euclidean", "hyperbolic"]
 GEOMETRIES: tuple[Geometry, ...] = ("euclidean", "hyperbolic")
@@ -41,14 +41,14 @@ def confidence(model: nn.Sequential, geometry: Geometry, data: Dataset, *, c: fl
     """Per image of ``data``, ``(N,)`` on the CPU, larger = more confident: :math:`d_c(x, 0)` of the embedding
     for the hyperbolic model, :math:`p_{\\max}` for the Euclidean one."""
     if geometry == "hyperbolic":
-        return dist0(apply_batched(model[:2], data, batch_size=batch_size, device=device), c)
+        return dist0(apply_batched(model[:2], data, batch_size=batch_size, device=device), c=c)
     return apply_batched(model, data, batch_size=batch_size, device=device).softmax(-1).max(-1).values
 
 
 def boundary_distance(dim: int, *, c: float) -> float:
     """The largest :math:`d_c(x, 0)` a ``dim``-d embedding reaches in float32: ToPoincare of a huge feature,
     which lands on the edge of the ball where distances saturate."""
-    return float(dist0(ToPoincare(c)(torch.full((1, dim), 1e6)), c))
+    return float(dist0(ToPoincare(c)(torch.full((1, dim), 1e6)), c=c))
 
 
 def separation(score_in: torch.Tensor, score_ood: torch.Tensor) -> dict[str, float]:

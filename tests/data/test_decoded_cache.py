@@ -22,7 +22,7 @@ from protolab.data.images import LabeledImages
 from protolab.data.reid import load_dukemtmc, load_market1501
 from protolab.data.torchvision_sets import load_omniglot
 from protolab.data.xlsa17 import load_xlsa17
-from protolab.episodes import gather_images
+from protolab.training.episodes import gather_images
 from tests.layouts import colour_image, write_cub, write_dukemtmc, write_mini_imagenet, write_omniglot
 from tests.layouts import write_market1501 as write_small_market1501
 

@@ -9,7 +9,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from protolab.runner.atomic import atomic_write_text
+from protolab.core.atomic import atomic_write_text
 
 CHECKSUM_SUFFIX = ".sha256"
 """A cached file ``f`` has its sha256 (hex) in ``f.sha256`` beside it."""

@@ -10,7 +10,7 @@ notebooks).
 
 The key is the sha256 of the transform (its ``repr``, which names the output size), the channels and, for
 every file, its absolute path, size and modification time: editing, replacing or touching a file gives a
-new key, hence a new decode. The array is written atomically (:func:`protolab.runner.atomic.atomic_write`)
+new key, hence a new decode. The array is written atomically (:func:`protolab.core.atomic.atomic_write`)
 with its checksum beside it (:func:`protolab.data.cache.record_checksum`); a cached array that was altered
 or truncated is rebuilt with a ``RuntimeWarning`` (:func:`protolab.data.cache.is_intact`). Superseded
 arrays stay in the cache folder until deleted.
@@ -35,7 +35,7 @@ import torch
 from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.images import LabeledImages
 from protolab.data.transforms import DECODE_ERRORS, check_images
-from protolab.runner.atomic import atomic_write
+from protolab.core.atomic import atomic_write
 
 CACHE_VERSION = 1
 """Bumped whenever a change of this module changes the cached bytes: older arrays are then ignored."""

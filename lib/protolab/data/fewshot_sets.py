@@ -7,7 +7,7 @@ split's files are decoded once into a uint8 array cached on disk and memory-mapp
 ``decoded=False`` the splits are file-backed, each file decoded when read, and every file is checked to
 decode when the dataset is loaded. Either way ``paths`` lists the image files. Labels of each split are
 0-based within that split; ``class_names`` keep the original class names, and no class appears in two
-splits. Augmentation is not applied here: apply it to batches of tensors (as :func:`protolab.reid.augment`).
+splits. Augmentation is not applied here: apply it to batches of tensors (as :func:`protolab.reid.fit.augment`).
 """
 
 from __future__ import annotations

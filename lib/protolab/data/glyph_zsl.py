@@ -27,7 +27,7 @@ from torch import nn
 from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
 from protolab.data.xlsa17 import FILES, ZSLData, load_xlsa17, write_xlsa17
-from protolab.reproducibility import one_thread
+from protolab.core.reproducibility import one_thread
 
 GLYPH_ZSL = "GLYPH-ZSL"
 """Folder name of the dataset under the root :func:`build_glyph_zsl` returns."""

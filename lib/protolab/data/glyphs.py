@@ -37,7 +37,7 @@ from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.digits import DIGIT_SIDE, digit_images
 from protolab.data.images import LabeledImages
 from protolab.data.transforms import resize_images
-from protolab.runner.atomic import atomic_write
+from protolab.core.atomic import atomic_write
 
 CACHE_VERSION = 1
 """Bumped whenever a change of the code changes the pixels: old cache files are then ignored."""

@@ -34,7 +34,7 @@ class LabeledImages(Dataset):
       memory-mapped from the on-disk cache; ``paths`` and ``transform`` record where they came from and how
       they were decoded, and ``images`` is what is read.
 
-    Whatever the storage, ``dataset[i]`` (and :func:`protolab.episodes.gather_images`) gives a float image
+    Whatever the storage, ``dataset[i]`` (and :func:`protolab.training.episodes.gather_images`) gives a float image
     ``(C, H, W)`` in ``[0, 1]``: uint8 pixels are converted by :func:`float_images` when read.
 
     Attributes:

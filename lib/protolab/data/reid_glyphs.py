@@ -40,7 +40,7 @@ from protolab.data.difficulty import Corruption, corrupt
 from protolab.data.glyphs import GlyphStyle, _cmap, _draw, _instance, bundled_fonts, glyph_letters, options_key
 from protolab.data.images import LabeledImages
 from protolab.data.reid import DISTRACTOR_ID, ReidSplits, _class_name
-from protolab.runner.atomic import atomic_write
+from protolab.core.atomic import atomic_write
 
 CACHE_VERSION = 1
 

@@ -38,9 +38,9 @@ import pandas as pd
 import yaml
 
 from protolab.runner.allocator import allocator_environment
-from protolab.runner.atomic import atomic_write_text
+from protolab.core.atomic import atomic_write_text
 from protolab.runner.parameters import Experiment, ParameterError, discover
-from protolab.cost import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
+from protolab.core.dryrun import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
 from protolab.runner.processes import ProcessTree
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock, publish
@@ -66,7 +66,7 @@ class NotebookResult:
     log: str = ""
     processes: list[int] = field(default_factory=list)  # ids of every process the execution started
     job_id: str = ""  # the SLURM job that ran it (executor "slurm")
-    estimated_s: float | None = None  # a dry run's prediction of the full run's wall time (protolab.cost)
+    estimated_s: float | None = None  # a dry run's prediction of the full run's wall time (protolab.core.dryrun)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -166,7 +166,7 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     per notebook with ``resources``, ``jobs`` queued at a time, default all; refused before anything runs when
     SLURM is missing or refuses the request), or an executor object.
 
-    ``dry_run`` > 0 makes it a dry run (:mod:`protolab.cost`): every metered loop of the notebooks runs that many
+    ``dry_run`` > 0 makes it a dry run (:mod:`protolab.core.dryrun`): every metered loop of the notebooks runs that many
     timed steps and stops; each result's ``estimated_s`` is the predicted wall time of the full run, and the
     outputs (meaningless numbers) never go to ``<root>/figures``.
     """
@@ -361,7 +361,7 @@ class _Context:
     tracker: "RunProgress | None" = None
     readme: Path | None = None  # the checkout's README, whose scorecard follows the committed figures/
     executor: Executor = field(default_factory=LocalProcesses)
-    dry_run: int = 0  # timed steps per metered loop in a dry run (protolab.cost); 0: a real run
+    dry_run: int = 0  # timed steps per metered loop in a dry run (protolab.core.dryrun); 0: a real run
     stopped: bool = False
     trees: list[Started] = field(default_factory=list)  # what the executor started, running or not
     recorded: set[str] = field(default_factory=set)  # notebooks whose outcome is in runs.json

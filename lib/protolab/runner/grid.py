@@ -21,7 +21,7 @@ itself, atomically and under the same key, so ``directory`` must be on a file sy
 whose job fails or is cancelled stays missing while the others are stored; the run then raises, naming it, and
 the next run computes only the missing cells. Interrupting the run cancels the jobs it submitted.
 
-In a dry run (:mod:`protolab.cost`) nothing is read from or written to ``directory``: the first cell is computed
+In a dry run (:mod:`protolab.core.dryrun`) nothing is read from or written to ``directory``: the first cell is computed
 in this process (its metered loops stop early) and counted once per cell that each worker would compute, and its
 result stands for every cell, so that the notebook runs to its end.
 """
@@ -44,9 +44,9 @@ import torch
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from protolab import cost
-from protolab.reproducibility import one_thread
-from protolab.runner.atomic import atomic_write
+from protolab.core import dryrun
+from protolab.core.reproducibility import one_thread
+from protolab.core.atomic import atomic_write
 from protolab.runner.slurm import EXECUTORS, run_cells
 
 Cell = Mapping[str, Any]
@@ -154,9 +154,9 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if cost.dry_run_steps() and cells:
+    if dryrun.dry_run_steps() and cells:
         rounds = 1 if executor == "slurm" else -(-len(cells) // max(1, workers))  # cells one worker computes
-        with cost.repeated(rounds), one_thread():
+        with dryrun.repeated(rounds), one_thread():
             result = compute(cells[0])
         return GridRun([result] * len(cells), ["dry run"] * len(cells))
     directory = Path(directory).resolve()

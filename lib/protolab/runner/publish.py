@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from protolab.runner.atomic import atomic_write
+from protolab.core.atomic import atomic_write
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import mistune
 
-from protolab.runner.atomic import atomic_write_text
+from protolab.core.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -2,7 +2,7 @@ r"""Feature spaces whose δ-hyperbolicity we measure (Khrulkov et al., CVPR 2020
 
 Each function returns a float ``(N, D)`` tensor on the CPU, one row per image: raw pixels, the output of
 a trained backbone, the penultimate (500-d hidden) layer of the uncertainty network, or any of those
-mapped onto the Poincaré ball. The δ itself is :func:`protolab.delta.delta_hyperbolicity`.
+mapped onto the Poincaré ball. The δ itself is :func:`protolab.delta.gromov.delta_hyperbolicity`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from protolab.backbones import SmallCNN
 from protolab.data.images import LabeledImages, float_images
 from protolab.hyperbolic import ToPoincare
-from protolab.train import apply_batched
+from protolab.training.loops import apply_batched
 
 __all__ = ["concat_images", "delta_summary", "learned_features", "penultimate_features", "pixel_features", "poincare_features"]
 
@@ -85,7 +85,7 @@ def delta_summary(features: torch.Tensor, *, n_points: int, n_tries: int, base_p
                   seed: int = 0, device: str = "cpu") -> dict[str, float]:
     r"""δ_rel of one feature space three ways, as flat ``<kind>_mean`` / ``<kind>_std`` numbers over tries.
 
-    * ``delta_rel``: :func:`~protolab.delta.delta_hyperbolicity` with ``base_points`` and ``metric``;
+    * ``delta_rel``: :func:`~protolab.delta.gromov.delta_hyperbolicity` with ``base_points`` and ``metric``;
     * ``single``: the official single-base-point value of the same samples (equal to ``delta_rel`` when
       ``base_points="one"``);
     * ``ball``: the same samples after :func:`poincare_features` (``c``, ``mean_norm``), geodesic distances;
@@ -95,7 +95,7 @@ def delta_summary(features: torch.Tensor, *, n_points: int, n_tries: int, base_p
     Also ``n_points``, ``n_tries`` (as used: fewer points than asked give one try of all of them) and
     ``compare_points``. Every estimate uses the same ``seed``, so its tries draw the same samples.
     """
-    from protolab.delta import delta_hyperbolicity
+    from protolab.delta.gromov import delta_hyperbolicity
 
     options = dict(n_points=n_points, n_tries=n_tries, seed=seed, device=device)
     flat = delta_hyperbolicity(features, base_points=base_points, metric=metric, **options)

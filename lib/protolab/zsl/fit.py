@@ -1,9 +1,9 @@
-"""Fitting IPN (:mod:`protolab.ipn`) on an xlsa17 data set: training, model selection and GZSL evaluation.
+"""Fitting IPN (:mod:`protolab.zsl.ipn`) on an xlsa17 data set: training, model selection and GZSL evaluation.
 
 Model selection never looks at test data: :func:`fit_ipn` holds out :func:`validation_split` of the
 ``train`` classes' images (validation-seen) and uses the ``val`` classes as validation-unseen, keeps the
 epoch with the best validation H, then retrains on ``trainval``. The closed-form baselines
-(:func:`protolab.zsl_baselines.select_baseline`) are selected on the same held-out images.
+(:func:`protolab.zsl.baselines.select_baseline`) are selected on the same held-out images.
 
 Three switches of :class:`TrainConfig` choose between our documented defaults and the official code:
 ``semantic_input`` (L2-normalised ``att`` or raw ``original_att``, :func:`semantic_input`),
@@ -24,12 +24,12 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from protolab import cost
+from protolab.core import dryrun
 from protolab.data.xlsa17 import ZSLData
-from protolab.episodes import EpisodeSampler
-from protolab.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes
+from protolab.training.episodes import EpisodeSampler
+from protolab.zsl.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes
 from protolab.metrics import gzsl_scores
-from protolab.train import adam, optimizer_step
+from protolab.training.loops import adam, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class TrainConfig:
 
     Attributes
     ----------
-    epochs, lr, weight_decay, seed : as usual. Adam is :func:`protolab.train.adam` (the fused kernel).
+    epochs, lr, weight_decay, seed : as usual. Adam is :func:`protolab.training.loops.adam` (the fused kernel).
     lr_step_epoch : the learning rate drops ×0.1 after this many epochs; None = ``⌊2·epochs/3⌋`` (at least 1,
         the official StepLR at 2/3). The refit of :func:`fit_ipn` sets it to the selection run's value.
     consistency_weight : weight of the consistency loss (0 = off; official 1).
@@ -116,7 +116,7 @@ def validation_split(labels: torch.Tensor, fraction: float, seed: int) -> torch.
     ``seed``: at least one and at most ``n − 1`` (none when ``n = 1``).
 
     The one validation split of every zero-shot method here: IPN (:func:`fit_ipn`) and the baselines
-    (:func:`protolab.zsl_baselines.select_baseline`) are selected on the images it holds out of ``train``.
+    (:func:`protolab.zsl.baselines.select_baseline`) are selected on the images it holds out of ``train``.
     """
     generator = torch.Generator().manual_seed(seed)
     mask = torch.zeros(len(labels), dtype=torch.bool)
@@ -153,10 +153,10 @@ def episode_loss(model: IPN, features: torch.Tensor, labels: torch.Tensor, attri
 
 def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
                  attributes: torch.Tensor, config: TrainConfig, generator: torch.Generator,
-                 sampler: EpisodeSampler | None, meter: cost.Meter) -> dict[str, float]:
+                 sampler: EpisodeSampler | None, meter: dryrun.Meter) -> dict[str, float]:
     """One epoch on ``features``/``labels`` (global ids, on the device); mean loss, KL and accuracy.
 
-    ``meter`` is ticked after every step; a dry run (:mod:`protolab.cost`) ends the epoch when it says so.
+    ``meter`` is ticked after every step; a dry run (:mod:`protolab.core.dryrun`) ends the epoch when it says so.
     """
     model.train()
     totals = np.zeros(3)
@@ -207,7 +207,7 @@ def training_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, at
     for epoch in tqdm(range(1, config.epochs + 1), desc="IPN", disable=not progress, leave=False):
         sampler = (EpisodeSampler(labels.cpu(), config.n_way, config.n_shot, config.n_query, episodes,
                                   seed=config.seed * 100_003 + epoch) if config.episodic else None)
-        meter = cost.meter("IPN training steps", steps, device, config.epochs)
+        meter = dryrun.meter("IPN training steps", steps, device, config.epochs)
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
                **_train_epoch(model, optimizer, features, labels, attributes, config, generator, sampler, meter)}
         scheduler.step()
@@ -263,7 +263,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     best_h, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
     rows = []
     for row in training_epochs(model, train_x, train_y, data.attributes, config, device, progress):
-        with cost.measured("IPN validation U/S/H", device, config.epochs):
+        with dryrun.measured("IPN validation U/S/H", device, config.epochs):
             scores = evaluate_gzsl(model, train_x, train_y, data.attributes, val_seen, val_unseen,
                                    data.train_classes, data.val_classes)
         if scores["H"] > best_h:
@@ -273,7 +273,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     history = pd.DataFrame(rows).assign(phase="select")
     model.load_state_dict(best_state)
     if refit:
-        refit_epochs = config.epochs if cost.dry_run_steps() else max(1, best_epoch)  # a dry run: the upper bound
+        refit_epochs = config.epochs if dryrun.dry_run_steps() else max(1, best_epoch)  # a dry run: the upper bound
         centres = attribute_centres(data.attributes[data.seen_classes], model_config.n_clusters, config.seed)
         torch.manual_seed(config.seed)
         model = IPN(data.feature_dim, centres, model_config)

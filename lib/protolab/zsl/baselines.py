@@ -4,7 +4,7 @@ Both are computed in float64 and return float64 tensors; scores are ``(N, C)`` o
 attribute rows are passed, so a GZSL evaluation passes all ``C`` classes (see ``metrics.gzsl_scores``).
 
 :func:`select_baseline` picks a method's regularisers by validation H on the held-out images of
-:func:`protolab.ipn_fit.validation_split` (the images IPN is selected on), then refits on ``trainval``.
+:func:`protolab.zsl.fit.validation_split` (the images IPN is selected on), then refits on ``trainval``.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def select_baseline(data: ZSLData, method: str, values: Sequence[float], validat
     """Select ``method``'s regularisers from :func:`hyperparameter_grid` ``(method, values)`` and refit.
 
     Each grid entry is fitted on the ``train`` images outside ``validation`` (a bool mask over ``data.train``,
-    :func:`protolab.ipn_fit.validation_split`) and scored in GZSL with the ``validation`` images as seen and
+    :func:`protolab.zsl.fit.validation_split`) and scored in GZSL with the ``validation`` images as seen and
     the ``val`` classes as unseen; the entry with the best H is refitted on ``trainval`` and tested.
     """
     fit_x, fit_y = data.train.features[~validation], data.train.labels[~validation]

@@ -1,13 +1,13 @@
 """Training and inference loops: seeded, with progress bars, device-agnostic.
 
-Every loop reads its images through :mod:`protolab.loading`: with ``num_workers > 0`` episodes or batches
+Every loop reads its images through :mod:`protolab.training.loading`: with ``num_workers > 0`` episodes or batches
 are prepared ahead (by worker processes for file-backed data, by a background thread for in-memory and
 decoded data; 0: in the main thread when needed), copies to a CUDA device are pinned and non-blocking,
 and on CUDA models and images use the channels-last memory format with ``cudnn.benchmark``
-(:func:`~protolab.loading.prepare_model`). Results do not depend on ``num_workers``.
+(:func:`~protolab.training.loading.prepare_model`). Results do not depend on ``num_workers``.
 With ``amp`` the forward pass runs under bfloat16 autocast (:func:`autocast`); losses are computed in
 float32. Running sums stay on the device within an epoch, so a step does not wait for the device.
-Every loop is metered for dry runs (:mod:`protolab.cost`): with ``PROTOLAB_DRY_RUN`` set, it stops after a
+Every loop is metered for dry runs (:mod:`protolab.core.dryrun`): with ``PROTOLAB_DRY_RUN`` set, it stops after a
 few timed steps and records what the whole loop would cost; no checkpoint is written then.
 """
 
@@ -22,11 +22,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from protolab import cost
-from protolab.runner.atomic import atomic_write
+from protolab.core import dryrun
+from protolab.core.atomic import atomic_write
 from protolab.data.images import LabeledImages
-from protolab.episodes import EpisodeSampler
-from protolab.loading import EpisodeBatch, batches, episode_batches, prepare_model
+from protolab.training.episodes import EpisodeSampler
+from protolab.training.loading import EpisodeBatch, batches, episode_batches, prepare_model
 from protolab.metrics import mean_ci95
 
 
@@ -97,7 +97,7 @@ def fit_classifier(model: nn.Module, data: LabeledImages, *, epochs: int, batch_
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         order = torch.randperm(len(data), generator=generator)
-        meter = cost.meter(f"{description}: training batches", math.ceil(len(data) / batch_size), device, epochs)
+        meter = dryrun.meter(f"{description}: training batches", math.ceil(len(data) / batch_size), device, epochs)
         for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers):
             with autocast(device, amp=amp):
                 logits = model(images)
@@ -123,7 +123,7 @@ def apply_batched(module: nn.Module, data: LabeledImages, *, batch_size: int, de
     """
     prepare_model(module, device).eval()
     outputs = []
-    meter = cost.meter("inference batches", math.ceil(len(data) / batch_size), device)
+    meter = dryrun.meter("inference batches", math.ceil(len(data) / batch_size), device)
     for images, _ in batches(data, torch.arange(len(data)), batch_size=batch_size, device=device,
                              num_workers=num_workers):
         with autocast(device, amp=amp):
@@ -174,7 +174,7 @@ def evaluate_episodic(model: nn.Module, data: LabeledImages, *, n_way: int, n_sh
     prepare_model(model, device).eval()
     correct = torch.zeros(n_episodes, dtype=torch.int64, device=device)
     episodes = episode_batches(data, sampler, device=device, num_workers=num_workers)
-    meter = cost.meter("evaluation episodes", n_episodes, device)
+    meter = dryrun.meter("evaluation episodes", n_episodes, device)
     for k, batch in enumerate(tqdm(episodes, total=n_episodes, desc="evaluate", disable=not progress, leave=False)):
         correct[k] = (_episode_logits(model, batch, n_way, amp).argmax(1) == batch.query_labels).sum()
         if meter.tick():
@@ -197,7 +197,7 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
     """Episodic training with Adam and StepLR, best-on-validation selection, resumable checkpoints.
 
     ``model`` is called as ``model(support_images, support_labels, query_images, n_way)`` and returns
-    query logits ``(n_way·n_query, n_way)`` (e.g. :class:`protolab.protonet.ProtoNet`).
+    query logits ``(n_way·n_query, n_way)`` (e.g. :class:`protolab.fewshot.protonet.ProtoNet`).
     Training episode ``k`` (counted over the whole run) is episode ``k`` of one
     :class:`EpisodeSampler` of ``train_data`` seeded with ``seed``; the loss is the cross-entropy of
     the query logits. ``StepLR(step_size, gamma)`` steps once per epoch. After each epoch the model
@@ -252,7 +252,7 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
             state = {key: saved[key] for key in state}
 
         def save() -> None:
-            if checkpoint is None or cost.dry_run_steps():
+            if checkpoint is None or dryrun.dry_run_steps():
                 return
             contents = {
                 **state, "settings": settings, "model": _cpu_copy(model.state_dict()),
@@ -269,7 +269,7 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
             state.update(loss_sum=loss_sum.item(), correct=int(correct))
 
         bar = tqdm(total=total, initial=state["step"], desc="train episodes", disable=not progress, leave=False)
-        meter = cost.meter("training episodes", total - state["step"], device)
+        meter = dryrun.meter("training episodes", total - state["step"], device)
         for batch in episode_batches(train_data, sampler, device=device, num_workers=num_workers, start=state["step"]):
             model.train()
             loss, hits = _train_step(model, optimizer, batch, n_way, amp)
@@ -306,7 +306,7 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
                 save()
         bar.close()
         if meter.stopped and val_data is not None:  # a dry run: one validation pass, counted once per epoch
-            with cost.repeated(epochs):
+            with dryrun.repeated(epochs):
                 evaluate_episodic(model, val_data, n_way=val_way or n_way, n_shot=n_shot, n_query=n_query,
                                   n_episodes=val_episodes, device=device, seed=seed + 1, progress=False,
                                   num_workers=num_workers, amp=amp)

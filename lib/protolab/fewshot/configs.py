@@ -7,7 +7,7 @@ reads it. Provenance of every number: ``../shared/PAPERS.md``.
 
 Each config is also a runner profile ``full-<name>`` of the ``fewshot_tables`` notebook in
 ``notebooks/profiles.yaml``; :func:`profile_overrides` gives its parameters and ``python -m
-protolab.fewshot_configs`` prints the YAML lines to paste (a test checks the file against them).
+protolab.fewshot.configs`` prints the YAML lines to paste (a test checks the file against them).
 """
 
 from __future__ import annotations

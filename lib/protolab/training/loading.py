@@ -1,7 +1,7 @@
 """Feeding the device: episodes and mini-batches of a :class:`LabeledImages`, prepared ahead.
 
 Each item is gathered whole, an episode's support and query images or a mini-batch, in one call of
-:func:`~protolab.episodes.gather_images`: one ``index_select`` of in-memory or decoded (memory-mapped) data,
+:func:`~protolab.training.episodes.gather_images`: one ``index_select`` of in-memory or decoded (memory-mapped) data,
 the files one by one for file-backed data. With ``num_workers > 0`` items are prepared ahead:
 
 - file-backed data: by a ``torch.utils.data.DataLoader`` with ``num_workers`` worker processes (forked, the
@@ -16,7 +16,7 @@ stored: uint8 (a quarter of the bytes of float) becomes float on the device, aft
 device, from pinned memory without blocking).
 
 Determinism: an item depends only on its index (episode ``k`` on ``(sampler.seed, k)`` through
-:class:`~protolab.episodes.EpisodeSampler`; a mini-batch on the indices it is given), never on the worker
+:class:`~protolab.training.episodes.EpisodeSampler`; a mini-batch on the indices it is given), never on the worker
 or thread that builds it. Workers draw no random numbers, and the DataLoader's seed comes from a private
 generator, so the global random state is left alone: results are identical for every ``num_workers``.
 Randomness that depends on the batch (augmentation) is drawn by the caller, in the main process.
@@ -33,13 +33,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from protolab.data.images import LabeledImages, float_images
-from protolab.episodes import EpisodeSampler, episode_images, gather_images
+from protolab.training.episodes import EpisodeSampler, episode_images, gather_images
 
 __all__ = ["Batch", "EpisodeBatch", "batches", "device_images", "episode_batches", "prepare_model"]
 
 
 class EpisodeBatch(NamedTuple):
-    """One episode's tensors, class-major as in :class:`~protolab.episodes.Episode`.
+    """One episode's tensors, class-major as in :class:`~protolab.training.episodes.Episode`.
 
     Attributes
     ----------

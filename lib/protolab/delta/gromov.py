@@ -468,7 +468,7 @@ def delta_hyperbolicity(points: torch.Tensor, *, n_points: int = 1500, n_tries: 
     seed : int
         Seed of the sampling (a private ``torch.Generator``; global RNG state is untouched).
     device : str
-        ``"cpu"``, ``"cuda"`` or ``"auto"`` (:func:`protolab.reproducibility.resolve_device`).
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (:func:`protolab.core.reproducibility.resolve_device`).
     dtype : torch.dtype
         Dtype of the distances and the δ computation (float64 by default).
     max_chunk_bytes : int, optional
@@ -484,7 +484,7 @@ def delta_hyperbolicity(points: torch.Tensor, *, n_points: int = 1500, n_tries: 
         ``n_points`` (the sample size used), ``n_tries`` (the number used), ``base_points``,
         ``metric``, ``c``, ``seed``, ``with_replacement`` (always False).
     """
-    from protolab.reproducibility import resolve_device
+    from protolab.core.reproducibility import resolve_device
 
     if base_points not in ("one", "all"):
         raise ValueError(f"base_points must be 'one' or 'all', got {base_points!r}")

@@ -19,9 +19,9 @@ import torch
 import protolab
 from protolab.data.cache import cache_dir
 from protolab.data.xlsa17 import ZSLData
-from protolab.ipn import IPN, IPNConfig, class_means, space_alignment
-from protolab.ipn_fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
-from protolab.reproducibility import seed_everything
+from protolab.zsl.ipn import IPN, IPNConfig, class_means, space_alignment
+from protolab.zsl.fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
+from protolab.core.reproducibility import seed_everything
 from protolab.runner.grid import GridRun, run_grid, source_fingerprint
 
 Variants = Mapping[str, tuple[IPNConfig, TrainConfig]]
@@ -32,7 +32,7 @@ def base_configs(data: ZSLData, *, steps: int, threshold: float, temperature: fl
                  episode_unseen: int, episodes_per_epoch: int | None, consistency_weight: float = 1.0,
                  episodes_rule: str = "ours", attributes: str = "normalised") -> tuple[IPNConfig, TrainConfig]:
     """The base IPN of the studies (both spaces, episodic) from the notebooks' parameters; ``n_way`` is capped
-    at the number of ``train`` classes; ``attributes`` is :class:`~protolab.ipn_fit.TrainConfig`'s
+    at the number of ``train`` classes; ``attributes`` is :class:`~protolab.zsl.fit.TrainConfig`'s
     ``semantic_input``."""
     model = IPNConfig(prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, steps=steps,
                       threshold=threshold, temperature=temperature, logit_scale=logit_scale)
@@ -92,7 +92,7 @@ def ablation_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def consistency_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Consistency cell: test U/S/H, :func:`~protolab.ipn.space_alignment` at the end on the test search space
+    """Consistency cell: test U/S/H, :func:`~protolab.zsl.ipn.space_alignment` at the end on the test search space
     (``final_*``), the per-epoch history with the alignment on the seen classes (``history``, records) and
     the trained weights (``state``)."""
     data = semantic_input(data, cell["train"].get("semantic_input", "normalised"))

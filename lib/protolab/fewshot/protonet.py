@@ -140,7 +140,7 @@ class ProtoNet(nn.Module):
         if self.to_poincare is None:
             distances = squared_euclidean(queries, prototypes)
         else:
-            distances = pairwise_dist(queries, prototypes, self.c)
+            distances = pairwise_dist(queries, prototypes, c=self.c)
         return -distances / self.temperature
 
     def forward(self, support_images: torch.Tensor, support_labels: torch.Tensor, query_images: torch.Tensor,

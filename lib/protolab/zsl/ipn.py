@@ -9,11 +9,11 @@ from that code, the docstring says so. Equation names below (``proto``, ``graph`
 ``propagation``, ``score``, ``consistency``) label the steps, not the paper's equation numbers.
 
 This module is the model only; training, model selection and GZSL evaluation are in
-:mod:`protolab.ipn_fit`.
+:mod:`protolab.zsl.fit`.
 
 Shapes: ``C`` classes in the current search space, ``D`` feature dim, ``A`` attribute dim, ``P``
 prototype dim of each space, ``G`` graph-projection dim, ``H`` hidden dim of the scoring MLP.
-Linear maps and the graph projection are computed by :mod:`protolab.linear` (oneDNN on x86-64 CPUs).
+Linear maps and the graph projection are computed by :mod:`protolab.core.onednn` (oneDNN on x86-64 CPUs).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sklearn.cluster import KMeans
 from torch import nn
 from torch.nn import functional as F
 
-from protolab.linear import Linear, linear
+from protolab.core.onednn import Linear, linear
 from protolab.metrics import linear_cka, similarity_kl
 
 Spaces = Literal["both", "visual", "semantic"]

@@ -162,7 +162,7 @@ def gather_images(data: LabeledImages, indices: torch.Tensor, *, workers: int = 
 
     In-memory (and decoded, memory-mapped) data is indexed in one operation, and uint8 pixels are converted
     to float once for the whole selection; with ``as_float=False`` they are returned as stored (uint8
-    ``0..255``), for a conversion on the device (:mod:`protolab.loading`). File-backed data is decoded image
+    ``0..255``), for a conversion on the device (:mod:`protolab.training.loading`). File-backed data is decoded image
     by image, in ``workers`` threads when ``workers > 0`` (PIL releases the GIL while decoding).
     """
     indices = torch.as_tensor(indices, dtype=torch.long)

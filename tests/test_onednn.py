@@ -1,4 +1,4 @@
-"""protolab.linear: oneDNN products for 2-D float32 CPU inputs, as precise as ``F.linear`` against a float64
+"""protolab.core.onednn: oneDNN products for 2-D float32 CPU inputs, as precise as ``F.linear`` against a float64
 reference, with the same gradients; ``F.linear`` itself everywhere else."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import torch
 from torch.nn import functional as F
 
 from protolab import linear as linear_module
-from protolab.ipn import IPN, IPNConfig
-from protolab.linear import MIN_WORK, Linear, linear, onednn_available, use_onednn
+from protolab.zsl.ipn import IPN, IPNConfig
+from protolab.core.onednn import MIN_WORK, Linear, linear, onednn_available, use_onednn
 
 ONEDNN = pytest.mark.skipif(not onednn_available(), reason="this torch build or CPU has no oneDNN linear kernel")
 SEEDS = [0, 1, 2]

@@ -1,0 +1,1 @@
+"""Training and inference loops, episodic samplers, and the loaders that feed the device."""
