@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JOBS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: figures smoke test bench cost sync-notebooks clean-venv
+.PHONY: figures smoke test test-fast bench cost sync-notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ figures: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/protolab run --profile smoke --jobs $(JOBS)
 
-## The test suite: unit tests, loader tests on generated fixtures, notebook smoke runs.
+## The test suite (what CI runs): unit tests, loader tests on generated fixtures, notebook smoke runs, SLURM;
+## two pytest-xdist workers (pyproject's addopts), the ten slowest tests listed at the end.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=10
+
+## The edit loop: unit and loader tests only (no notebook executions, no SLURM), a few minutes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebook and not slurm"
 
 ## Benchmarks print timings; they are not tests. They run with the allocator settings the runner gives notebooks.
 bench: $(STAMP)

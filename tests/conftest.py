@@ -9,12 +9,28 @@ import nbformat
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:  # one torch thread per pytest-xdist worker (and per kernel it starts): 2 workers on 2 cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SLURM tests run on one worker (``--dist loadgroup``): one cluster on localhost at a time."""
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One dataset cache for the whole session (shared with notebooks the runner starts)."""
-    cache = tmp_path_factory.mktemp("protolab-cache")
+    """One dataset cache for the whole session (shared with notebooks the runner starts, and between the
+    pytest-xdist workers: cache entries are written atomically, so two workers building one are safe)."""
+    if WORKER:
+        cache = tmp_path_factory.getbasetemp().parent / "protolab-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("protolab-cache")
     previous = os.environ.get("PROTOLAB_CACHE_DIR")
     os.environ["PROTOLAB_CACHE_DIR"] = str(cache)
     yield cache

@@ -13,7 +13,7 @@ import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from protolab import delta as delta_mod
+from protolab.delta import gromov as delta_mod
 from protolab.delta.gromov import (
     delta_hyperbolicity,
     four_point_delta,

@@ -138,7 +138,7 @@ def test_apply_batched_dry_run_keeps_the_output_shape(dry_run):
     assert (recorded.label, recorded.total_steps) == ("inference batches", 15)
 
 
-METERED = ["import time\nfrom protolab.core import dryrun, figures\nsession = figures.start('metered', globals())",
+METERED = ["import time\nfrom protolab import figures\nfrom protolab.core import dryrun\nsession = figures.start('metered', globals())",
            "meter = dryrun.meter('sleeping steps', 200)\nfor step in range(200):\n    time.sleep(0.02)\n"
            "    if meter.tick():\n        break\nsteps_run = step + 1",
            "assert steps_run == (3 if dryrun.dry_run_steps() else 200), steps_run"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from protolab import train
+from protolab.training import loops as train
 from protolab.backbones import Conv4
 from protolab.data import FewShotSplits, load_fewshot
 from protolab.fewshot.protonet import ProtoNet

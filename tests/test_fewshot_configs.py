@@ -8,7 +8,7 @@ import inspect
 import pytest
 import yaml
 
-from protolab import fewshot_configs
+from protolab.fewshot import configs as fewshot_configs
 from protolab.fewshot.configs import (
     CONFIGS,
     PROTOCOL,

@@ -92,8 +92,8 @@ def test_float64_stays_float64_and_float32_is_unchanged_outside_autocast():
         assert pairwise_dist(x, y, c=C).dtype == torch.float64
         assert ToPoincare(C).double()(x).dtype == torch.float64
     f32 = _points("pairwise_dist", 0, torch.float32)
-    undecorated = pairwise_dist.__wrapped__(*f32, C)
-    assert torch.equal(pairwise_dist(*f32, C), undecorated)
+    undecorated = pairwise_dist.__wrapped__(*f32, c=C)
+    assert torch.equal(pairwise_dist(*f32, c=C), undecorated)
 
 
 def test_the_decorator_turns_autocast_off_only_inside():

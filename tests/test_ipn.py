@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from protolab import ipn_fit, zsl_baselines
+from protolab.zsl import baselines as zsl_baselines, fit as ipn_fit
 from protolab.zsl.ipn import (IPN, IPNConfig, attribute_centres, category_graph, consistency_loss,
                           fill_unseen_prototypes, graph_attention, propagate, space_alignment)
 from protolab.zsl.fit import (TrainConfig, evaluate_test, fit_ipn, score_test_sets, search_space_means,

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmarks.paper_size_data import write_market1501, write_mini_imagenet
-from protolab import loading, train
+from protolab.training import loading, loops as train
 from protolab.backbones import Conv4
 from protolab.data import FewShotSplits, ReidSplits
 from protolab.data.fewshot_sets import load_mini_imagenet

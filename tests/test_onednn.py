@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from protolab import linear as linear_module
+from protolab.core import onednn as linear_module
 from protolab.zsl.ipn import IPN, IPNConfig
 from protolab.core.onednn import MIN_WORK, Linear, linear, onednn_available, use_onednn
 
@@ -100,7 +100,18 @@ def test_linear_module_is_nn_linear():
 def test_ipn_training_step_same_with_either_kernel():
     """One IPN forward/backward at official widths: logits and every gradient agree across the two kernels
     to float32 precision (the kernel changes rounding, not the model). The relation bias's gradient is 0 in
-    exact arithmetic (cross-entropy gradients sum to zero per query): an absolute floor of 1e-6 covers it."""
+    exact arithmetic (cross-entropy gradients sum to zero per query): an absolute floor of 1e-6 covers it.
+    Two torch threads, whatever the test process was given: the thread count splits the float32 sums, and with
+    one thread a few near-zero entries of the graph layers' gradients differ by up to 1.2e-6."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _compare_ipn_step_on_both_kernels()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare_ipn_step_on_both_kernels() -> None:
     torch.manual_seed(0)
     attributes, means, queries = torch.rand(30, 312), torch.randn(30, 2048).relu(), torch.randn(30, 2048).relu()
     model = IPN(2048, attributes[:3], IPNConfig(prototype_dim=2048, graph_dim=256, hidden_dim=2048))
@@ -113,3 +124,23 @@ def test_ipn_training_step_same_with_either_kernel():
         outputs[enabled] = [logits.detach(), *(p.grad.clone() for p in model.parameters())]
     for fast, reference in zip(outputs[True], outputs[False], strict=True):
         torch.testing.assert_close(fast, reference, rtol=1e-4, atol=max(1e-5 * reference.abs().max().item(), 1e-6))
+
+
+@pytest.mark.parametrize("probe", ["raises", "wrong result"])
+def test_a_broken_private_op_turns_the_fast_path_off(monkeypatch, probe) -> None:
+    """onednn_available() calls the private op once on a tiny product: an error or a wrong result (another torch
+    build, a changed signature) means F.linear everywhere, never a failure later."""
+    def broken(x, weight, bias=None):
+        if probe == "raises":
+            raise RuntimeError("_linear_pointwise() got an unexpected argument")
+        return F.linear(x, weight, bias) + 1
+
+    monkeypatch.setattr(linear_module, "_times_transposed", broken)
+    monkeypatch.setattr(linear_module, "MIN_WORK", 0)
+    onednn_available.cache_clear()
+    try:
+        assert not onednn_available()
+        x, weight = torch.randn(4, 3), torch.randn(2, 3)
+        assert torch.equal(linear(x, weight), F.linear(x, weight))
+    finally:
+        onednn_available.cache_clear()

@@ -1,4 +1,5 @@
-"""Numbers the papers report, with their source, in one place (see ../shared/PAPERS.md for provenance).
+"""Numbers the papers report, with their source, in one place: the papers (arXiv 1904.02239, 2102.02038) and the
+comments of the official hyperbolic repository's few-shot scripts (``examples/fewshot/configs/*.sh``).
 
 Only numbers read from a public source are here; where none could be read (IPN's tables), the notebooks
 say "not available offline" instead of a number.

@@ -1,13 +1,11 @@
 """Linear maps whose CPU float32 matrix products run on oneDNN instead of the BLAS behind ``F.linear``.
 
-Why. On the CPU, ``F.linear`` and ``@`` call MKL's sgemm. On the AMD EPYC (Zen 4) machines this kit is
-developed on, oneDNN (also inside every x86-64 torch wheel; its AVX-512 kernels run there) computes IPN's
-products 1.7–2.5× faster: ``(30, 2048) × (2048, 2048)`` 0.86 ms vs 1.97 ms on 2 threads; a 300-episode IPN
-epoch at official widths takes 9.0 s instead of 12.8 s (``benchmarks/ipn_epoch.py`` prints both). Why MKL is
-slower on that CPU was not established; on Intel CPUs the gap may be smaller.
+Why. On the CPU, ``F.linear`` and ``@`` call MKL's sgemm. On some CPUs oneDNN (also inside every x86-64 torch
+wheel) computes IPN's skinny products (few rows, wide layers) markedly faster; ``benchmarks/ipn_epoch.py`` prints
+an IPN epoch at official widths on both kernels, and the README gives the numbers measured on our machines.
 
 Precision: plain float32 products (no bf16 or TF32 inside); against a float64 reference the relative error
-is of the order of 1e-6, within a small factor of MKL's (``tests/test_linear.py``). The order of the float32
+is of the order of 1e-6, within a small factor of MKL's (``tests/test_onednn.py``). The order of the float32
 sums differs, so results differ from ``F.linear`` in the last bits. Deterministic run to run.
 
 Where. 2-D float32 inputs on an x86-64 CPU, outside autocast, when torch has oneDNN and the product is large
@@ -30,17 +28,22 @@ from torch.nn import functional as F
 _enabled = True
 
 MIN_WORK = 2**23
-"""Multiply-adds ``M·K·N`` from which :func:`linear` uses oneDNN. oneDNN costs ≈ 40 µs more per forward and
-backward call; measured here (1 and 2 threads, forward + backward) it loses below ≈ 4 M multiply-adds
-(``(30, 256) × (256, 256)``: 0.87–1.13× ATen's speed) and wins from 8 M on (``(256, 256) × (256, 256)``:
-1.35–1.8×; IPN's official-width products, 16–250 M: 1.75–2.4×)."""
+"""Multiply-adds ``M·K·N`` from which :func:`linear` uses oneDNN: below it, oneDNN's fixed cost per call outweighs
+its faster product (``benchmarks/ipn_epoch.py`` sweeps product sizes on both kernels)."""
 
 
 @functools.cache
 def onednn_available() -> bool:
-    """True on x86-64 when this torch build has oneDNN's dense linear kernel."""
-    return (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    """True on x86-64 when this torch build has oneDNN's dense linear kernel and it computes a tiny product
+    correctly (probed once per process). The kernel is a private torch op: any error or a wrong result in the
+    probe (a changed signature in another torch version, say) turns the fast path off instead of failing later."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x, weight, bias = torch.ones(2, 3), torch.arange(12.0).reshape(4, 3), torch.ones(4)
+        return bool(torch.equal(_times_transposed(x, weight, bias), F.linear(x, weight, bias)))
+    except Exception:  # noqa: BLE001 - a private op may fail in any way on another build
+        return False
 
 
 @contextlib.contextmanager

@@ -34,14 +34,9 @@ base point has the smallest index are needed, i.e. base point :math:`p` on the t
 about :math:`n/4` single-base-point products. Memory is :math:`O(n^2)` plus a few
 ``max_chunk_bytes`` (the Gromov batch and the blocked intermediates).
 
-Measured with ``benchmarks/delta_hyperbolicity.py`` (float64) on this project's shared 2-core AMD
-EPYC at a load average of about 8, where one process got roughly half a core (expect about 2x
-less on an idle core): one base point, one torch thread, 1.3-1.6 s at :math:`n = 1500` and
-64-74 s at :math:`n = 5000`; all base points, one thread, 0.2-0.4 s at :math:`n = 200` and
-8.6-9.3 s at :math:`n = 500`, scaling as :math:`n^4` (measured exponent 4.1-4.6 between 400 and
-500), extrapolated to about 12 minutes (700-760 s) at :math:`n = 1500`, not run here. Two threads
-were 4-10x *slower* than one on that loaded machine (13-17 s for one base point at 1,500).
-CUDA (256 MiB blocks) is untested here: no GPU was available.
+Cost: one base point is :math:`O(n^3)` work, all base points :math:`O(n^4)`;
+``benchmarks/delta_hyperbolicity.py`` prints the times for both on the machine it runs on (the README
+quotes ours). CUDA uses 256 MiB blocks.
 
 Differences from the official ``hyptorch/delta.py`` (repository ``hyperbolic-image-embeddings``):
 
@@ -80,11 +75,10 @@ __all__ = [
 METRICS = ("euclidean", "cosine", "poincare")
 
 # Default budget for one blocked intermediate. On CPU small blocks that stay in cache are fastest
-# (measured: 6 MB blocks about 1.4 s, 50-200 MB blocks 15-25 s for n = 1500; large blocks are
-# fresh allocations every step); on CUDA large blocks keep the GPU busy (caching allocator).
+# (large blocks are fresh allocations every step); on CUDA large blocks keep the GPU busy (caching allocator).
 _CPU_CHUNK_BYTES = 8 * 2**20
 _CUDA_CHUNK_BYTES = 256 * 2**20
-# Width of a k block (the reduced dimension): 16 on CPU (measured best of 8-64), 64 on CUDA.
+# Width of a k block (the reduced dimension): 16 on CPU (the best of 8-64 in the benchmark), 64 on CUDA.
 _CPU_CHUNK_K = 16
 _CUDA_CHUNK_K = 64
 

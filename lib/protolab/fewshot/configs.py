@@ -3,7 +3,8 @@
 Each :class:`FewShotConfig` is one script of the official code (``examples/fewshot/configs/*.sh``,
 all hyperbolic ProtoNets); :data:`PROTOCOL` is what they share. The reported accuracy is not stored
 here: it stays in :data:`protolab.paper_results.FEWSHOT_ACCURACY`, and :attr:`FewShotConfig.reported`
-reads it. Provenance of every number: ``../shared/PAPERS.md``.
+reads it. Provenance of every number: the official scripts (hyperparameters in their command lines, the
+reported accuracy in their header comment).
 
 Each config is also a runner profile ``full-<name>`` of the ``fewshot_tables`` notebook in
 ``notebooks/profiles.yaml``; :func:`profile_overrides` gives its parameters and ``python -m
