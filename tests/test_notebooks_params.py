@@ -17,6 +17,13 @@ def test_parameters_cell_is_parsed_with_types_defaults_and_help():
     assert parameters["root"].type.optional and parameters["root"].default is None
 
 
+def test_a_long_parameter_spans_lines_and_its_help_continues_on_indented_comments():
+    parameters = parse_parameters_cell('names: list[str] = [\n    "a", "b"]  # which names:\n    #   a or b\n'
+                                       '# a heading, not help\nepochs: int = 3  # passes\n')
+    assert parameters["names"].default == ["a", "b"] and parameters["names"].help == "which names: a or b"
+    assert parameters["epochs"].help == "passes"
+
+
 @pytest.mark.parametrize("source, fragment", [
     ("epochs = 3\n", "name: type = literal"),
     ("epochs: int = 3 + x\n", "epochs"),

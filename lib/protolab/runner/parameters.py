@@ -205,7 +205,11 @@ class Experiment:
 
 
 def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[str, Parameter]:
-    """Parse ``name: type = literal  # help`` lines; anything else is a :class:`ParameterError`."""
+    """Parse ``name: type = literal  # help`` statements; anything else is a :class:`ParameterError`.
+
+    A statement may span several lines (a long type or value); its help is the comment on its last line,
+    continued on the comment lines right after it that are indented (``    # more help``), so that every line
+    stays short."""
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
@@ -215,6 +219,14 @@ def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[s
         for token in tokenize.generate_tokens(io.StringIO(source).readline)
         if token.type == tokenize.COMMENT
     }
+    lines = source.splitlines()
+
+    def help_of(node: ast.AnnAssign) -> str:
+        parts, line = [comments.get(node.end_lineno, "")], node.end_lineno
+        while line < len(lines) and lines[line][:1].isspace() and lines[line].lstrip().startswith("#"):
+            line += 1
+            parts.append(comments[line])
+        return " ".join(part for part in parts if part)
     parameters: dict[str, Parameter] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "typing" and [alias.name for alias in node.names] == [
@@ -228,7 +240,7 @@ def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[s
             default = ast.literal_eval(node.value)
         except ValueError as error:
             raise ParameterError(f"{where}, parameter {name!r}: {error}") from error
-        parameters[name] = Parameter(name, kind, kind.check(name, default), comments.get(node.end_lineno, ""))
+        parameters[name] = Parameter(name, kind, kind.check(name, default), help_of(node))
     return parameters
 
 
