@@ -32,7 +32,8 @@ from benchmarks.paper_size_data import scaled_count, write_mini_imagenet, write_
 from tests.layouts import write_cub, write_fashion_mnist, write_mnist, write_omniglot  # noqa: E402
 
 from protolab.core.dryrun import format_duration, read_costs  # noqa: E402
-from protolab.runner.execute import RunInterrupted, run_notebooks, stopped_by_signals  # noqa: E402
+from protolab.runner.execute import RunInterrupted, run_notebooks  # noqa: E402
+from protolab.runner.processes import stopped_by_signals  # noqa: E402
 
 
 class Protocol(NamedTuple):

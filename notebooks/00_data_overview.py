@@ -127,7 +127,8 @@ ax.imshow(zsl.original_attributes[order].T.numpy(), aspect="auto", cmap="Greys",
 ax.axvline(len(zsl.seen_classes) - 0.5, color="tab:red", lw=2)
 ax.set(xlabel=f"classes ({len(zsl.seen_classes)} seen | {len(unseen)} unseen, right of the red line)",
        ylabel="attribute", title="glyph-zsl class-attribute matrix (binary, from Unicode names)")
-figures.save_figure(fig, "glyph_zsl_attributes", caption="Every unseen class is a new combination of seen attribute values.")
+figures.save_figure(fig, "glyph_zsl_attributes",
+                    caption="Every unseen class is a new combination of seen attribute values.")
 
 letters = {c: unicodedata.lookup(zsl.class_names[c].replace("_", " ")) for c in order}
 shown = zsl.seen_classes[:10].tolist() + zsl.unseen_classes[:10].tolist()
@@ -136,7 +137,8 @@ titles = [f"{char} {'unseen' if char in {letters[c] for c in unseen} else 'seen'
           (drawn.chars[label] for label in drawn.labels.tolist())]
 fig = image_grid(torch.from_numpy(drawn.pixels).float().unsqueeze(1) / drawn.levels, titles, columns=10,
                  suptitle="glyph-zsl: ten seen classes (top) and ten unseen classes (bottom)")
-figures.save_figure(fig, "glyph_zsl_samples", caption="Letters of seen and unseen glyph-zsl classes, as the feature CNN sees them.")
+figures.save_figure(fig, "glyph_zsl_samples",
+                    caption="Letters of seen and unseen glyph-zsl classes, as the feature CNN sees them.")
 
 # %% [markdown]
 # ## Statistics
@@ -156,7 +158,8 @@ table = pd.DataFrame([
 ])
 figures.save_table(table, "statistics", caption="Size of each embedded dataset at these parameters.")
 figures.save_table(pd.DataFrame(separation), "ood_separation",
-                   caption="How well trivial statistics separate digits from digit-like glyphs (AUROC 0.5 = not at all).")
+                   caption="How well trivial statistics separate digits from digit-like glyphs "
+                           "(AUROC 0.5 = not at all).")
 figures.save_table(pd.DataFrame([zsl_stats]), "glyph_zsl_statistics", caption="glyph-zsl splits in the xlsa17 sense.")
 table
 

@@ -58,8 +58,10 @@ lr: float = 1e-3  # Adam learning rate, ×0.1 after 2/3 of the epochs (official:
 plot_classes: int = 16  # classes shown in the similarity heatmaps
 n_seeds: int = 3  # every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
-workers: int = 0  # cells trained at once in worker processes, one thread each (0 = this notebook's CPU threads; 1 on CUDA)
-executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers); slurm: one SLURM job per missing cell (cache on a shared file system)
+workers: int = 0  # cells trained at once in worker processes, one thread each
+    # (0 = this notebook's CPU threads; 1 on CUDA)
+executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers);
+    # slurm: one SLURM job per missing cell (cache on a shared file system)
 profile: str = "default"  # smoke | default | full
 seed: int = 0  # first random seed (the embedded data set is built with this seed)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
@@ -120,7 +122,8 @@ weight_grid = sorted(set(weights) | {0.0, reference_weight})  # λ = 0 always: t
 variants = {f"λ = {w:g}": (base_model, replace(base_train, consistency_weight=w)) for w in weight_grid}
 variants[SHARED] = (replace(base_model, shared_attention=True), replace(base_train, consistency_weight=0.0))
 cells, grid = run_ipn_grid("consistency_study", data, variants, consistency_cell, dataset=dataset, data_root=data_root,
-                           seed=seed, n_seeds=n_seeds, device=device, reuse=reuse_cache, workers=workers, executor=executor)
+                           seed=seed, n_seeds=n_seeds, device=device, reuse=reuse_cache, workers=workers,
+                           executor=executor)
 runs = pd.DataFrame([{"variant": cell["variant"], "weight": np.nan if cell["model"]["shared_attention"]
                       else cell["train"]["consistency_weight"], "shared_attention": cell["model"]["shared_attention"],
                       "seed": cell["train"]["seed"], "source": source,
@@ -133,7 +136,8 @@ figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell on {datase
                    "the cell was computed in this run or reused from the cache.")
 figures.save_table(curves, "training_curves", caption="Per-epoch history of every cell: losses, validation "
                    "U/S/H (selection phase) and the spaces' alignment on the seen classes.")
-display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, {grid.sources.count('cached')} reused from the cache."))
+display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, "
+                 f"{grid.sources.count('cached')} reused from the cache."))
 
 # %% [markdown]
 # ## GZSL results and alignment at the end of training
@@ -146,7 +150,8 @@ summary = seed_table(runs, "variant", {"U": 100, "S": 100, "H": 100, "final_simi
 summary.insert(1, "dataset", dataset)
 summary.insert(2, "weight", runs.groupby("variant").weight.first().loc[summary.variant].to_numpy())
 figures.save_table(summary[["variant", "dataset", "weight", "seeds", "U", "S", "H", "similarity_kl", "attention_kl",
-                            "feature_cka"]], "summary", caption=f"Consistency loss weight λ vs shared attention on {dataset}: GZSL "
+                            "feature_cka"]], "summary",
+                   caption=f"Consistency loss weight λ vs shared attention on {dataset}: GZSL "
                    f"U/S/H (%) and, at the end of training on all classes, the similarity KL and feature CKA between "
                    f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s).")
 summary[["variant", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka"]]
@@ -224,8 +229,10 @@ CLAIMS = [(f"consistency loss ({REFERENCE}) > shared attention (H)", REFERENCE, 
            "final_similarity_kl", 1, ""),
           (f"shared attention makes the features more alike than the loss (CKA, {SHARED} − {REFERENCE})", SHARED,
            REFERENCE, "final_feature_cka", 1, "")]
-claims = claims_table([claim(text, "not available offline", dataset, *paired_seed_change(runs, a, b, column, scale=scale),
-                             unit=unit, interval="t 95%, paired over seeds") for text, a, b, column, scale, unit in CLAIMS])
+claims = claims_table([claim(text, "not available offline", dataset,
+                             *paired_seed_change(runs, a, b, column, scale=scale),
+                             unit=unit, interval="t 95%, paired over seeds")
+                       for text, a, b, column, scale, unit in CLAIMS])
 figures.save_table(claims, "claims", caption=f"Consistency-loss claims on {dataset}, paired over {n_seeds} seed(s), "
                    "verdict by the 95% interval.")
 claims
@@ -236,7 +243,8 @@ claims
 # %%
 rows, best = summary.set_index("variant"), summary.set_index("variant").H_mean.idxmax()
 attention_change = paired_seed_change(runs, REFERENCE, NONE, "final_attention_kl")
-lines = [f"Data: {dataset} ({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
+lines = [f"Data: {dataset} "
+         f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
          f"profile `{profile}`, {n_seeds} seed(s), {epochs} selection epoch(s), K = {steps}; "
          f"{grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
          "- H: " + "; ".join(f"{v} {rows.loc[v, 'H']}" for v in variants) + f". Best: {best}.",
@@ -244,7 +252,8 @@ lines = [f"Data: {dataset} ({'embedded synthetic stand-in, not a paper dataset' 
          f"{rows.loc[REFERENCE, 'attention_kl']} vs {rows.loc[NONE, 'attention_kl']} (paired change "
          f"{attention_change[0]:+.3f} ± {attention_change[1]:.3f}).", "Claims:", *claims_lines(claims)]
 verdict = ("cannot judge the paper's explanation with one seed (no interval)." if n_seeds < 2 else
-           "**supports** the paper's explanation (both of its claims hold)." if (claims.verdict.iloc[2:] == "holds").all()
+           "**supports** the paper's explanation (both of its claims hold)."
+           if (claims.verdict.iloc[2:] == "holds").all()
            else "does **not support** the paper's explanation: " + "; ".join(
                f"\"{row.claim}\" {row.verdict}" for row in claims.iloc[2:].itertuples()) + ".")
 lines.append(f"Our run {verdict}")

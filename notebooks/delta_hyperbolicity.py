@@ -34,14 +34,22 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["embedded", "xlsa17"] = "embedded"  # label of the data: embedded (pixels and learned features of the embedded sets) or xlsa17 (ResNet-101 features at data_root)
-datasets: list[Literal["mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "mnist-5k-cnn", "glyph-zsl", "AWA2", "CUB", "APY", "SUN"]] = ["mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn", "AWA2", "CUB", "APY", "SUN"]  # spaces: mnist-5k, digits, glyphs, reid-glyphs (pixels), glyphs-conv4, mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent)
+dataset: Literal["embedded", "xlsa17"] = "embedded"  # label of the data: embedded (pixels and learned features of
+    # the embedded sets) or xlsa17 (ResNet-101 features at data_root)
+datasets: list[Literal["mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "mnist-5k-cnn", "glyph-zsl",
+                       "AWA2", "CUB", "APY", "SUN"]] = [
+    "mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn",
+    "AWA2", "CUB", "APY", "SUN"]  # spaces: mnist-5k, digits, glyphs, reid-glyphs (pixels), glyphs-conv4,
+    # mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent)
 data_root: str = ""  # folder holding the xlsa17 folders <NAME>/res101.mat (real features only)
 n_points: int = 1000  # points per try (official: 1,500)
 n_tries: int = 10  # random samples per space; δ_rel is given as mean ± std over them (official: 10)
-base_points: Literal["one", "all"] = "one"  # one: the official single base point (O(n³)); all: the true four-point δ (O(n⁴), slow beyond a few hundred points)
-compare_points: int = 200  # points per try of the all-base-points comparison (true δ vs single base point, same samples); 0 skips it
-metric: Literal["euclidean", "cosine"] = "euclidean"  # distance of the raw feature spaces: euclidean (the paper's) or cosine (not a metric)
+base_points: Literal["one", "all"] = "one"  # one: the official single base point (O(n³));
+    # all: the true four-point δ (O(n⁴), slow beyond a few hundred points)
+compare_points: int = 200  # points per try of the all-base-points comparison
+    # (true δ vs single base point, same samples); 0 skips it
+metric: Literal["euclidean", "cosine"] = "euclidean"  # distance of the raw feature spaces:
+    # euclidean (the paper's) or cosine (not a metric)
 c: float = 1.0  # curvature of the Poincaré ball the features are mapped to
 mean_norm: float = 1.0  # features are centred and scaled to mean norm mean_norm/sqrt(c) before expmap0
 instances_per_class: int = 8  # rendered images per glyph character (at least 2; 8 gives 2,256 novel-class images)
@@ -89,10 +97,12 @@ glyph_splits = (load_fewshot("glyphs", seed=seed, instances_per_class=instances_
 def load_space(name: str) -> tuple[torch.Tensor, str]:
     """(features (N, D), description) of one space."""
     if name in ("mnist-5k", "digits"):
-        return pixel_features(concat_images(*load_in_distribution(name, seed=seed))), f"{name} raw pixels, train + test"
+        return (pixel_features(concat_images(*load_in_distribution(name, seed=seed))),
+                f"{name} raw pixels, train + test")
     if name in ("glyphs", "reid-glyphs"):
         part = glyph_splits.test if name == "glyphs" else load_reid(name, seed=seed).train
-        return pixel_features(part), f"{name} raw pixels, " + ("novel-class" if name == "glyphs" else "training") + " images"
+        return (pixel_features(part),
+                f"{name} raw pixels, " + ("novel-class" if name == "glyphs" else "training") + " images")
     seed_everything(seed)
     if name == "glyphs-conv4":
         model = ProtoNet(build_backbone("conv4", 1), "euclidean")
@@ -104,7 +114,8 @@ def load_space(name: str) -> tuple[torch.Tensor, str]:
     if name == "mnist-5k-cnn":
         train, test = load_in_distribution("mnist-5k", seed=seed)
         model = build_classifier("euclidean", in_channels=1, dim=10, n_classes=train.n_classes, c=c)
-        fit_classifier(model, train, epochs=epochs, batch_size=64, lr=1e-3, device=torch_device, seed=seed, progress=False)
+        fit_classifier(model, train, epochs=epochs, batch_size=64, lr=1e-3, device=torch_device, seed=seed,
+                       progress=False)
         return (penultimate_features(model, concat_images(train, test), device=torch_device),
                 f"uncertainty network's 500-d hidden layer (SmallCNN, {epochs} epochs on mnist-5k), train + test")
     zsl = load_zsl(name, data_root, seed=seed)
@@ -124,7 +135,8 @@ for name in datasets:
 if not spaces:
     raise ValueError(f"no space to measure: every one of {datasets} was skipped ({skipped}); check data_root")
 figures.describe_data("; ".join(description for _, description in spaces.values()))
-display(Markdown("\n".join([f"- **{name}**: {len(x)} points × {x.shape[1]} dims — {text}" for name, (x, text) in spaces.items()]
+display(Markdown("\n".join([f"- **{name}**: {len(x)} points × {x.shape[1]} dims — {text}"
+                            for name, (x, text) in spaces.items()]
                            + [f"- **{name} skipped**: {reason}" for name, reason in skipped.items()])))
 
 # %% [markdown]
@@ -134,32 +146,37 @@ display(Markdown("\n".join([f"- **{name}**: {len(x)} points × {x.shape[1]} dims
 # the same samples mapped onto the Poincaré ball (features centred, scaled to mean norm
 # `mean_norm`$/\sqrt{c}$, then $\exp^c_0$; geodesic distances); and, on `compare_points`-point samples,
 # the true four-point δ (all base points) beside the official single base point. The all-base-points δ
-# costs $O(n^4)$: about 0.15 s at 200 points but 5 min of CPU time at 1,500 (292 s, one thread), hence the smaller
-# comparison samples.
+# costs $O(n^4)$: about 0.15 s at 200 points but 5 min of CPU time at 1,500 (292 s, one thread), hence the
+# smaller comparison samples.
 
 # %%
 COLUMNS = {"delta_rel": "delta_rel", "single": "official_single_base_point", "ball": "poincare_ball",
            "all_small": "all_base_points_small", "single_small": "single_base_point_small"}
-table = pd.DataFrame([{"space": name, "kind": description, "metric": metric, "base_points": base_points, **delta_summary(
-    features, n_points=n_points, n_tries=n_tries, base_points=base_points, metric=metric, c=c, mean_norm=mean_norm,
-    compare_points=compare_points, seed=seed, device=device)} for name, (features, description) in spaces.items()])
+table = pd.DataFrame([{"space": name, "kind": description, "metric": metric, "base_points": base_points,
+                       **delta_summary(features, n_points=n_points, n_tries=n_tries, base_points=base_points,
+                                       metric=metric, c=c, mean_norm=mean_norm, compare_points=compare_points,
+                                       seed=seed, device=device)}
+                      for name, (features, description) in spaces.items()])
 for column, label in COLUMNS.items():
     table[label] = [f"{mean:.3f} ± {std:.3f}" for mean, std in zip(table[f"{column}_mean"], table[f"{column}_std"])]
 figures.save_table(table.round(4), "delta_rel", caption=f"δ_rel = 2δ/diam of each space, mean ± std over tries "
                    f"({metric} distances, base points: {base_points}), the official single-base-point value, and "
-                   f"δ_rel in the Poincaré ball (c = {c}); the all-base-points comparison on {compare_points}-point samples.")
+                   f"δ_rel in the Poincaré ball (c = {c}); the all-base-points comparison on {compare_points}-point "
+                   "samples.")
 table[["space", "n_points", "metric", *COLUMNS.values()]]
 
 # %%
 fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(table)), 4))
 for k, (column, label) in enumerate(list(COLUMNS.items())[:3]):
-    ax.bar(np.arange(len(table)) + (k - 1) * 0.27, table[f"{column}_mean"], 0.27, yerr=table[f"{column}_std"], capsize=3,
-           label=label)
+    ax.bar(np.arange(len(table)) + (k - 1) * 0.27, table[f"{column}_mean"], 0.27, yerr=table[f"{column}_std"],
+           capsize=3, label=label)
 ax.set_xticks(np.arange(len(table)), table.space, rotation=30, ha="right")
-ax.set(ylabel=r"$\delta_{rel} = 2\delta / \mathrm{diam}$", title=f"δ_rel, {metric} ({base_points} base point(s)) and Poincaré ball (c = {c}), {n_points} points")
+ax.set(ylabel=r"$\delta_{rel} = 2\delta / \mathrm{diam}$",
+       title=f"δ_rel, {metric} ({base_points} base point(s)) and Poincaré ball (c = {c}), {n_points} points")
 ax.legend(title=f"error bars: ± 1 std over {n_tries} tries", fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
 figures.save_figure(fig, "delta_rel", caption=f"δ_rel per space (lower = more hyperbolic): raw distances, the official "
-                    f"single-base-point estimate and the Poincaré ball; error bars ± 1 std over {n_tries} random samples.")
+                    f"single-base-point estimate and the Poincaré ball; error bars ± 1 std over {n_tries} random "
+                    "samples.")
 
 # %% [markdown]
 # ## Does a lower δ_rel go with a larger hyperbolic gain?
@@ -173,24 +190,28 @@ figures.save_figure(fig, "delta_rel", caption=f"δ_rel per space (lower = more h
 # Fisher's z with the standard error $\sqrt{1.06/(n-3)}$ (undefined below 4 points: inconclusive).
 
 # %%
-PAIRS = {"fewshot_tables": ("glyphs-conv4", "beats Euclidean", 1.0), "poincare_uncertainty": ("mnist-5k", "better than p_max", 100.0),
+PAIRS = {"fewshot_tables": ("glyphs-conv4", "beats Euclidean", 1.0),
+         "poincare_uncertainty": ("mnist-5k", "better than p_max", 100.0),
          "reid_embeddings": ("reid-glyphs", "≥ Euclidean", 1.0)}
 source = Path(out_dir) if Path(out_dir).is_absolute() else session.out_dir  # the runner passes the published out_dir
 points, notes = [pd.DataFrame(columns=["notebook", "space", "claim", "delta_rel", "gain", "half_width"])], []
 for notebook, (space, phrase, scale) in PAIRS.items():
     path = source / f"{notebook}__claims.csv"
     if not path.is_file() or space not in spaces:
-        notes.append(f"{notebook} skipped: " + (f"no {path.name} in {source}" if not path.is_file() else f"{space} not measured"))
+        notes.append(f"{notebook} skipped: "
+                     + (f"no {path.name} in {source}" if not path.is_file() else f"{space} not measured"))
         continue
     found = pd.read_csv(path).query("claim.str.contains(@phrase, regex=False)", engine="python")
-    points.append(pd.DataFrame({"notebook": notebook, "space": space, "claim": found.claim, "gain": scale * found.change,
-                                "delta_rel": table.set_index("space").delta_rel_mean[space], "half_width": scale * found.half_width}))
+    points.append(pd.DataFrame({"notebook": notebook, "space": space, "claim": found.claim,
+                                "gain": scale * found.change,
+                                "delta_rel": table.set_index("space").delta_rel_mean[space],
+                                "half_width": scale * found.half_width}))
 points = pd.concat(points, ignore_index=True)
 n, (rho, low, high) = len(points), spearman_ci95(points.delta_rel, points.gain)
-claims = claims_table([claim("lower δ_rel goes with a larger hyperbolic gain (−Spearman ρ of δ_rel and gain)", "Sec. 3 and "
-                             "Table 2 (argument: low-δ_rel data suit hyperbolic embeddings; no test)", f"{n} comparison(s) from "
-                             f"{points.notebook.nunique()} notebook(s); {dataset} spaces", -rho, max(rho - low, high - rho),
-                             interval=f"Fisher-z 95%, wider side, n = {n}")])
+claims = claims_table([claim("lower δ_rel goes with a larger hyperbolic gain (−Spearman ρ of δ_rel and gain)",
+                             "Sec. 3 and Table 2 (argument: low-δ_rel data suit hyperbolic embeddings; no test)",
+                             f"{n} comparison(s) from {points.notebook.nunique()} notebook(s); {dataset} spaces",
+                             -rho, max(rho - low, high - rho), interval=f"Fisher-z 95%, wider side, n = {n}")])
 figures.save_table(claims, "claims", caption="The δ-hyperbolicity claim on our data, decided by the 95% interval.")
 figures.save_table(points, "gain_vs_delta", caption="Hyperbolic-minus-Euclidean gains (points) of the other notebooks "
                    "against the δ_rel of their data.")
@@ -201,7 +222,8 @@ fig, ax = plt.subplots(figsize=(6, 4))
 for notebook, group in points.groupby("notebook"):
     ax.errorbar(group.delta_rel, group.gain, yerr=group.half_width, fmt="o", capsize=3, label=notebook)
 ax.axhline(0, color="grey", lw=0.8)
-ax.set(xlabel=r"$\delta_{rel}$ of the experiment's data (mean over tries)", ylabel="hyperbolic − Euclidean gain (points)",
+ax.set(xlabel=r"$\delta_{rel}$ of the experiment's data (mean over tries)",
+       ylabel="hyperbolic − Euclidean gain (points)",
        title=f"Spearman ρ = {rho:.2f} over {n} comparison(s)" if n else "no claims tables found in out_dir")
 if n:
     ax.legend(title="error bars: 95% CI of each gain", fontsize="small")
@@ -213,16 +235,20 @@ figures.save_figure(fig, "gain_vs_delta", caption="Hyperbolic-minus-Euclidean ga
 
 # %%
 lines = [f"Data: {dataset} spaces, profile `{profile}`; {n_points} points × {n_tries} tries, {metric} distances, "
-         f"{base_points} base point(s), Poincaré ball c = {c} (features centred, mean norm {mean_norm}/√c), seed {seed}."]
+         f"{base_points} base point(s), Poincaré ball c = {c} (features centred, mean norm {mean_norm}/√c), "
+         f"seed {seed}."]
 lines += [f"- {name} skipped: {reason}" for name, reason in skipped.items()]
-lines += [f"- {r.space} ({r.kind}): δ_rel {r.delta_rel}; official single base point {r.official_single_base_point}; in the "
-          f"ball {r.poincare_ball}" + (f"; at {r.compare_points} points all base points {r.all_base_points_small} vs one "
-          f"{r.single_base_point_small} ({r.all_small_mean / r.single_small_mean:.2f}×)" if compare_points else "") + "."
+lines += [f"- {r.space} ({r.kind}): δ_rel {r.delta_rel}; official single base point "
+          f"{r.official_single_base_point}; in the ball {r.poincare_ball}"
+          + (f"; at {r.compare_points} points all base points {r.all_base_points_small} vs one "
+             f"{r.single_base_point_small} ({r.all_small_mean / r.single_small_mean:.2f}×)" if compare_points else "")
+          + "."
           for r in table.itertuples()]
 lines.append(f"- Most to least hyperbolic: {', '.join(table.sort_values('delta_rel_mean').space)}.")
-lines += [f"- {note}." for note in notes] + [f"- Gain vs δ_rel: Spearman ρ = {rho:.2f} over {n} comparison(s); 95% "
-                                             f"interval of −ρ [{low:.2f}, {high:.2f}] (nan: too few points)."] + claims_lines(claims)
-lines.append("These are stand-in data, not the paper's: the values say how hyperbolic these spaces are, not whether the "
-             "paper's δ_rel table is reproduced.")
+lines += [f"- {note}." for note in notes] + [
+    f"- Gain vs δ_rel: Spearman ρ = {rho:.2f} over {n} comparison(s); 95% interval of −ρ [{low:.2f}, {high:.2f}] "
+    "(nan: too few points)."] + claims_lines(claims)
+lines.append("These are stand-in data, not the paper's: the values say how hyperbolic these spaces are, not whether "
+             "the paper's δ_rel table is reproduced.")
 figures.save_text(observations := "\n".join(lines), "observations")
 display(Markdown(observations))

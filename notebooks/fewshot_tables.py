@@ -44,19 +44,23 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["glyphs", "miniimagenet", "cub", "omniglot"] = "glyphs"  # few-shot data: glyphs (embedded, split by script), or miniimagenet, cub, omniglot (real, at data_root)
+dataset: Literal["glyphs", "miniimagenet", "cub", "omniglot"] = "glyphs"  # few-shot data: glyphs (embedded, split
+    # by script), or miniimagenet, cub, omniglot (real, at data_root)
 data_root: str = ""  # folder holding the real dataset (miniImageNet/, CUB_200_2011/ or omniglot-py/); unused for glyphs
 image_size: int = 28  # side of the images fed to the network (the paper's MiniImageNet: 84)
 instances_per_class: int = 20  # images drawn per glyph class (embedded glyphs only)
 hard_glyphs: bool = True  # the calibrated harder glyph rendering (False: the plain one, near the ceiling)
 backbone: Literal["conv4", "resnet12", "resnet18"] = "conv4"  # conv4, resnet12 or resnet18 (as in the official code)
-dim: int = 64  # channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600); resnet12/18 are always 512-d
+dim: int = 64  # channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600);
+    # resnet12/18 are always 512-d
 geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # euclidean, hyperbolic or both
 shots: list[int] = [1, 5]  # support images per class, one table row per geometry and shot
-train_way: list[int] = [30, 20]  # classes per training episode, one entry per entry of shots (paper's configs: 30 for 1-shot, 20 for 5-shot)
+train_way: list[int] = [30, 20]  # classes per training episode, one entry per entry of shots (paper's configs: 30
+    # for 1-shot, 20 for 5-shot)
 test_way: int = 5  # classes per validation and test episode (paper: 5)
 query: int = 15  # query images per class in every episode (paper: 15)
-c: float = 0.25  # curvature of the Poincaré ball; the paper's rule (ball volume π) gives ≈0.24 for dim 64, 0.01 for dim 1600
+c: float = 0.25  # curvature of the Poincaré ball; the paper's rule (ball volume π) gives ≈0.24 for dim 64, 0.01
+    # for dim 1600
 temperature: float = 1.0  # logits = −distance / temperature
 riemannian: bool = False  # rescale the embedding gradient by 1/λ_x² as every official run did (full profile: True)
 epochs: int = 10  # training epochs; validation and checkpoint selection after each
@@ -66,9 +70,11 @@ test_episodes: int = 2000  # test episodes on the novel classes, shared by both 
 lr: float = 1e-3  # Adam learning rate (paper's configs: 5e-3 for Conv4 on MiniImageNet, 1e-3 for ResNet18 and CUB)
 step_size: int = 5  # StepLR: epochs between learning-rate decays
 gamma: float = 0.5  # StepLR: factor of each decay
-curvatures: list[float] = [1.0]  # extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c itself is reused); [] skips it
+curvatures: list[float] = [1.0]  # extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c
+    # itself is reused); [] skips it
 checkpoint_dir: str = ""  # training checkpoints (resumed if present); empty: a temporary folder deleted at the end
-num_workers: int = 0  # episodes prepared ahead (worker processes for image files, a thread for decoded data; 0: when needed)
+num_workers: int = 0  # episodes prepared ahead (worker processes for image files, a thread for decoded data; 0:
+    # when needed)
 amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
 profile: str = "default"  # smoke | default | full | full-<official config>, e.g. full-mini-conv4-1shot (profiles.yaml)
 seed: int = 0  # random seed (data jitter, initialisation, training episodes; test episodes use seed + 2)
@@ -84,15 +90,13 @@ import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
-from protolab.backbones import build_backbone
 from protolab.claims import claims_lines, claims_table, gain_claims
 from protolab.data import calibration_table, load_fewshot
 from protolab.fewshot.configs import paper_columns
 from protolab.metrics import mean_ci95
+from protolab.fewshot.protocol import ProtocolSettings, train_and_test
 from protolab.paper_results import FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
 from protolab.plots import accuracy_vs_curvature, image_grid, learning_curves
-from protolab.fewshot.protonet import ProtoNet
-from protolab.training.loops import evaluate_episodic, train_episodic
 
 session = figures.start("fewshot_tables", globals())
 if len(train_way) != len(shots):
@@ -110,7 +114,8 @@ scratch = tempfile.TemporaryDirectory(prefix="fewshot_tables-")  # checkpoints w
 checkpoints = Path(checkpoint_dir or scratch.name)
 checkpoints.mkdir(parents=True, exist_ok=True)
 display(Markdown(f"**Data:** {kind}.\n\n" + "\n".join(f"- {name}: {part.n_classes} classes, {len(part)} images"
-                                                     for name, part in zip(("train", "validation", "test (novel)"), splits))))
+                                                     for name, part in zip(("train", "validation", "test (novel)"),
+                                                                           splits))))
 
 # %% [markdown]
 # How the default data's difficulty was chosen: Euclidean ProtoNet, 5-way 1-shot accuracy on the
@@ -139,28 +144,27 @@ figures.save_figure(fig, "novel_classes", caption="One image of each of the firs
 # ## Training and evaluation
 # One ProtoNet per geometry and shot (and per extra curvature of the sweep), trained from the same
 # initialisation seed on the same training episodes, the best-on-validation weights kept, then evaluated
-# on the same `test_episodes` novel-class episodes.
+# on the same `test_episodes` novel-class episodes (`protolab.fewshot.protocol`).
 
 # %%
-def train_and_test(geometry_name: str, shot: int, way: int, curvature: float) -> dict:
-    """Train one ProtoNet with the protocol above; returns its test result and its history."""
-    seed_everything(seed)
-    model = ProtoNet(build_backbone(backbone, splits.train[0][0].shape[0], dim), geometry_name,
-                     c=curvature, temperature=temperature, riemannian=riemannian and geometry_name == "hyperbolic")
+protocol = ProtocolSettings(backbone=backbone, dim=dim, query=query, test_way=test_way, temperature=temperature,
+                            riemannian=riemannian, epochs=epochs, episodes=episodes, val_episodes=val_episodes,
+                            test_episodes=test_episodes, lr=lr, step_size=step_size, gamma=gamma)
+
+
+def row(geometry_name: str, shot: int, way: int, curvature: float) -> dict:
+    """One model trained and tested with the protocol, as a row of results (its history labelled by run)."""
     run = f"{geometry_name}, {shot}-shot" + (f", c={curvature:g}" if geometry_name == "hyperbolic" else "")
-    history = train_episodic(model, splits.train, splits.val, n_way=way, n_shot=shot, n_query=query,
-                             episodes_per_epoch=episodes, epochs=epochs, val_episodes=val_episodes, lr=lr,
-                             step_size=step_size, gamma=gamma, device=device, seed=seed, val_way=test_way,
-                             checkpoint=checkpoints / f"{run.replace(', ', '-').replace('=', '')}-{way}way.pt", **speed)
-    mean, ci95, accuracies = evaluate_episodic(model, splits.test, n_way=test_way, n_shot=shot, n_query=query,
-                                               n_episodes=test_episodes, device=device, seed=seed + 2, **speed)
+    checkpoint = checkpoints / f"{run.replace(', ', '-').replace('=', '')}-{way}way.pt"
+    history, accuracies = train_and_test(protocol, splits, geometry=geometry_name, c=curvature, shot=shot,
+                                         train_way=way, seed=seed, device=device, checkpoint=checkpoint, **speed)
+    mean, ci95 = mean_ci95(accuracies)
     return {"geometry": geometry_name, "shot": shot, "train_way": way, "c": curvature, "accuracy": mean,
             "ci95": ci95, "best_epoch": history.attrs["best_epoch"], "episode_accuracies": accuracies,
             "history": history.assign(run=run)}
 
 
-results = [train_and_test(geometry_name, shot, way, c) for shot, way in zip(shots, train_way)
-           for geometry_name in geometries]
+results = [row(geometry_name, shot, way, c) for shot, way in zip(shots, train_way) for geometry_name in geometries]
 
 # %% [markdown]
 # ## Learning curves
@@ -170,7 +174,8 @@ results = [train_and_test(geometry_name, shot, way, c) for shot, way in zip(shot
 histories = pd.concat([result["history"] for result in results], ignore_index=True)
 fig = learning_curves(histories, "run", [("train_loss", "training loss"), ("val_accuracy", "validation accuracy")],
                       band={"val_accuracy": "val_ci95"})
-figures.save_figure(fig, "learning_curves", caption="Training loss and validation accuracy per epoch, per geometry and shot.")
+figures.save_figure(fig, "learning_curves",
+                    caption="Training loss and validation accuracy per epoch, per geometry and shot.")
 figures.save_table(histories, "learning_curves", caption="Per-epoch training loss/accuracy and validation accuracy.")
 
 # %% [markdown]
@@ -184,11 +189,13 @@ figures.save_table(histories, "learning_curves", caption="Per-epoch training los
 # %%
 method = {"euclidean": "ProtoNet (Euclidean)", "hyperbolic": "Hyperbolic ProtoNet"}
 table = pd.DataFrame([{
-    "method": method[r["geometry"]], "geometry": r["geometry"], "backbone": backbone, "dim": dim if backbone == "conv4" else 512, "shot": r["shot"],
+    "method": method[r["geometry"]], "geometry": r["geometry"], "backbone": backbone,
+    "dim": dim if backbone == "conv4" else 512, "shot": r["shot"],
     "test_way": test_way, "train_way": r["train_way"], "c": r["c"] if r["geometry"] == "hyperbolic" else float("nan"),
     "accuracy_%": round(100 * r["accuracy"], 2), "ci95_%": round(100 * r["ci95"], 2),
     "ours": f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}",
-    **paper_columns({**globals(), **r}), "best_epoch": r["best_epoch"], "test_episodes": test_episodes, "dataset": dataset,
+    **paper_columns({**globals(), **r}), "best_epoch": r["best_epoch"], "test_episodes": test_episodes,
+    "dataset": dataset,
 } for r in results])
 figures.save_table(table, "accuracy", caption=f"{test_way}-way few-shot accuracy (%) on the novel classes of "
                    f"{dataset}, mean ± 95% CI over {test_episodes} episodes; paper's numbers beside ours.")
@@ -203,7 +210,7 @@ table
 sweep_shot, sweep_way = shots[0], train_way[0]
 sweep = [r for r in results if r["geometry"] == "hyperbolic" and r["shot"] == sweep_shot]
 for curvature in sorted(set(curvatures) - {r["c"] for r in sweep}):
-    sweep.append(train_and_test("hyperbolic", sweep_shot, sweep_way, curvature))
+    sweep.append(row("hyperbolic", sweep_shot, sweep_way, curvature))
 curvature_table = pd.DataFrame([{"c": r["c"], "shot": sweep_shot, "accuracy_%": round(100 * r["accuracy"], 2),
                                  "ci95_%": round(100 * r["ci95"], 2), "best_epoch": r["best_epoch"]}
                                 for r in sweep]).sort_values("c")
@@ -224,8 +231,9 @@ curvature_table
 by_key = {(r["geometry"], r["shot"]): r for r in results}
 gains = {shot: mean_ci95(by_key[("hyperbolic", shot)]["episode_accuracies"]  # same test episodes: paired
                          - by_key[("euclidean", shot)]["episode_accuracies"]) for shot in shots if len(geometries) == 2}
-claims = claims_table(gain_claims({shot: (100 * gain, 100 * half) for shot, (gain, half) in gains.items()}, setting="shot",
-                                  paper=FEWSHOT_GAIN, paper_trend=FEWSHOT_GAIN_TREND, data=f"{dataset} novel classes, {backbone}",
+claims = claims_table(gain_claims({shot: (100 * gain, 100 * half) for shot, (gain, half) in gains.items()},
+                                  setting="shot", paper=FEWSHOT_GAIN, paper_trend=FEWSHOT_GAIN_TREND,
+                                  data=f"{dataset} novel classes, {backbone}",
                                   interval=f"95% CI paired over {test_episodes} test episodes"))
 figures.save_table(claims, "claims", caption="The paper's few-shot claims on our data, decided by the 95% interval.")
 lines = [f"Data: {kind}; profile `{profile}`, {backbone} (dim {table['dim'].iloc[0]}), {test_way}-way tests over "

@@ -58,8 +58,10 @@ epochs: int = 30  # training epochs of each model-selection run (official: 360)
 lr: float = 1e-3  # Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
 n_seeds: int = 3  # every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
-workers: int = 0  # cells trained at once in worker processes, one thread each (0 = this notebook's CPU threads; 1 on CUDA)
-executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers); slurm: one SLURM job per missing cell (cache on a shared file system)
+workers: int = 0  # cells trained at once in worker processes, one thread each
+    # (0 = this notebook's CPU threads; 1 on CUDA)
+executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers);
+    # slurm: one SLURM job per missing cell (cache on a shared file system)
 profile: str = "default"  # smoke | default | full
 seed: int = 0  # first random seed (the embedded data set is built with this seed)
 device: str = "auto"  # cpu, cuda or auto (CUDA when present)
@@ -150,7 +152,8 @@ summary[["variant", "factor", "U", "S", "H", "neighbours_semantic", "neighbours_
 # %%
 fig, ax = plt.subplots(figsize=(9, 4))
 colours = {factor: f"C{i}" for i, factor in enumerate(summary.factor.unique())}
-seed_bars(ax, {v: 100 * part.H for v, part in runs.groupby("variant", sort=False)}, [colours[f] for f in summary.factor])
+seed_bars(ax, {v: 100 * part.H for v, part in runs.groupby("variant", sort=False)},
+          [colours[f] for f in summary.factor])
 ax.set(ylabel="H (%)", title=f"IPN ablations on {dataset}: H, mean ± std over {n_seeds} seed(s) (dots: seeds)")
 name_spread([ax], f"whiskers: ± 1 std over {n_seeds} seed(s); dots: single seeds", kind="whiskers")
 figures.save_figure(fig, "h_per_variant", caption="Harmonic mean H of each ablation variant (bars: mean, "
@@ -197,7 +200,8 @@ rows, best = summary.set_index("variant"), summary.set_index("variant").H_mean.i
 change = {v: paired_seed_change(runs, v, BASE, "H", scale=100) for v in variants if v != BASE}
 CLEAR = {1: "95% interval excludes 0", -1: "95% interval excludes 0",
          0: "within the seed noise" if n_seeds > 1 else "one seed, no interval"}
-lines = [f"Data: {dataset} ({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
+lines = [f"Data: {dataset} "
+         f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
          f"profile `{profile}`, {n_seeds} seed(s) per variant, {epochs} selection epoch(s); "
          f"{grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
          f"Base IPN: U {rows.loc[BASE, 'U']}, S {rows.loc[BASE, 'S']}, H {rows.loc[BASE, 'H']}. "

@@ -86,8 +86,9 @@ seeds = range(seed, seed + n_seeds)
 model_config = IPNConfig(prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, steps=steps,
                          threshold=threshold, temperature=temperature, logit_scale=logit_scale)
 display(Markdown(f"**Data:** {data.description}.\n\n{data.n_classes} classes ({len(data.seen_classes)} seen, of which "
-                 f"{len(data.train_classes)} train / {len(data.val_classes)} validation; {len(data.unseen_classes)} unseen), "
-                 f"{data.attributes.shape[1]} attributes, {data.feature_dim}-d features; {len(data.trainval)} trainval / "
+                 f"{len(data.train_classes)} train / {len(data.val_classes)} validation; "
+                 f"{len(data.unseen_classes)} unseen), {data.attributes.shape[1]} attributes, "
+                 f"{data.feature_dim}-d features; {len(data.trainval)} trainval / "
                  f"{len(data.test_seen)} test-seen / {len(data.test_unseen)} test-unseen images."))
 
 # %% [markdown]
@@ -237,9 +238,12 @@ if matrices:
     figures.save_figure(fig, "attention_heatmaps", caption="First-step attention matrices of the semantic and visual "
                         f"spaces on the classes shown (rows sum to one; zero off the graph); {note}.")
     graph_note = (", ".join(f"{n} {space} edges" for space, n in edges.items()) + f" among all {data.n_classes} "
-                  f"classes at threshold {threshold:g}" + (" (nearly empty)" if sum(edges.values()) < data.n_classes else ""))
-    fig = category_graphs(matrices, circle_positions(len(subset)), labels, highlight=unseen, suptitle=f"{graph_note}\nshown: "
-                          f"{len(subset)} {'best-connected' if len(connected) > 1 else 'edgeless'} classes (unseen in red), seed {seed}")
+                  f"classes at threshold {threshold:g}"
+                  + (" (nearly empty)" if sum(edges.values()) < data.n_classes else ""))
+    fig = category_graphs(matrices, circle_positions(len(subset)), labels, highlight=unseen,
+                          suptitle=f"{graph_note}\nshown: "
+                          f"{len(subset)} {'best-connected' if len(connected) > 1 else 'edgeless'} classes "
+                          f"(unseen in red), seed {seed}")
     figures.save_figure(fig, "category_graphs", caption=f"Category graphs of the two spaces (edges: off-diagonal "
                         f"attention, width ∝ weight; nodes on a circle): {graph_note}.")
 else:
@@ -251,9 +255,10 @@ else:
 # interval of the H difference paired by seed (IPN and the baselines share each seed's validation split).
 
 # %%
-claims = claims_table([claim(f"IPN beats {method} (H)", "not available offline", dataset, *paired_seed_change(
-                                 runs.rename(columns={"method": "variant"}), "IPN", method, "H", scale=100), unit=" points",
-                             interval="t 95%, paired over seeds") for method in BASELINES])
+claims = claims_table([claim(f"IPN beats {method} (H)", "not available offline", dataset,
+                             *paired_seed_change(runs.rename(columns={"method": "variant"}), "IPN", method, "H",
+                                                 scale=100),
+                             unit=" points", interval="t 95%, paired over seeds") for method in BASELINES])
 figures.save_table(claims, "claims", caption=f"IPN vs the baselines on {dataset}: H change (points) paired over seeds.")
 claims
 
@@ -262,15 +267,17 @@ claims
 
 # %%
 rows = table.set_index("method")
-lines = [f"Data: {dataset} ({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
+lines = [f"Data: {dataset} "
+         f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
          f"profile `{profile}`, {n_seeds} seed(s), {epochs} selection epoch(s), K = {steps}, "
          f"λ = {lambda_consistency}, {'episodic' if episodic else 'non-episodic'} training, widths "
          f"{prototype_dim}/{graph_dim}/{hidden_dim}; every method selected on the same validation images."]
 lines += [f"- {m}: U {rows.loc[m, 'U (ours)']}, S {rows.loc[m, 'S (ours)']}, H {rows.loc[m, 'H (ours)']}"
           + (f" (AUSUC {100 * ausuc[m]:.1f}, seed {seed})." if m in ausuc else ".") for m in ["IPN", *BASELINES]]
 lines += ["Claims (H, t 95% paired over seeds; inconclusive with one seed):", *claims_lines(claims)]
-lines.append("The paper's IPN numbers were not available when this notebook was written, so no comparison with them is made here."
-             if paper_dataset else "These numbers are on synthetic data and say nothing directly about the paper's AWA2/CUB/aPY results.")
+lines.append("The paper's IPN numbers were not available when this notebook was written, so no comparison with them "
+             "is made here." if paper_dataset else
+             "These numbers are on synthetic data and say nothing directly about the paper's AWA2/CUB/aPY results.")
 observations = "\n".join(lines)
 figures.save_text(observations, "observations")
 display(Markdown(observations))

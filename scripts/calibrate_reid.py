@@ -32,9 +32,10 @@ import pandas as pd
 import torch
 
 from protolab.data.reid_glyphs import load_reid_glyphs
-from protolab.reid.fit import evaluate_retrieval, fit_reid, held_out_identities
-from protolab.reid.model import build_reid_model
 from protolab.core.reproducibility import seed_everything
+from protolab.reid.fit import evaluate_retrieval, held_out_identities, reid_training
+from protolab.reid.model import build_reid_model
+from protolab.training.loops import fit_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "lib" / "protolab" / "data" / "calibration" / "reid_glyphs.csv"
@@ -53,9 +54,9 @@ def validation_rank1(strength: float) -> dict[str, float]:
     seed_everything(p["seed"])
     model = build_reid_model("euclidean", backbone=p["backbone"], in_channels=1, dim=p["dim"],
                              n_classes=train.n_classes, c=1.0)
-    fit_reid(model, train, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], schedule=p["schedule"],
-             device=torch.device("cpu"), seed=p["seed"], weight_decay=p["weight_decay"], flip=p["flip"],
-             pad=p["pad"], erasing=p["erasing"], progress=False)
+    fit_classifier(model, train, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], device=torch.device("cpu"),
+                   seed=p["seed"], weight_decay=p["weight_decay"], progress=False,
+                   **reid_training(p["schedule"], p["epochs"], flip=p["flip"], pad=p["pad"], erasing=p["erasing"]))
     result = evaluate_retrieval(model, val_query, val_gallery, device=torch.device("cpu"))
     return {"strength": strength, "val_rank1_pct": round(100 * result["rank1"], 2),
             "val_mAP_pct": round(100 * result["mAP"], 2), "val_queries": result["n_valid_queries"],

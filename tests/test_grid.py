@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import pickle
-import time
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
+from types import ModuleType
+from typing import Iterator
 
 import pytest
 import torch
 
-from protolab.runner.grid import cell_key, run_grid, source_fingerprint
+import protolab.zsl.grid
+from protolab.runner.grid import NOT_FINGERPRINTED, cell_key, code_fingerprint, fingerprinted_modules, run_grid
 
 CELLS = [{"variant": name, "seed": seed} for name in ("a", "b") for seed in (0, 1, 2)]
 
@@ -100,33 +105,84 @@ def test_a_file_stored_for_another_cell_is_not_used(tmp_path: Path) -> None:
     assert again.calls == CELLS[1:2]
 
 
-def test_source_fingerprint_follows_the_code(tmp_path: Path) -> None:
-    source = tmp_path / "variant_module.py"
+# A package of a few modules: ``zsl/grid.py`` runs the model code (relative, absolute and function-level
+# imports) and also imports the platform (``runner``) and the plots, which import a module of their own.
+MINILAB = {
+    "__init__.py": "",
+    "core/__init__.py": "",
+    "core/seeding.py": "SEED = 0\n",
+    "data.py": "from .core import seeding\n\nROWS = 3\n",
+    "training/__init__.py": "",
+    "training/loops.py": "STEPS = 2\n",
+    "zsl/__init__.py": "",
+    "zsl/model.py": "from ..core.seeding import SEED\n\nWIDTH = 4\n",
+    "zsl/fit.py": ("import minilab.data\nfrom minilab.zsl import model\n\n\ndef fit():\n"
+                   "    import minilab.training.loops\n\n    return minilab.training.loops.STEPS * model.WIDTH\n"),
+    "zsl/grid.py": "from minilab import plots\nfrom minilab.runner.slurm import PARTITION\nfrom .fit import fit\n",
+    "plots.py": "from minilab import palette\nfrom minilab.zsl import model\n\nCOLOR = 'red'\n",
+    "palette.py": "COLORS = 3\n",
+    "runner/__init__.py": "",
+    "runner/slurm.py": "from minilab.training import loops\n\nPARTITION = 'cpu'\n",
+    "unrelated.py": "X = 1\n",
+}
 
-    def fingerprint_of(text: str) -> str:
-        source.write_text(text)
-        spec = importlib.util.spec_from_file_location("variant_module", source)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return source_fingerprint(module)
 
-    first = fingerprint_of("SCALE = 1\n")
-    assert fingerprint_of("SCALE = 1\n") == first
-    assert fingerprint_of("SCALE = 100\n") != first
+@pytest.fixture
+def minilab_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """``minilab.zsl.grid`` of :data:`MINILAB`, written under ``tmp_path/site`` and imported from there."""
+    for name, text in MINILAB.items():
+        path = tmp_path / "site" / "minilab" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    yield importlib.import_module("minilab.zsl.grid")
+    for name in [name for name in sys.modules if name.partition(".")[0] == "minilab"]:
+        del sys.modules[name]
 
 
-def test_source_fingerprint_covers_every_file_of_a_package(tmp_path: Path) -> None:
-    package = tmp_path / "somepkg"
-    (package / "sub").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "sub" / "deep.py").write_text("X = 1\n")
-    spec = importlib.util.spec_from_file_location("somepkg", package / "__init__.py",
-                                                  submodule_search_locations=[str(package)])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    before = source_fingerprint(module)
-    (package / "sub" / "deep.py").write_text("X = 2\n")
-    assert source_fingerprint(module) != before
+def test_code_fingerprint_follows_the_imports_of_the_model_code_and_skips_platform_and_plots(minilab_grid) -> None:
+    assert list(fingerprinted_modules(minilab_grid)) == [
+        "minilab", "minilab.core", "minilab.core.seeding", "minilab.data", "minilab.training",
+        "minilab.training.loops", "minilab.zsl", "minilab.zsl.fit", "minilab.zsl.grid", "minilab.zsl.model"]
+
+
+@pytest.mark.parametrize("edited, changes_the_key", [
+    ("plots.py", False), ("palette.py", False), ("runner/slurm.py", False), ("runner/__init__.py", False),
+    ("unrelated.py", False),
+    ("zsl/fit.py", True),  # imported by the module given
+    ("zsl/model.py", True),  # through fit.py
+    ("core/seeding.py", True),  # through model.py's ``from ..core.seeding`` and data.py's ``from .core import``
+    ("training/loops.py", True),  # imported inside a function
+    ("training/__init__.py", True),  # runs on ``import minilab.training.loops``, named by no import
+])
+def test_code_fingerprint_changes_only_with_the_code_the_model_runs(minilab_grid, edited: str,
+                                                                    changes_the_key: bool) -> None:
+    before = code_fingerprint(minilab_grid)
+    path = Path(minilab_grid.__file__).parents[1] / edited
+    path.write_text(path.read_text() + "EDITED = True\n")
+    assert (code_fingerprint(minilab_grid) != before) == changes_the_key
+
+
+def test_code_fingerprint_is_the_same_in_another_process_and_another_folder(minilab_grid, tmp_path: Path) -> None:
+    key = code_fingerprint(minilab_grid)
+    assert code_fingerprint(minilab_grid) == key
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(Path(minilab_grid.__file__).parents[1], elsewhere / "minilab")
+    script = ("import minilab.zsl.grid\nfrom protolab.runner.grid import code_fingerprint\n"
+              "print(code_fingerprint(minilab.zsl.grid))")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                               cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(elsewhere), "PYTHONHASHSEED": "7"})
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == key
+
+
+def test_the_ipn_grid_key_covers_its_model_training_and_data_code_not_the_platform_or_plots() -> None:
+    covered = set(fingerprinted_modules(protolab.zsl.grid))
+    assert {"protolab.zsl.grid", "protolab.zsl.fit", "protolab.zsl.ipn", "protolab.training.loops",
+            "protolab.training.episodes", "protolab.data.glyph_zsl", "protolab.data.xlsa17", "protolab.metrics",
+            "protolab.core.reproducibility", "protolab.core.onednn"} <= covered
+    assert not {name for name in covered if name.split(".")[1:2] and name.split(".")[1] in NOT_FINGERPRINTED}
+    assert not {"protolab.hyperbolic", "protolab.fewshot", "protolab.reid", "protolab.uncertainty"} & covered
 
 
 def _train_tiny(cell: dict) -> dict:

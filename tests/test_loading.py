@@ -20,7 +20,7 @@ from protolab.data.reid import load_market1501
 from protolab.training.episodes import EpisodeSampler, episode_images, gather_images
 from protolab.training.loading import batches, device_images, episode_batches, prepare_model
 from protolab.fewshot.protonet import ProtoNet
-from protolab.reid.fit import evaluate_retrieval, fit_reid
+from protolab.reid.fit import evaluate_retrieval, reid_training
 from protolab.reid.model import build_reid_model
 from protolab.training.loops import adam, apply_batched, evaluate_episodic, fit_classifier, train_episodic
 
@@ -125,8 +125,9 @@ def test_batch_training_and_retrieval_are_identical_for_0_and_2_workers(market: 
     for num_workers in (0, 2):
         torch.manual_seed(0)
         model = build_reid_model("euclidean", backbone="conv4", in_channels=3, dim=8, n_classes=4, c=1.0)
-        history = fit_reid(model, market.train, epochs=2, batch_size=8, lr=3e-3, schedule="sch1", device=CPU, seed=3,
-                           progress=False, num_workers=num_workers)  # augmentation on: flip, pad, erasing
+        history = fit_classifier(model, market.train, epochs=2, batch_size=8, lr=3e-3, device=CPU, seed=3,
+                                 weight_decay=5e-4, progress=False, num_workers=num_workers,
+                                 **reid_training("sch1", 2, flip=True, pad=4, erasing=0.5))  # augmentation on
         retrieval = evaluate_retrieval(model, market.query, market.gallery, device=CPU, batch_size=5,
                                        num_workers=num_workers)
         torch.manual_seed(0)
@@ -156,8 +157,9 @@ def test_amp_on_the_cpu_runs_in_bfloat16_with_finite_float32_losses(mini: FewSho
 
     torch.manual_seed(0)
     reid_model = build_reid_model("hyperbolic", backbone="conv4", in_channels=3, dim=4, n_classes=4, c=0.5, clip_r=2.0)
-    reid_history = fit_reid(reid_model, market.train, epochs=1, batch_size=8, lr=3e-3, schedule="sch1", device=CPU,
-                            seed=0, progress=False, amp=True)
+    reid_history = fit_classifier(reid_model, market.train, epochs=1, batch_size=8, lr=3e-3, device=CPU, seed=0,
+                                  weight_decay=5e-4, progress=False, amp=True,
+                                  **reid_training("sch1", 1, flip=True, pad=4, erasing=0.5))
     assert torch.isfinite(torch.tensor(reid_history["loss"].to_numpy())).all()
     embeddings = apply_batched(reid_model.embedder(), market.query, batch_size=4, device=CPU, amp=True)
     assert embeddings.dtype == torch.float32 and embeddings.shape == (len(market.query), 4)

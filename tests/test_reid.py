@@ -1,4 +1,5 @@
-"""protolab.reid: models, augmentation, schedules, retrieval distances, validation split, training."""
+"""protolab.reid: models, augmentation, schedules, retrieval distances, validation split, training (fit_classifier
+with the re-ID hooks)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import torchvision
 from protolab.data.images import LabeledImages
 from protolab.hyperbolic import pairwise_dist
 from protolab.backbones import resnet50_trunk
-from protolab.reid.fit import SCHEDULES, augment, evaluate_retrieval, fit_reid, held_out_identities, lr_factor
+from protolab.reid.fit import SCHEDULES, augment, evaluate_retrieval, held_out_identities, lr_factor, reid_training
 from protolab.reid.model import GEOMETRIES, ReidNet, build_reid_model, retrieval_distances
 from protolab.reid.tables import paired_gains, paper_layout, summarise
+from protolab.training.loops import fit_classifier
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
@@ -40,6 +42,8 @@ def test_unknown_choices_are_refused() -> None:
         build_reid_model("euclidean", backbone="resnet50", in_channels=1, dim=4, n_classes=2, c=1.0)
     with pytest.raises(ValueError, match="schedule"):
         lr_factor("sch3", 0, 10)
+    with pytest.raises(ValueError, match="schedule"):  # before training
+        reid_training("sch3", 10, flip=False, pad=0, erasing=0.0)
 
 
 def test_resnet50_uses_only_local_weights(tmp_path) -> None:
@@ -97,23 +101,19 @@ def _toy(n_ids: int = 4, per_camera: int = 3, side: int = 16, seed: int = 0) -> 
     images = torch.stack([patterns[i] + 0.05 * torch.randn(1, side, side, generator=generator) for i, _ in rows])
     return LabeledImages(labels=torch.tensor([i for i, _ in rows]), class_names=[f"{i + 1:04d}" for i in range(n_ids)],
                          description="toy", images=images.clamp(0, 1), domains=torch.tensor([c for _, c in rows]),
-                         extra={"person_ids": torch.tensor([i + 1 for i, _ in rows])})
-
-
-def _part(data: LabeledImages, index: torch.Tensor) -> LabeledImages:
-    part = data.subset(index)
-    part.extra = {**data.extra, "person_ids": data.extra["person_ids"][index]}  # subset() copies `extra` unchanged
-    return part
+                         person_ids=torch.tensor([i + 1 for i, _ in rows]))
 
 
 def test_held_out_identities_holds_out_training_identities() -> None:
     data = _toy(n_ids=6)
     train, query, gallery = held_out_identities(data, n_val_ids=2, seed=0)
-    held = set(query.extra["person_ids"].tolist())
-    assert len(held) == 2 and held == set(gallery.extra["person_ids"].tolist())
-    assert held.isdisjoint(set(train.extra["person_ids"].tolist())) and train.n_classes == 4
+    held = set(query.person_ids.tolist())
+    assert len(held) == 2 and held == set(gallery.person_ids.tolist())
+    assert held.isdisjoint(set(train.person_ids.tolist())) and train.n_classes == 4
     assert train.labels.max() == 3 and len(train) + len(query) + len(gallery) == len(data)
-    pairs = list(zip(query.extra["person_ids"].tolist(), query.domains.tolist()))
+    for part in (train, query, gallery):  # each image keeps its own person id (class name "000<id>" in _toy)
+        assert part.person_ids.tolist() == [int(part.class_names[label]) for label in part.labels.tolist()]
+    pairs = list(zip(query.person_ids.tolist(), query.domains.tolist()))
     assert len(pairs) == len(set(pairs)) == 4  # one query per held-out identity and camera
 
 
@@ -122,14 +122,34 @@ def test_fit_and_evaluate_on_an_easy_toy_set(geometry: str) -> None:
     data = _toy()
     torch.manual_seed(0)
     model = build_reid_model(geometry, backbone="conv4", in_channels=1, dim=8, n_classes=4, c=0.5, clip_r=2.0)
-    history = fit_reid(model, data, epochs=8, batch_size=8, lr=3e-3, schedule="sch2", device=torch.device("cpu"),
-                       seed=0, flip=False, pad=1, erasing=0.0, progress=False)
+    history = fit_classifier(model, data, epochs=8, batch_size=8, lr=3e-3, device=torch.device("cpu"), seed=0,
+                             weight_decay=5e-4, progress=False,
+                             **reid_training("sch2", 8, flip=False, pad=1, erasing=0.0))
     assert list(history.columns) == ["epoch", "lr", "loss", "accuracy"] and len(history) == 8
     assert history.loss.iloc[-1] < history.loss.iloc[0]
-    query, gallery = (_part(data, torch.tensor([i for i in range(len(data)) if (i % 3 == 0) == wanted]))
+    query, gallery = (data.subset(torch.tensor([i for i in range(len(data)) if (i % 3 == 0) == wanted]))
                       for wanted in (True, False))
     result = evaluate_retrieval(model, query, gallery, device=torch.device("cpu"))
     assert result["distances"].shape == (len(query), len(gallery)) and result["rank1"] > 0.5
+
+
+def test_reid_training_reproduces_the_recorded_fit_reid_numbers() -> None:
+    """fit_classifier with reid_training's hooks trains as the former fit_reid did: these numbers were recorded from
+    it. One generator draws each epoch's permutation, then the batches' augmentation; the last short batch is left
+    out (24 of 30 images per epoch); the learning rate is set per epoch. A change of draw order, batch rule or
+    schedule moves the losses far beyond the tolerance, which only allows for another CPU's rounding."""
+    data = _toy(n_ids=5)
+    torch.manual_seed(0)
+    model = build_reid_model("hyperbolic", backbone="conv4", in_channels=1, dim=8, n_classes=5, c=0.5, clip_r=2.0)
+    history = fit_classifier(model, data, epochs=4, batch_size=8, lr=3e-3, device=torch.device("cpu"), seed=1,
+                             weight_decay=5e-4, progress=False,
+                             **reid_training("sch2", 4, flip=True, pad=2, erasing=0.5))
+    assert history.lr.tolist() == [0.0015, 0.003, 0.0022500000000000003, 0.0007500000000000003]
+    assert history.loss.tolist() == pytest.approx([2.484786113103231, 1.772973855336507, 1.669636329015096,
+                                                   1.6340946753819783], rel=1e-4)
+    assert all(abs(24 * accuracy - round(24 * accuracy)) < 1e-9 for accuracy in history.accuracy)
+    weights = float(sum(parameter.detach().double().abs().sum() for parameter in model.parameters()))
+    assert weights == pytest.approx(1365.6907109392687, rel=1e-5)
 
 
 def test_summary_tables_and_paired_gains() -> None:

@@ -16,8 +16,9 @@ import yaml
 
 from tests.conftest import STANDARD_PARAMETERS, write_notebook
 from protolab.runner.cli import main
-from protolab.runner.execute import estimated_durations, plan, run_notebooks
+from protolab.runner.execute import plan, run_notebooks
 from protolab.runner.parameters import ParameterError, discover, parse_parameters_cell
+from protolab.runner.progress import estimated_durations
 from protolab.runner.publish import out_dir_lock
 
 HEALTHY = ["from protolab import figures\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
@@ -239,14 +240,6 @@ def test_the_command_works_headless_with_no_home_and_no_stdin(project):
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert (project / "figures" / "healthy__line.png").exists()
-
-
-def test_list_imports_no_plotting_library(project):
-    completed = subprocess.run([sys.executable, "-X", "importtime", "-m", "protolab", "--notebooks",
-                                str(project / "notebooks"), "list"], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0 and "healthy — Healthy experiment" in completed.stdout
-    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in completed.stderr.splitlines() if "|" in line}
-    assert "protolab" in imported and not imported & {"matplotlib", "seaborn"}
 
 
 def test_two_concurrent_runs_into_one_out_dir_end_consistent(project):

@@ -55,6 +55,27 @@ class Conv4(nn.Module):
         return self.pool(self.blocks(images)).flatten(1)
 
 
+class GlyphFeatureCNN(nn.Module):
+    """glyph-zsl's feature network (:mod:`protolab.data.glyph_zsl`): three :func:`conv_block` (16, 32, 64
+    channels, each halving the side) and a ReLU feature layer that keeps where the ink is (accents above vs
+    below), then dropout (0.2) and a linear classifier.
+
+    ``features``: images ``(B, 1, S, S)`` (``S`` a multiple of 8) → ``(B, feature_dim)``, non-negative;
+    ``forward``: images → logits ``(B, n_classes)``.
+    """
+
+    def __init__(self, image_size: int, feature_dim: int, n_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_block(1, 16), conv_block(16, 32), conv_block(32, 64),
+            nn.Flatten(), nn.Linear(64 * (image_size // 8) ** 2, feature_dim), nn.ReLU(),
+        )
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(images))
+
+
 class ResNet18(nn.Module):
     """torchvision's ResNet-18 (untrained) with a 3×3 stem and no first max-pool for small inputs; 512-d."""
 

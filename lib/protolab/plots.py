@@ -401,8 +401,8 @@ def retrieval_strips(query: LabeledImages, gallery: LabeledImages, distances: to
                      top: int = 5, title: str = "") -> plt.Figure:
     """For each query index: the query image, then its ``top`` nearest gallery images under the protocol
     (same identity and camera, and junk, left out), framed green when the identity matches, red otherwise."""
-    q_ids, q_cams = query.extra["person_ids"], query.domains
-    g_ids, g_cams = gallery.extra["person_ids"], gallery.domains
+    q_ids, q_cams = query.person_ids, query.domains
+    g_ids, g_cams = gallery.person_ids, gallery.domains
     fig, axes = plt.subplots(len(queries), top + 1, figsize=(1.3 * (top + 1), 1.5 * len(queries)), squeeze=False)
     for row, qi in zip(axes, queries):
         banned = ((g_ids == q_ids[qi]) & (g_cams == q_cams[qi])) | (g_ids == -1)

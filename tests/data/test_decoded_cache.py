@@ -4,6 +4,7 @@ the image-file loaders return decoded data by default; uint8 LabeledImages; the 
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,28 @@ def test_uint8_labeled_images() -> None:
                       paths=[Path("a.jpg"), Path("b.jpg")], transform=lambda image: image)
 
 
+def test_subset_and_select_classes_slice_every_per_image_field() -> None:
+    n, picked = 5, [3, 0, 4]
+    data = LabeledImages(labels=torch.tensor([0, 1, 0, 1, 1]), class_names=["a", "b"], description="five",
+                         images=torch.rand(n, 1, 2, 2), paths=[Path(f"{i}.png") for i in range(n)],
+                         transform=lambda image: image, groups=["x", "y"], domains=torch.tensor([1, 2, 3, 4, 5]),
+                         person_ids=torch.tensor([7, 8, 7, 9, 8]), extra={"seed": 1})
+    values = {item.name: getattr(data, item.name) for item in fields(LabeledImages)}
+    per_image = {name for name, value in values.items() if isinstance(value, (torch.Tensor, list)) and len(value) == n}
+    assert per_image == {"labels", "images", "paths", "domains", "person_ids"}
+    for part, index in ((data.subset(torch.tensor(picked)), picked), (data.select_classes([1]), [1, 3, 4])):
+        for name in per_image - {"labels"}:
+            whole, sliced = getattr(data, name), getattr(part, name)
+            assert (torch.equal(sliced, whole[index]) if torch.is_tensor(whole)
+                    else sliced == [whole[i] for i in index]), name
+        assert part.extra == data.extra
+    assert torch.equal(data.subset(torch.tensor(picked)).labels, data.labels[picked])
+    assert data.select_classes([1]).labels.tolist() == [0, 0, 0]  # relabelled
+    with pytest.raises(ValueError, match="person_ids"):
+        LabeledImages(labels=torch.tensor([0, 1]), class_names=["a", "b"], description="x",
+                      images=torch.rand(2, 1, 2, 2), person_ids=torch.tensor([1]))
+
+
 def test_paper_size_writers_at_a_small_size(cache: Path, tmp_path: Path) -> None:
     mini = load_mini_imagenet(write_paper_mini_imagenet(tmp_path / "mini", classes=(5, 2, 3), images_per_class=4))
     assert [split.n_classes for split in mini] == [5, 2, 3] and [len(split) for split in mini] == [20, 8, 12]
@@ -193,10 +216,10 @@ def test_paper_size_writers_at_a_small_size(cache: Path, tmp_path: Path) -> None
                                               query_images=5, gallery_images=9, distractors=2, junk=3))
     assert market.train.n_classes == 4 and len(market.train) == 10 and market.train.images.shape[1:] == (3, 128, 64)
     assert len(market.query) == 5 and len(market.gallery) == 9 + 2 + 3
-    ids = market.gallery.extra["person_ids"]
+    ids = market.gallery.person_ids
     assert int((ids == 0).sum()) == 2 and int((ids == -1).sum()) == 3
-    assert set(market.train.extra["person_ids"].tolist()).isdisjoint(market.query.extra["person_ids"].tolist())
-    for q_id, q_cam in zip(market.query.extra["person_ids"], market.query.domains):  # a match on another camera
+    assert set(market.train.person_ids.tolist()).isdisjoint(market.query.person_ids.tolist())
+    for q_id, q_cam in zip(market.query.person_ids, market.query.domains):  # a match on another camera
         assert bool(((ids == q_id) & (market.gallery.domains != q_cam)).any())
 
     folder = write_cub_xlsa17(tmp_path / "zsl", classes=(4, 2, 2), images=(12, 6, 7), test_seen=6, n_attributes=5,

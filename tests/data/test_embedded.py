@@ -13,6 +13,7 @@ import scipy.io
 import torch
 from sklearn.metrics import roc_auc_score
 
+from protolab.backbones import GlyphFeatureCNN
 from protolab.data import glyph_zsl, glyphs
 from protolab.data.digits import load_digits
 from protolab.data.glyph_zsl import GLYPH_ZSL, build_glyph_zsl, describe_glyph_zsl, load_glyph_zsl
@@ -216,6 +217,7 @@ def zsl_build(tmp_path_factory: pytest.TempPathFactory):
     """One small glyph-zsl build, recording what the feature CNN was trained on."""
     captured: dict = {}
     render, fit = glyph_zsl.render_glyphs, glyph_zsl._fit_feature_cnn
+    captured["fit"] = fit
 
     def spy_render(*args, **kwargs):
         captured["rendered"] = render(*args, **kwargs)
@@ -234,6 +236,36 @@ def zsl_build(tmp_path_factory: pytest.TempPathFactory):
         assert torch.get_num_threads() == threads  # the build leaves the caller's setting alone
         data = load_xlsa17(root, GLYPH_ZSL, normalize_attributes=False)
         yield root, data, captured
+
+
+def test_glyph_zsl_feature_cnn_trains_as_the_plain_loop_it_replaced(zsl_build) -> None:
+    """The feature CNN, trained by fit_classifier (torch's default Adam, a one-cycle schedule stepped per batch),
+    gives the features of the plain loop glyph-zsl used before the shared one (written out here), bit for bit on
+    one machine: every IPN number depends on them. A constant would not do: another CPU rounds otherwise."""
+    _, _, captured = zsl_build
+    images = captured["training_images"][:200]
+    labels = torch.arange(len(images)) % 7
+    options = dict(feature_dim=16, epochs=2, seed=3)
+    shared = captured["fit"](images, labels, **options)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(options["seed"])
+        model = GlyphFeatureCNN(images.shape[-1], options["feature_dim"], 7)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=2 * 2)
+        generator = torch.Generator().manual_seed(options["seed"])
+        model.train()
+        for _ in range(options["epochs"]):
+            for batch in torch.randperm(len(labels), generator=generator).split(128):
+                loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+    with torch.no_grad():
+        expected, obtained = model.features.eval()(images), shared(images)
+    assert not shared.training
+    assert obtained.abs().sum() > 0
+    torch.testing.assert_close(obtained, expected, rtol=0, atol=0)
 
 
 def test_glyph_zsl_reads_back_through_xlsa17(zsl_build) -> None:

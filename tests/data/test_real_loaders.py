@@ -440,19 +440,19 @@ def market_root(tmp_path: Path) -> Path:
 def test_market1501(market_root: Path) -> None:
     splits = load_market1501(market_root)
     assert splits.train.class_names == ["0002", "0007"] and splits.train.labels.tolist() == [0, 0, 1]
-    assert splits.train.domains.tolist() == [1, 2, 3] and splits.train.extra["person_ids"].tolist() == [2, 2, 7]
+    assert splits.train.domains.tolist() == [1, 2, 3] and splits.train.person_ids.tolist() == [2, 2, 7]
     gallery, query = splits.gallery, splits.query
     assert gallery.class_names == query.class_names == ["0002", "0010", "0000", "-1"]
     names = [p.name for p in gallery.paths]
     assert names == sorted(MARKET["bounding_box_test"]) and len(gallery) == 5
-    person_ids = dict(zip(names, gallery.extra["person_ids"].tolist()))
+    person_ids = dict(zip(names, gallery.person_ids.tolist()))
     assert person_ids["-1_c3s1_000401_03.jpg"] == -1 and person_ids["0000_c1s1_000000_01.jpg"] == 0
     assert [gallery.class_names[label] for label in gallery.labels] == ["-1", "0000", "0002", "0002", "0010"]
     image, _ = query[0]
     assert image.shape == (3, 128, 64)
     # The standard protocol from these fields: for query 0 (id 2, camera 1), drop same id + same camera and junk.
-    q_id, q_cam = query.extra["person_ids"][0], query.domains[0]
-    g_ids, g_cams = gallery.extra["person_ids"], gallery.domains
+    q_id, q_cam = query.person_ids[0], query.domains[0]
+    g_ids, g_cams = gallery.person_ids, gallery.domains
     valid = ~((g_ids == q_id) & (g_cams == q_cam)) & (g_ids != -1)
     assert [n for n, v in zip(names, valid) if v] == ["0000_c1s1_000000_01.jpg", "0002_c4s2_045701_02.jpg",
                                                     "0010_c5s3_015240_04.jpg"]

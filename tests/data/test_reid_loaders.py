@@ -25,7 +25,7 @@ def duke_root(tmp_path: Path) -> Path:
 def test_dukemtmc(duke_root: Path) -> None:
     splits = load_dukemtmc(duke_root)
     assert splits.train.class_names == ["0001", "0005"] and splits.train.labels.tolist() == [0, 0, 1]
-    assert splits.train.domains.tolist() == [2, 5, 1] and splits.train.extra["person_ids"].tolist() == [1, 1, 5]
+    assert splits.train.domains.tolist() == [2, 5, 1] and splits.train.person_ids.tolist() == [1, 1, 5]
     query, gallery = splits.query, splits.gallery
     assert query.class_names == gallery.class_names == ["0003", "0008", "5000"]
     assert [p.name for p in gallery.paths] == sorted(DUKEMTMC_FILES["bounding_box_test"])  # Thumbs.db ignored
@@ -105,22 +105,22 @@ def test_reid_glyphs_is_embedded_and_builds_without_files(glyphs) -> None:
 def test_reid_glyphs_structure(glyphs) -> None:
     train, query, gallery = glyphs
     assert train.images.shape[1:] == (1, 16, 16) and float(train.images.max()) <= 1.0
-    train_ids = set(train.extra["person_ids"].tolist())
-    test_ids = set(query.extra["person_ids"].tolist())
+    train_ids = set(train.person_ids.tolist())
+    test_ids = set(query.person_ids.tolist())
     assert train_ids == set(range(1, 13)) and test_ids == set(range(13, 23))  # disjoint identities
-    assert train.labels.tolist() == (train.extra["person_ids"] - 1).tolist() and train.n_classes == 12
-    assert set(gallery.extra["person_ids"].tolist()) == test_ids | {0}  # distractors are person id 0
-    assert int((gallery.extra["person_ids"] == 0).sum()) == 10  # 5 distractor characters × 2 images
-    pairs = list(zip(query.extra["person_ids"].tolist(), query.domains.tolist()))
+    assert train.labels.tolist() == (train.person_ids - 1).tolist() and train.n_classes == 12
+    assert set(gallery.person_ids.tolist()) == test_ids | {0}  # distractors are person id 0
+    assert int((gallery.person_ids == 0).sum()) == 10  # 5 distractor characters × 2 images
+    pairs = list(zip(query.person_ids.tolist(), query.domains.tolist()))
     assert len(pairs) == len(set(pairs))  # one query per identity per camera
     for pid in test_ids:
         cameras = {cam for p, cam in pairs if p == pid}
         assert 2 <= len(cameras) <= 4 and cameras <= set(range(1, len(CAMERAS) + 1))
-        in_gallery = gallery.domains[gallery.extra["person_ids"] == pid].tolist()
+        in_gallery = gallery.domains[gallery.person_ids == pid].tolist()
         assert sorted(in_gallery) == sorted(cam for cam in cameras for _ in range(2))
     assert query.class_names == gallery.class_names and query.class_names[-1] == "0000"
     names = [query.class_names[label] for label in query.labels]
-    assert names == [f"{pid:04d}" for pid in query.extra["person_ids"].tolist()]
+    assert names == [f"{pid:04d}" for pid in query.person_ids.tolist()]
     chars = query.extra["chars"]
     assert len({chars[str(pid)] for pid in train_ids | test_ids}) == 22  # one character per identity
 
@@ -138,7 +138,7 @@ def test_reid_glyphs_is_deterministic_and_cached(glyphs) -> None:
 def test_reid_glyphs_strength_and_size(glyphs) -> None:
     mild = load_reid_glyphs(seed=0, image_size=16, n_train_ids=12, n_test_ids=10, n_distractors=5,
                             images_per_camera=2, strength=0.0)
-    assert mild.train.extra["person_ids"].tolist() == glyphs.train.extra["person_ids"].tolist()
+    assert mild.train.person_ids.tolist() == glyphs.train.person_ids.tolist()
     assert not torch.equal(mild.train.images, glyphs.train.images)
     wide = load_reid_glyphs(seed=0, image_size=(16, 8), n_train_ids=12, n_test_ids=10, n_distractors=5,
                             images_per_camera=2)

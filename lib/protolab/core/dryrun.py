@@ -11,6 +11,9 @@ A loop of a loop is counted ``repeats`` times (:func:`meter`) or, for loops mete
 per-epoch loops inside it are metered once and counted ``E`` times. An outer loop whose iterations cost the
 same (seeds) runs its first iteration only, counted for all (:func:`alike`).
 Without ``PROTOLAB_DRY_RUN`` every call here returns at once and changes nothing.
+
+torch is imported where a device is read, so that the runner reads cost logs (:func:`read_costs`,
+:func:`estimated_total`, :func:`format_duration`) without loading it.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Iterable, Iterator, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DRY_RUN = "PROTOLAB_DRY_RUN"
 """Environment variable: measured steps per loop in a dry run (unset or 0: a normal run)."""
@@ -95,6 +99,8 @@ def format_duration(seconds: float) -> str:
 
 def peak_memory_bytes(device: torch.device | str = "cpu") -> int:
     """Peak memory of this process so far: CUDA allocations on a CUDA ``device``, else the peak RSS."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
@@ -112,6 +118,8 @@ class Meter:
     """
 
     def __init__(self, label: str, steps: int, device: torch.device | str = "cpu", repeats: int = 1) -> None:
+        import torch
+
         self.label, self.steps, self.device = label, int(steps), torch.device(device)
         self.budget = dry_run_steps()
         self.factor = math.prod(_repeats) * max(1, int(repeats))
@@ -121,6 +129,8 @@ class Meter:
 
     def _now(self) -> float:
         if self.budget and self.device.type == "cuda":
+            import torch
+
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
 

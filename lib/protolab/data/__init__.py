@@ -202,7 +202,7 @@ def load_zsl(name: str, data_root: str | Path = "", *, seed: int = 0) -> ZSLData
 def load_reid(name: str, data_root: str | Path = "", *, image_size: int | tuple[int, int] = (128, 64),
               seed: int = 0) -> ReidSplits:
     """Re-identification train / query / gallery (:class:`~protolab.data.reid.ReidSplits`, cameras as
-    ``domains``, person ids in ``extra['person_ids']``): ``reid-glyphs`` (embedded, built with ``seed``),
+    ``domains``, person ids as ``person_ids``): ``reid-glyphs`` (embedded, built with ``seed``),
     ``market1501`` or ``dukemtmc`` (real releases at ``data_root``), images resized to ``image_size``
     (``(H, W)``, or a side)."""
     if name == "reid-glyphs":

@@ -23,11 +23,14 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import OneCycleLR
 
+from protolab.backbones import GlyphFeatureCNN
+from protolab.core.reproducibility import one_thread
 from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
+from protolab.data.images import LabeledImages
 from protolab.data.xlsa17 import FILES, ZSLData, load_xlsa17, write_xlsa17
-from protolab.core.reproducibility import one_thread
 
 GLYPH_ZSL = "GLYPH-ZSL"
 """Folder name of the dataset under the root :func:`build_glyph_zsl` returns."""
@@ -154,49 +157,30 @@ def hold_out_classes(attributes: np.ndarray, candidates: np.ndarray, fraction: f
     return np.sort(np.asarray(held, dtype=np.int64))
 
 
-class _FeatureCNN(nn.Module):
-    """Three conv blocks (16, 32, 64 channels, each halving the side) and a ReLU feature layer that
-    keeps where the ink is (accents above vs below)."""
-
-    def __init__(self, image_size: int, feature_dim: int, n_classes: int):
-        super().__init__()
-        blocks = []
-        for c_in, c_out in ((1, 16), (16, 32), (32, 64)):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
-        self.features = nn.Sequential(
-            *blocks, nn.Flatten(), nn.Linear(64 * (image_size // 8) ** 2, feature_dim), nn.ReLU()
-        )
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(images))
-
-
 def _fit_feature_cnn(
     images: torch.Tensor, labels: torch.Tensor, *, feature_dim: int, epochs: int, seed: int
 ) -> nn.Module:
-    """Train :class:`_FeatureCNN` to classify ``images`` ``(M, 1, S, S)`` into ``labels`` ``(M,)``
-    (``0..K-1``) and return its feature extractor (``(M, 1, S, S) -> (M, feature_dim)``), in eval mode.
+    """Train :class:`~protolab.backbones.GlyphFeatureCNN` to classify ``images`` ``(M, 1, S, S)`` into
+    ``labels`` ``(M,)`` (``0..K-1``) and return its feature extractor (``(M, 1, S, S) -> (M, feature_dim)``),
+    in eval mode.
 
-    Only the images passed here are seen in training; torch's global random state is left as it was.
+    :func:`~protolab.training.loops.fit_classifier` trains it on the CPU: batches of 128, torch's default
+    (unfused) Adam under a one-cycle schedule peaking at 3e-3, stepped per batch, never stopped early by a dry
+    run. Only the images passed here are seen in training; torch's global random state is left as it was.
     """
+    from protolab.training.loops import fit_classifier  # imported here: training/ imports data/
+
+    n_classes = int(labels.max()) + 1
+    seen = LabeledImages(labels=labels, class_names=[str(k) for k in range(n_classes)],
+                         description="glyph-zsl seen-class trainval images", images=images)
+    steps = epochs * -(-len(labels) // 128)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _FeatureCNN(images.shape[-1], feature_dim, int(labels.max()) + 1)
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=3e-3, total_steps=epochs * -(-len(labels) // 128)
-        )
-        generator = torch.Generator().manual_seed(seed)
-        model.train()
-        for _ in range(epochs):
-            for batch in torch.randperm(len(labels), generator=generator).split(128):
-                loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-    return model.features.eval()
+        model = GlyphFeatureCNN(images.shape[-1], feature_dim, n_classes)
+        fit_classifier(model, seen, epochs=epochs, batch_size=128, lr=3e-3, device=torch.device("cpu"), seed=seed,
+                       scheduler=lambda optimizer: OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps),
+                       fused_adam=False, metered=False, progress=False)
+    return model.features
 
 
 def _splits(attributes: np.ndarray, labels: np.ndarray, options: dict) -> dict[str, np.ndarray]:

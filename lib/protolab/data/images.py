@@ -46,6 +46,10 @@ class LabeledImages(Dataset):
             retrieval protocol conditions on: for re-identification data (Market-1501) the camera
             number from the file name (1–6); for the embedded glyphs the font the image was drawn in
             (an index into ``extra['fonts']``); None for the other datasets.
+        person_ids: optional ``(N,)`` int64 identity of each image for re-identification data, as in
+            :mod:`protolab.data.reid` (``-1`` junk, ``0`` distractor, otherwise the person id); None otherwise.
+        extra: metadata of the whole dataset (seed, options, id → character maps…), kept as is by
+            :meth:`subset`; a value per image belongs in a field of its own, which :meth:`subset` slices.
     """
 
     labels: torch.Tensor
@@ -56,6 +60,7 @@ class LabeledImages(Dataset):
     transform: Callable[[Image.Image], torch.Tensor] | None = None
     groups: list[str] | None = None
     domains: torch.Tensor | None = None
+    person_ids: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -70,8 +75,10 @@ class LabeledImages(Dataset):
             raise ValueError(f"{len(self.paths)} paths for {n} images")
         if self.labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), got {tuple(self.labels.shape)}")
-        if self.domains is not None and self.domains.shape != (n,):
-            raise ValueError(f"domains must have shape ({n},), got {tuple(self.domains.shape)}")
+        for name in ("domains", "person_ids"):
+            value = getattr(self, name)
+            if value is not None and value.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {tuple(value.shape)}")
         if self.groups is not None and len(self.groups) != len(self.class_names):
             raise ValueError("groups must give one group per class")
 
@@ -98,7 +105,9 @@ class LabeledImages(Dataset):
     def subset(self, indices: torch.Tensor, description: str | None = None) -> "LabeledImages":
         """The images at ``indices`` (int64 ``(M,)``), keeping class ids and names unchanged.
 
-        In-memory (or memory-mapped) ``images`` are copied: the subset holds its ``M`` images in memory.
+        Every per-image field (``labels``, ``images``, ``paths``, ``domains``, ``person_ids``) is taken at
+        ``indices``; ``extra`` is copied. In-memory (or memory-mapped) ``images`` are copied: the subset holds
+        its ``M`` images in memory.
         """
         indices = torch.as_tensor(indices, dtype=torch.long)
         return LabeledImages(
@@ -110,6 +119,7 @@ class LabeledImages(Dataset):
             transform=self.transform,
             groups=self.groups,
             domains=None if self.domains is None else self.domains[indices],
+            person_ids=None if self.person_ids is None else self.person_ids[indices],
             extra=dict(self.extra),
         )
 

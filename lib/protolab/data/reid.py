@@ -22,7 +22,7 @@ How identities are represented, for the standard evaluation (Zheng et al.'s prot
 for each query, gallery images with the same person id *and* the same camera are removed, junk is
 removed, and distractors stay as negatives):
 
-- ``extra['person_ids']``: int64 ``(N,)`` raw person id from the file name: ``-1`` junk, ``0``
+- ``person_ids``: int64 ``(N,)`` raw person id from the file name: ``-1`` junk, ``0``
   distractor, otherwise the identity. Evaluation code uses these with ``domains`` (the cameras).
 - ``labels``: ``train`` is relabelled ``0..n_ids-1`` (junk and distractors left out of training);
   ``query`` and ``gallery`` share one class list, ``class_names``: the identities present (zero-padded,
@@ -123,7 +123,7 @@ def _labeled(
         paths=paths,
         transform=image_transform(image_size),
         domains=torch.tensor(cameras, dtype=torch.int64),
-        extra={"person_ids": torch.tensor(person_ids, dtype=torch.int64)},
+        person_ids=torch.tensor(person_ids, dtype=torch.int64),
     )
     return prepare_files(files, source=layout.source, decoded=decoded)
 

@@ -13,7 +13,7 @@ or occlusion). It mirrors Market-1501's structure (:class:`~protolab.data.reid.R
   (characters of neither split, person id 0, two images each from random cameras).
 
 Person ids are ``1..n_train_ids`` (train) and ``n_train_ids+1..`` (test); labels, ``domains`` (the
-camera, 1–6) and ``extra['person_ids']`` follow :mod:`protolab.data.reid` exactly, so every re-ID
+camera, 1–6) and ``person_ids`` follow :mod:`protolab.data.reid` exactly, so every re-ID
 function reads the stand-in and the real releases alike. ``extra['chars']`` maps a person id to its
 character. Characters are drawn only when every camera font encodes them and no two identities
 render identically (Latin A and Greek Alpha are one identity at most).
@@ -184,7 +184,7 @@ def load_reid_glyphs(seed: int = 0, image_size: int | tuple[int, int] = 24, *, n
     -------
     ReidSplits
         ``images`` ``(N, 1, H, W)`` float32 in ``[0, 1]`` (white ink on black); ``domains`` the camera
-        (1–6); ``extra['person_ids']``, ``extra['chars']`` (person id → character), ``extra['cameras']``
+        (1–6); ``person_ids``, ``extra['chars']`` (person id → character), ``extra['cameras']``
         (camera number → font and distortion).
     """
     side = image_size if isinstance(image_size, int) else max(image_size)
@@ -229,6 +229,5 @@ def _split(tensors: dict[str, torch.Tensor], split: str, meta: dict, what: str, 
         labels = torch.tensor([index[pid] for pid in person_ids.tolist()], dtype=torch.int64)
         what = f"{what}: {split} ({len(person_ids)} images; person id 0 = distractor)"
     return LabeledImages(labels=labels, class_names=class_names, description=what, images=images,
-                         domains=tensors["cameras"].clone(),
-                         extra={"person_ids": person_ids.clone(), "chars": meta["chars"], "cameras": cameras,
-                                "channels": 1})
+                         domains=tensors["cameras"].clone(), person_ids=person_ids.clone(),
+                         extra={"chars": meta["chars"], "cameras": cameras, "channels": 1})

@@ -1,24 +1,22 @@
 """Training and retrieval evaluation of :class:`~protolab.reid.model.ReidNet` (shared by both geometries):
-:func:`fit_reid` (cross-entropy over identities, shuffled batches, Adam with weight decay, the learning-rate
-:data:`SCHEDULES`, :func:`augment`), :func:`evaluate_retrieval` (the Market-1501 protocol of
-:func:`~protolab.metrics.reid_evaluate`) and :func:`held_out_identities` (a validation split by identity).
+the re-ID training protocol as hooks of :func:`~protolab.training.loops.fit_classifier` (:func:`reid_training`:
+the learning-rate :data:`SCHEDULES` and :func:`augment`), :func:`evaluate_retrieval` (the Market-1501
+protocol of :func:`~protolab.metrics.reid_evaluate`) and :func:`held_out_identities` (a validation split by
+identity).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from protolab.core import dryrun
 from protolab.data.images import LabeledImages
 from protolab.metrics import reid_evaluate
 from protolab.reid.model import ReidNet, retrieval_distances
-from protolab.training.loading import batches, prepare_model
-from protolab.training.loops import adam, apply_batched, autocast, cross_entropy_step
+from protolab.training.loops import apply_batched
 
 SCHEDULES = {
     "sch1": "step decay: the learning rate ×0.1 after 2/3 of the epochs (the usual re-ID baseline schedule)",
@@ -70,70 +68,37 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
 
-def fit_reid(model: ReidNet, data: LabeledImages, *, epochs: int, batch_size: int, lr: float, schedule: str,
-             device: torch.device, seed: int, weight_decay: float = 5e-4, flip: bool = True, pad: int = 4,
-             erasing: float = 0.5, progress: bool = True, description: str = "train", num_workers: int = 0,
-             amp: bool = False) -> pd.DataFrame:
-    """Train ``model`` on ``data``'s identities (cross-entropy), Adam + ``schedule``, batches augmented by
-    :func:`augment` on ``device``. The batch order (one permutation per epoch) and the augmentation draw from
-    one generator seeded with ``seed``, in the main process (the initialisation is the caller's: seed before
-    building the model), so both geometries see the same batches, whatever ``num_workers``.
+def reid_training(schedule: str, epochs: int, *, flip: bool, pad: int, erasing: float) -> dict[str, Any]:
+    """The keyword arguments that make :func:`~protolab.training.loops.fit_classifier` the re-ID training:
+    ``augment`` (:func:`augment` with ``flip``, ``pad`` and ``erasing``, drawing from the loop's generator),
+    ``lr_at`` (:func:`lr_factor` of ``schedule`` over ``epochs``) and ``drop_last=True`` (full batches only,
+    when there are more images than a batch). An unknown ``schedule`` is refused here, before training.
 
-    ``num_workers`` DataLoader workers gather the batches (:func:`protolab.training.loading.batches`); ``amp`` runs the
-    forward pass under bfloat16 autocast (:func:`protolab.training.loops.autocast`), the loss in float32.
-
-    Returns one row per epoch: ``epoch``, ``lr``, ``loss`` and ``accuracy`` (on the augmented training batches).
-    """
-    lr_factor(schedule, 0, epochs)  # refuse an unknown schedule before training
-    generator = torch.Generator().manual_seed(seed)
-    drop_last = len(data) > batch_size
-    prepare_model(model, device).train()
-    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history = []
-    n_batches = len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size)
-    for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * lr_factor(schedule, epoch, epochs)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        order = torch.randperm(len(data), generator=generator)
-        meter = dryrun.meter(f"{description}: training batches", n_batches, device, epochs)
-        for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers,
-                                      drop_last=drop_last):
-            images = augment(images, flip=flip, pad=pad, erasing=erasing, generator=generator)
-            with autocast(device, amp=amp):
-                logits = model(images)
-            loss, hits = cross_entropy_step(optimizer, logits, labels)
-            total += loss.double() * len(labels)
-            correct += hits
-            seen += len(labels)
-            if meter.tick():
-                break
-        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "loss": total.item() / seen,
-                        "accuracy": int(correct) / seen})
-        if meter.stopped:
-            break
-    model.eval()
-    return pd.DataFrame(history)
+    With the loop's Adam (give ``weight_decay``), cross-entropy over identities and one generator for the batch
+    order and the augmentation, both geometries started from the same seed see the same batches."""
+    lr_factor(schedule, 0, epochs)
+    return {"augment": lambda images, generator: augment(images, flip=flip, pad=pad, erasing=erasing,
+                                                         generator=generator),
+            "lr_at": lambda epoch: lr_factor(schedule, epoch, epochs), "drop_last": True}
 
 
 def evaluate_retrieval(model: ReidNet, query: LabeledImages, gallery: LabeledImages, *, device: torch.device,
                        batch_size: int = 256, num_workers: int = 0, amp: bool = False) -> dict:
     """:func:`~protolab.metrics.reid_evaluate` of ``model``'s embeddings (Market-1501 protocol, person ids and
-    cameras from ``extra['person_ids']`` and ``domains``), plus ``distances`` ``(Q, G)``. Embeddings are computed
+    cameras from ``person_ids`` and ``domains``), plus ``distances`` ``(Q, G)``. Embeddings are computed
     by :func:`~protolab.training.loops.apply_batched` (with its ``num_workers`` and ``amp``)."""
+    if query.person_ids is None or gallery.person_ids is None:
+        raise ValueError("retrieval needs the person_ids of the query and gallery images")
     embedder = model.embedder()
     q, g = (apply_batched(embedder, part, batch_size=batch_size, device=device, num_workers=num_workers, amp=amp)
             for part in (query, gallery))
     distances = retrieval_distances(q, g, model.geometry, c=model.c)
-    result = reid_evaluate(distances, query.extra["person_ids"], query.domains, gallery.extra["person_ids"],
-                           gallery.domains)
+    result = reid_evaluate(distances, query.person_ids, query.domains, gallery.person_ids, gallery.domains)
     return {**result, "distances": distances}
 
 
 def held_out_identities(train: LabeledImages, *, n_val_ids: int,
-                     seed: int) -> tuple[LabeledImages, LabeledImages, LabeledImages]:
+                        seed: int) -> tuple[LabeledImages, LabeledImages, LabeledImages]:
     """``(train_part, val_query, val_gallery)`` from the training identities alone: ``n_val_ids`` identities
     drawn with ``seed`` are held out; of each held-out identity, the first image per camera is a query and
     the others are gallery images. ``train_part`` is relabelled ``0..n-1``."""
@@ -142,7 +107,6 @@ def held_out_identities(train: LabeledImages, *, n_val_ids: int,
     is_val = torch.isin(train.labels, held)
     kept = sorted(set(train.labels[~is_val].tolist()))
     part = train.select_classes(kept, train.description + f"; minus {n_val_ids} validation identities")
-    part.extra["person_ids"] = train.extra["person_ids"][~is_val]  # subset() copies `extra` unchanged
     first: dict[tuple[int, int], int] = {}
     for i in torch.nonzero(is_val).flatten().tolist():
         first.setdefault((int(train.labels[i]), int(train.domains[i])), i)
@@ -150,6 +114,4 @@ def held_out_identities(train: LabeledImages, *, n_val_ids: int,
     gallery_index = torch.tensor(sorted(set(torch.nonzero(is_val).flatten().tolist()) - set(first.values())))
     val_query, val_gallery = (train.subset(index, train.description + f"; validation {name}")
                               for name, index in (("query", query_index), ("gallery", gallery_index)))
-    for part_, index in ((val_query, query_index), (val_gallery, gallery_index)):
-        part_.extra["person_ids"] = train.extra["person_ids"][index]
     return part, val_query, val_gallery

@@ -1,7 +1,7 @@
 """``protolab`` command line: ``list`` the experiments, ``run`` them, rebuild the ``report``.
 
 Paths come from the checkout holding the current directory (or ``--root``), never from where the package
-is installed. ``list`` imports no plotting library.
+is installed. ``list`` and ``--help`` import neither torch nor a plotting library.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-from protolab.runner.execute import RunInterrupted, run_notebooks, stopped_by_signals, summary_table
+from protolab.runner.execute import RunInterrupted, run_notebooks, summary_table
 from protolab.runner.parameters import ParameterError, discover
+from protolab.runner.processes import stopped_by_signals
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock
 from protolab.runner.report import build_report, markdown_table

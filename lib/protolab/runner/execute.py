@@ -1,4 +1,4 @@
-"""Batch execution of experiment notebooks with papermill, headless, in parallel child processes or SLURM jobs.
+"""Planning a run and its loop: parameters checked, notebooks executed by an executor, published, summarised.
 
 Each notebook runs as its own ``python -m papermill`` process with a hard wall-clock limit (papermill
 alone has none and can hang on a dead kernel). Parameters are validated against every notebook's
@@ -9,43 +9,43 @@ the others; the summary names each failure's cell and error line. A timeout, or 
 notebook started (:mod:`protolab.runner.processes`); the summary, ``runs.json`` and the report are written
 in every case.
 
-Where the papermill process runs is the *executor*'s business: :class:`LocalProcesses` (the default) starts
-it as a child of this process; :class:`~protolab.runner.slurm.SlurmNotebooks` submits it as one SLURM job
-per notebook (the run directory lies on a shared file system; results are published here as jobs end, and
-an interruption cancels every job). Both hand back an object with ``wait(timeout)``, ``stop()`` and ``pids``.
+Where the papermill process runs is the *executor*'s business: :class:`~protolab.runner.local.LocalProcesses`
+(the default) starts it as a child of this process; :class:`~protolab.runner.slurm.SlurmNotebooks` submits it as
+one SLURM job per notebook (the run directory lies on a shared file system; results are published here as jobs
+end, and an interruption cancels every job). Both hand back an object with ``wait(timeout)``, ``stop()`` and
+``pids``. Its environment comes from :mod:`protolab.runner.environment`, the progress bar from
+:mod:`protolab.runner.progress`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import nbformat
 import pandas as pd
 import yaml
 
-from protolab.runner.allocator import allocator_environment
 from protolab.core.atomic import atomic_write_text
-from protolab.runner.parameters import Experiment, ParameterError, discover
 from protolab.core.dryrun import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
-from protolab.runner.processes import ProcessTree
+from protolab.runner.environment import runner_variables
+from protolab.runner.local import LocalProcess, LocalProcesses
+from protolab.runner.parameters import Experiment, ParameterError, discover
+from protolab.runner.processes import signals_ignored
+from protolab.runner.progress import RunProgress, estimated_durations
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock, publish
-from protolab.runner.report import build_report, markdown_table, read_runs, record_runs, write_readme_scorecard
-from protolab.runner.slurm import EXECUTORS, JOBS_FILE_ENV, NotebookJob, SlurmNotebooks, SlurmResources, cancel_listed
+from protolab.runner.report import build_report, markdown_table, record_runs, write_readme_scorecard
+from protolab.runner.slurm import EXECUTORS, JOBS_FILE_ENV, NotebookJob, SlurmNotebooks, SlurmResources
 
 KERNEL_NAME = "python3"
 PUBLISHED_PROFILE = "default"  # the only profile whose outputs go to the committed figures/ by default
@@ -159,7 +159,8 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     ``out_dir`` defaults to ``<root>/figures`` for the default profile and to ``runs/<run-id>/figures``
     otherwise (an ``out_dir`` override among ``overrides`` counts as ``out_dir``). ``progress`` receives a
     line when each notebook starts and ends. ``bar`` shows one progress bar over the whole run on stderr,
-    with the time left estimated from each notebook's last duration (:func:`estimated_durations`); default:
+    with the time left estimated from each notebook's last duration
+    (:func:`~protolab.runner.progress.estimated_durations`); default:
     when stderr is a terminal. Raises :class:`RunInterrupted` on ``KeyboardInterrupt``.
 
     ``executor`` is ``"local"`` (child processes, ``jobs`` at a time, default 1) or ``"slurm"`` (one SLURM job
@@ -218,7 +219,7 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
         context.stop()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    with _signals_ignored():
+    with signals_ignored():
         tracker.close()
         if interruption:
             context.stop()
@@ -246,88 +247,6 @@ def summary_table(results: Sequence[NotebookResult]) -> pd.DataFrame:
                               else ""} if dry else {}),
                           **({"job": r.job_id} if jobs else {}), "failing cell": r.failing_cell, "error": r.error}
                          for r in results])
-
-
-def headless_environment(variables: Mapping[str, str]) -> dict[str, str]:
-    """The notebook process's environment: this process's (on a SLURM node: the job's) plus ``variables``
-    (:func:`runner_variables`). A JupyterLab session name inherited from a terminal (``JPY_SESSION_NAME``) is
-    dropped, or the kernel would take another notebook for the one it runs, and so is submitit's description
-    of the job running it (``SUBMITIT_*``), which would make the kernel's own submissions take it for theirs."""
-    env = {key: value for key, value in os.environ.items()
-           if key != "JPY_SESSION_NAME" and not key.startswith("SUBMITIT_")}
-    env.update(variables)
-    return env
-
-
-def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
-    """What the runner sets for a notebook: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
-
-    Jupyter's data/config dirs point into the run so that no user kernelspec named ``python3``
-    can substitute another interpreter for this one. ``PROTOLAB_STAGE_DIR`` tells
-    :func:`protolab.figures.start` where to write. The kernel and its workers get ``threads`` threads (a
-    user's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` kept) and the tuned allocator of
-    :mod:`protolab.runner.allocator`.
-    """
-    variables = {
-        "MPLBACKEND": "Agg",
-        "IPYTHONDIR": str(run_dir / ".ipython"),
-        "JUPYTER_RUNTIME_DIR": str(run_dir / ".jupyter" / "runtime"),
-        "JUPYTER_DATA_DIR": str(run_dir / ".jupyter" / "data"),
-        "JUPYTER_CONFIG_DIR": str(run_dir / ".jupyter" / "config"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "MPLCONFIGDIR": str(run_dir / ".matplotlib"),
-        "PROTOLAB_RUN_ID": run_id,
-        "PROTOLAB_NOTEBOOKS_DIR": str(notebooks),
-        "PROTOLAB_STAGE_DIR": str(stage),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        variables[name] = os.environ.get(name, str(threads))
-    variables.update(allocator_environment({**os.environ, **variables}))
-    return variables
-
-
-class LocalProcesses:
-    """The default executor: each notebook is a child process of this one, in its own session, watched."""
-
-    name = "local"
-
-    def check(self, *, timeout: float) -> None:
-        """Nothing to check before a local run."""
-
-    def threads(self, jobs: int) -> int:
-        """Torch/OpenMP threads of each of ``jobs`` notebooks running at once: the cores shared among them."""
-        return max(1, (os.cpu_count() or 1) // jobs)
-
-    def kernel_variables(self, run_dir: Path) -> dict[str, str]:
-        return {}
-
-    def launch(self, name: str, command: list[str], variables: Mapping[str, str], log: Path,
-               timeout: float) -> LocalProcess:
-        with open(log, "w") as log_handle:
-            process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log_handle,
-                                       stderr=subprocess.STDOUT, env=headless_environment(variables))
-        return LocalProcess(ProcessTree(process), Path(variables[JOBS_FILE_ENV]))
-
-
-class LocalProcess:
-    """A notebook's process tree; stopping it also cancels the SLURM jobs its kernel submitted (grid cells)."""
-
-    job_id, where, failure, wall_time_s = "", "", "", None
-
-    def __init__(self, tree: ProcessTree, jobs_file: Path) -> None:
-        self.tree, self.jobs_file = tree, jobs_file
-
-    @property
-    def pids(self) -> list[int]:
-        return self.tree.pids
-
-    def wait(self, timeout: float | None) -> int | None:
-        return self.tree.wait(timeout)
-
-    def stop(self) -> None:
-        self.tree.stop()
-        cancel_listed(self.jobs_file)
 
 
 Executor = LocalProcesses | SlurmNotebooks
@@ -358,7 +277,7 @@ class _Context:
     timeout: float
     threads: int
     progress: Callable[[str], None]
-    tracker: "RunProgress | None" = None
+    tracker: RunProgress | None = None
     readme: Path | None = None  # the checkout's README, whose scorecard follows the committed figures/
     executor: Executor = field(default_factory=LocalProcesses)
     dry_run: int = 0  # timed steps per metered loop in a dry run (protolab.core.dryrun); 0: a real run
@@ -394,9 +313,13 @@ class _Context:
         variables[JOBS_FILE_ENV] = str(jobs_file)
         return variables
 
-    def record(self, results: Sequence[NotebookResult]) -> None:
-        """Merge ``results`` into ``out_dir``'s ``runs.json`` and rebuild the report, under the out_dir lock."""
+    def record(self, results: Sequence[NotebookResult], stage: Path | None = None) -> None:
+        """Under the out_dir lock: publish ``stage`` (the outputs of ``results``' one notebook, if given), merge
+        ``results`` into ``out_dir``'s ``runs.json``, rebuild the report and, publishing into the checkout's
+        committed figures/, its README's scorecard."""
         with out_dir_lock(self.out_dir, self.progress):
+            if stage is not None:
+                publish(stage, self.out_dir, results[0].notebook)
             record_runs(self.out_dir, [asdict(result) for result in results])
             build_report(self.out_dir, order=self.order)
             if self.readme is not None:
@@ -455,14 +378,7 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
         elif context.dry_run:
             result.estimated_s = estimated_total(read_costs(costs), result.wall_time_s)
     try:
-        with out_dir_lock(context.out_dir, context.progress):
-            if result.status == "ok":
-                publish(stage, context.out_dir, name)
-            record_runs(context.out_dir, [asdict(result)])
-            build_report(context.out_dir, order=context.order)
-            if context.readme is not None:  # publishing into the checkout's committed figures/
-                write_readme_scorecard(context.readme, context.out_dir, context.order)
-        context.recorded.add(name)
+        context.record([result], stage if result.status == "ok" else None)
     except OSError as error:
         result.status, result.error = "failed", f"publishing into {context.out_dir} failed: {error}"
     if context.tracker:
@@ -473,114 +389,11 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
     return result
 
 
-def estimated_durations(out_dirs: Sequence[Path], names: Sequence[str], profile: str) -> dict[str, float | None]:
-    """Each notebook's wall time in its last successful run with ``profile``, from the first of ``out_dirs``
-    whose ``runs.json`` has one (None: unknown)."""
-    runs = [read_runs(directory) if Path(directory, "runs.json").is_file() else {} for directory in out_dirs]
-    estimates: dict[str, float | None] = {}
-    for name in names:
-        known = (record.get(name, {}) for record in runs)
-        estimates[name] = next((float(run["wall_time_s"]) for run in known if run.get("status") == "ok"
-                                and run.get("profile") == profile and run.get("wall_time_s")), None)
-    return estimates
-
-
-class RunProgress:
-    """One tqdm bar over a whole run, on stderr.
-
-    Measured in estimated seconds of work when every notebook's last duration is known (a running notebook
-    counts for its elapsed time, up to its estimate; unknown durations then count as the mean of known ones),
-    else in notebooks (count-based). Disabled, it does nothing.
-    """
-
-    def __init__(self, estimates: Mapping[str, float | None], enabled: bool = True) -> None:
-        from tqdm import tqdm
-
-        known = [value for value in estimates.values() if value]
-        self.timed = bool(known)
-        mean = sum(known) / len(known) if known else 1.0
-        self.estimates = {name: (value or mean) if self.timed else 1.0 for name, value in estimates.items()}
-        self.running: dict[str, float] = {}
-        self.done = 0.0
-        self.lock = threading.Lock()
-        self.bar = tqdm(total=round(sum(self.estimates.values()), 1) if self.timed else len(self.estimates),
-                        desc="protolab run", unit="s" if self.timed else "notebook", file=sys.stderr,
-                        disable=not enabled, dynamic_ncols=True, leave=True,
-                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}<{remaining}]")
-        self.enabled = enabled
-        self.ticking = threading.Event()
-        self.ticker = threading.Thread(target=self._tick, daemon=True) if enabled and self.timed else None
-        if self.ticker:
-            self.ticker.start()
-
-    def started(self, name: str) -> None:
-        with self.lock:
-            self.running[name] = time.monotonic()
-
-    def finished(self, name: str) -> None:
-        with self.lock:
-            self.running.pop(name, None)
-            self.done += self.estimates.get(name, 1.0)
-            self._show()
-
-    def _show(self) -> None:
-        now = time.monotonic()
-        partial = sum(min(now - since, 0.95 * self.estimates.get(name, 1.0)) for name, since in self.running.items()
-                      ) if self.timed else 0.0
-        self.bar.n = round(min(self.done + partial, self.bar.total), 1)
-        self.bar.refresh()
-
-    def _tick(self) -> None:
-        while not self.ticking.wait(1.0):
-            with self.lock:
-                self._show()
-
-    def close(self) -> None:
-        self.ticking.set()
-        if self.ticker:
-            self.ticker.join()
-        self.bar.close()
-
-
 def _check_writable(out_dir: Path) -> None:
     """Refuse, before any kernel starts, an ``out_dir`` that cannot be created or written."""
     existing = next(directory for directory in (out_dir, *out_dir.parents) if directory.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ProjectError(f"out_dir {out_dir} is not writable ({existing} is not a writable directory)")
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def _stop_signals_handled(handler: Callable[[int, FrameType | None], Any] | signal.Handlers) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` in the block, the previous handlers after it (only on the main
-    thread, the one Python delivers signals to; elsewhere the block runs unchanged)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, earlier in previous.items():
-            signal.signal(signum, earlier)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGINT and SIGTERM stop the run the same way, naming the signal."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def stopped_by_signals() -> AbstractContextManager[None]:
-    """Within the block, SIGINT and SIGTERM raise ``KeyboardInterrupt`` naming the signal, so that
-    :func:`run_notebooks` ends every process it started (the command line and scripts that call it use this)."""
-    return _stop_signals_handled(_interrupt)
-
-
-def _signals_ignored() -> AbstractContextManager[None]:
-    """Ignore SIGINT and SIGTERM in the block, so that cleanup is not cut short."""
-    return _stop_signals_handled(signal.SIG_IGN)
 
 
 def _failure(output: Path, log: Path) -> tuple[str, str]:

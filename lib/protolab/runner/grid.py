@@ -4,8 +4,8 @@ A *cell* is one point of a grid (say, one model variant and one seed), described
 :func:`run_grid` calls ``compute(cell)`` for every cell whose result is not stored yet and stores each
 result the moment it exists, as ``<directory>/<key>.pt`` written atomically, so a run killed at any
 point loses at most the cell it was computing. ``key`` hashes the cell together with a ``fingerprint``
-of the code that computes it (:func:`source_fingerprint`): after the code changes, nothing made by the
-old code is reused.
+of the code that computes it (:func:`code_fingerprint`: the modules it executes, not the plots, report or
+runner): after that code changes, nothing made by the old code is reused.
 
 Results are dicts of numbers, strings, lists, dicts and tensors, loaded back with
 ``torch.load(weights_only=True)``: a cache file can hold no code.
@@ -28,6 +28,7 @@ result stands for every cell, so that the notebook runs to its end.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -65,15 +66,93 @@ def cell_key(cell: Cell, fingerprint: str = "") -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
-def source_fingerprint(*modules: ModuleType) -> str:
-    """Hash of the Python sources of ``modules`` (every ``.py`` file under a package) and torch's version."""
-    digest = hashlib.sha256(torch.__version__.encode())
+NOT_FINGERPRINTED = ("runner", "plots", "figures", "claims", "paper_results")
+"""Modules of a package (and their submodules) that :func:`code_fingerprint` neither hashes nor follows: the
+platform (``runner``: how and where cells run, their cache, the report) and the presentation of results
+(``plots``, ``figures``, ``claims``, ``paper_results``), which come after a result is computed and cannot
+change it. Editing them keeps every cached result."""
+
+
+def _source_file(base: Path, name: str) -> Path | None:
+    """The file of module ``name`` under the folder ``base`` that holds its top-level package, or None."""
+    path = base.joinpath(*name.split("."))
+    for candidate in (path.with_name(path.name + ".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(path: Path, name: str) -> set[str]:
+    """Absolute names of what the module ``name`` (source at ``path``) imports anywhere in its body (module
+    level or inside functions), relative imports resolved; ``from a import b`` gives ``a`` and ``a.b``, since
+    ``b`` may be a submodule."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            base = ".".join(parts + ([node.module] if node.module else []))
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def fingerprinted_modules(*modules: ModuleType) -> dict[str, Path]:
+    """The modules :func:`code_fingerprint` hashes for ``modules``, by absolute name in sorted order, with
+    their source files.
+
+    These are ``modules`` themselves, every module of their top-level package they import, transitively, and
+    the packages above each (their ``__init__.py`` runs on import), except :data:`NOT_FINGERPRINTED` and what
+    only those import. Imports are read from the sources with :mod:`ast`, nothing is imported: ``import`` and
+    ``from … import`` statements anywhere in a module (at module level or inside functions), relative ones
+    included.
+    """
+    found: dict[str, Path] = {}
+    pending = []
     for module in modules:
-        root = Path(module.__file__)
-        files = sorted(root.parent.rglob("*.py")) if hasattr(module, "__path__") else [root]
-        for path in files:
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+        if getattr(module, "__file__", None) is None:
+            raise ValueError(f"module {module.__name__} has no source file to fingerprint")
+        depth = module.__name__.count(".") + hasattr(module, "__path__")
+        pending.append((module.__name__, Path(module.__file__).parents[depth], True))
+    while pending:
+        name, base, requested = pending.pop()
+        top, _, inner = name.partition(".")
+        if name in found or (not requested and any(inner == excluded or inner.startswith(f"{excluded}.")
+                                                   for excluded in NOT_FINGERPRINTED)):
+            continue
+        path = _source_file(base, name)
+        if path is None:  # an attribute (``from a import function``), not a module
+            continue
+        found[name] = path
+        packages = [name.rsplit(".", up)[0] for up in range(1, name.count(".") + 1)]
+        pending += [(imported, base, False) for imported in packages + sorted(_imported_names(path, name))
+                    if imported.partition(".")[0] == top]
+    return dict(sorted(found.items()))
+
+
+def code_fingerprint(*modules: ModuleType) -> str:
+    """Hex hash of the code a cached result depends on: the sources of :func:`fingerprinted_modules`
+    (``modules``, the modules of their package they import, transitively, and the packages above them) and
+    torch's version.
+
+    Give the modules that define the computation (for a grid, the module of its ``compute``): the key then
+    follows the model, training and data code it runs and survives edits to the runner, plots, figures,
+    claims and paper results (:data:`NOT_FINGERPRINTED`) and to modules it never imports. Modules are hashed
+    by absolute name and source, in name order: the key is the same in every process and wherever the
+    package is installed.
+
+    Not covered, so a change there keeps the key: code outside the package (a ``compute`` defined in a
+    notebook, third-party libraries other than torch's version), data files the code reads, and imports by
+    computed names (``importlib``). A caller whose computation lives in a notebook
+    appends that code's source (e.g. the notebook cell's) to the fingerprint string it passes to
+    :func:`run_grid`.
+    """
+    digest = hashlib.sha256(torch.__version__.encode())
+    for name, path in fingerprinted_modules(*modules).items():
+        source = path.read_bytes()
+        digest.update(f"\n{name} {len(source)}\n".encode())
+        digest.update(source)
     return digest.hexdigest()[:24]
 
 
@@ -142,7 +221,7 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     cells : JSON-able dicts; two equal cells share one result.
     compute : ``cell -> result`` dict (numbers, strings, lists, dicts, tensors); called with one torch thread.
     directory : where results are stored (created if needed).
-    fingerprint : identifies the code and data behind ``compute`` (e.g. :func:`source_fingerprint`).
+    fingerprint : identifies the code and data behind ``compute`` (e.g. :func:`code_fingerprint`).
     reuse : False recomputes every cell and overwrites what was stored.
     progress : report cells done / total as cells finish: a tqdm bar on a terminal, else a plain line
         ``grid: k/n cells done (m cached)`` on stdout (so it lands in the notebook's output and the run's log).

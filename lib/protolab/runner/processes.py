@@ -1,11 +1,14 @@
-"""Every process a notebook execution starts, recorded while it runs and ended together.
+"""Child processes of a run: started into a log, every process they start ended together, stopping signals.
 
-A notebook runs as ``python -m papermill`` in its own session; papermill starts the kernel in yet another
-session, and the kernel starts loky workers, their resource tracker, DataLoader workers… Killing one
-process group reaches none of those. :class:`ProcessTree` therefore walks the process table (parent ids)
-every :data:`POLL_S` seconds while the child runs and keeps a handle on every descendant it ever saw, even
+A notebook runs as ``python -m papermill`` in its own session (:func:`launch_logged`); papermill starts the
+kernel in yet another session, and the kernel starts loky workers, their resource tracker, DataLoader workers…
+Killing one process group reaches none of those. :class:`ProcessTree` therefore walks the process table (parent
+ids) every :data:`POLL_S` seconds while the child runs and keeps a handle on every descendant it ever saw, even
 after it has been re-parented to init. :meth:`ProcessTree.stop` freezes them all (SIGSTOP, so none starts
 another), records once more, then SIGKILLs every one and reaps the child.
+
+:func:`stopped_by_signals` turns SIGINT and SIGTERM into ``KeyboardInterrupt`` (the command line around a run, a
+SLURM job around its notebook) and :func:`signals_ignored` keeps them from cutting a clean-up short.
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import psutil
 
 POLL_S = 0.2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ProcessTree:
@@ -115,3 +124,44 @@ def _send(process: psutil.Process, signum: int) -> None:
         process.send_signal(signum)
     except psutil.NoSuchProcess:
         pass
+
+
+def launch_logged(command: Sequence[str], log: Path | str, env: Mapping[str, str]) -> ProcessTree:
+    """Start ``command`` with environment ``env`` in its own session, without stdin, its stdout and stderr
+    written to the file ``log``; the :class:`ProcessTree` that records every process it starts."""
+    with open(log, "w") as handle:
+        return ProcessTree(subprocess.Popen(list(command), start_new_session=True, stdin=subprocess.DEVNULL,
+                                            stdout=handle, stderr=subprocess.STDOUT, env=dict(env)))
+
+
+@contextmanager
+def signals_handled(handler: Callable[[int, FrameType | None], Any] | signal.Handlers,
+                    signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
+    """``signals`` (default SIGINT and SIGTERM) go to ``handler`` in the block, the previous handlers after it
+    (only on the main thread, the one Python delivers signals to; elsewhere the block runs unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Every stopping signal stops the same way, naming the signal."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stopped_by_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> AbstractContextManager[None]:
+    """Within the block, ``signals`` (default SIGINT and SIGTERM) raise ``KeyboardInterrupt`` naming the signal,
+    so that :func:`protolab.runner.execute.run_notebooks` ends every process it started (the command line and
+    scripts that call it use this) and a SLURM job ends its notebook."""
+    return signals_handled(_interrupt, signals)
+
+
+def signals_ignored(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> AbstractContextManager[None]:
+    """Ignore ``signals`` (default SIGINT and SIGTERM) in the block, so that a clean-up is not cut short."""
+    return signals_handled(signal.SIG_IGN, signals)

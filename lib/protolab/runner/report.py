@@ -1,4 +1,6 @@
-"""``figures/REPORT.md`` and ``figures/report.html``: one section per experiment, built from the outputs'
+"""The report: ``REPORT.md`` and ``report.html`` in ``out_dir``, the runs record, and the README's scorecard.
+
+``figures/REPORT.md`` and ``figures/report.html`` hold one section per experiment, built from the outputs'
 provenance sidecars and the runner's record of each notebook's last run (``figures/runs.json``).
 
 An output is *current* when it was written by the notebook's last run and that run succeeded. When the

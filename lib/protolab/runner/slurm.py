@@ -39,12 +39,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
 
-from protolab.runner.processes import ProcessTree
+from protolab.runner.environment import headless_environment
+from protolab.runner.processes import STOP_SIGNALS, launch_logged, signals_ignored, stopped_by_signals
 from protolab.runner.project import ProjectError
 
 EXECUTORS = ("local", "slurm")
@@ -54,6 +54,7 @@ JOBS_FILE_ENV = "PROTOLAB_JOBS_FILE"  # where a kernel lists the jobs it submitt
 COMMANDS = ("sbatch", "srun", "squeue", "scancel")
 GRID_TIME_MIN = 60
 SIGNAL_DELAY_S = 30  # SLURM warns a job (SIGUSR2) this long before its time limit
+JOB_STOP_SIGNALS = (*STOP_SIGNALS, signal.SIGUSR2)  # scancel: SIGTERM; the time limit is near: SIGUSR2
 POLL_S = 1.0  # how often result files are looked for
 QUEUE_POLL_S = 5.0  # how often squeue is asked about jobs without a result file
 FINAL_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
@@ -174,16 +175,21 @@ def grid_resources() -> SlurmResources:
     return SlurmResources.load(Path(path)) if path else SlurmResources()
 
 
+def require_commands(purpose: str) -> None:
+    """Refuse ``purpose`` (what needs SLURM) when one of SLURM's commands (:data:`COMMANDS`) is not on PATH."""
+    missing = [command for command in COMMANDS if shutil.which(command) is None]
+    if missing:
+        raise SlurmError(f"{purpose} needs SLURM's commands, but {', '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not on PATH; run from a SLURM login node, "
+                         "or use the local executor")
+
+
 def check_cluster(resources: SlurmResources, *, time_min: int) -> None:
     """Refuse, before anything is submitted, a cluster without SLURM's commands or a request SLURM would refuse
     (asked with ``sbatch --test-only``: an unknown partition, more CPUs or GPUs than any node has…)."""
     if resources.cluster != "slurm":
         return
-    missing = [command for command in COMMANDS if shutil.which(command) is None]
-    if missing:
-        raise SlurmError(f"--executor slurm needs SLURM's commands, but {', '.join(missing)} "
-                         f"{'is' if len(missing) == 1 else 'are'} not on PATH; run from a SLURM login node, "
-                         "or use --executor local")
+    require_commands("--executor slurm")
     options = [f"--time={time_min}", f"--cpus-per-task={resources.cpus}"]
     options += [f"--partition={resources.partition}"] if resources.partition else []
     options += [f"--gpus-per-node={resources.gpus}"] if resources.gpus else []
@@ -300,9 +306,7 @@ class Submitter:
             self.executor.update_parameters(timeout_min=time_min, gpus_per_node=resources.gpus,
                                             signal_delay_s=SIGNAL_DELAY_S, setup=list(resources.setup))
         else:
-            missing = [command for command in COMMANDS if shutil.which(command) is None]
-            if missing:
-                raise SlurmError(f"cannot submit SLURM jobs: {', '.join(missing)} not on PATH")
+            require_commands("submitting SLURM jobs")
             self.executor = submitit.SlurmExecutor(self.folder)
             self.executor.update_parameters(**resources.sbatch_parameters(name=name, time_min=time_min, chdir=chdir))
 
@@ -359,40 +363,27 @@ def _result_after_all(job: Job, grace_s: float = 3.0) -> bool:
 # ---- notebooks --------------------------------------------------------------------------------------------
 
 
-class _Stopped(Exception):
-    """A signal asked the job to stop (scancel: SIGTERM; the time limit is near: SIGUSR2)."""
-
-
 def run_notebook_job(command: list[str], variables: Mapping[str, str], log: str, timeout: float) -> dict[str, Any]:
     """Inside the job: run the papermill ``command`` with this node's environment plus ``variables``, its output
     in ``log``, stopped after ``timeout`` seconds or at SIGTERM/SIGINT/SIGUSR2 together with every process it
     started (:class:`~protolab.runner.processes.ProcessTree`). Returns its exit code (None: it did not exit),
     why it ended (``exited``, ``timeout`` or the signal's name), its process ids, host and wall time."""
-    from protolab.runner.execute import headless_environment  # the runner's module imports this one
-
     env = headless_environment(variables)
     started = time.monotonic()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise _Stopped(signal.Signals(signum).name)
-
-    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
-    for signum in stop_signals:  # replacing submitit's handlers, which ignore SIGTERM and requeue at SIGUSR2
-        signal.signal(signum, stop)
     tree = None
-    try:
-        with open(log, "w") as handle:
-            tree = ProcessTree(subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL,
-                                                stdout=handle, stderr=subprocess.STDOUT, env=env))
-        code = tree.wait(timeout)
-        ended = "exited" if code is not None else "timeout"
-    except _Stopped as stopped:
-        code, ended = None, str(stopped)
-    finally:
-        for signum in stop_signals:  # nothing cuts the clean-up short (SLURM's SIGKILL comes KillWait later)
-            signal.signal(signum, signal.SIG_IGN)
-        if tree is not None:
-            tree.stop()
+    # SIGINT, SIGTERM and SIGUSR2 stop the notebook (not submitit's handlers: they ignore SIGTERM, requeue at SIGUSR2);
+    # once it has stopped, nothing cuts the clean-up short (SLURM's SIGKILL comes KillWait later).
+    with signals_ignored(JOB_STOP_SIGNALS):
+        try:
+            with stopped_by_signals(JOB_STOP_SIGNALS):
+                tree = launch_logged(command, log, env)
+                code = tree.wait(timeout)
+                ended = "exited" if code is not None else "timeout"
+        except KeyboardInterrupt as stopped:
+            code, ended = None, str(stopped)
+        finally:
+            if tree is not None:
+                tree.stop()
     return {"code": code, "ended": ended, "pids": tree.pids if tree else [], "host": socket.gethostname(),
             "wall_time_s": time.monotonic() - started}
 

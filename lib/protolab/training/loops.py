@@ -14,8 +14,9 @@ few timed steps and records what the whole loop would cost; no checkpoint is wri
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -30,11 +31,11 @@ from protolab.training.loading import EpisodeBatch, batches, episode_batches, pr
 from protolab.metrics import mean_ci95
 
 
-def adam(parameters, *, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam with its fused kernel (CPU and CUDA): one pass over all parameters per step instead of a
-    few per tensor, 6× faster than the default for IPN's 20 M parameters on one CPU thread. Results
-    differ from the unfused update in the last bits only."""
-    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+def adam(parameters, *, lr: float, weight_decay: float = 0.0, fused: bool = True) -> torch.optim.Adam:
+    """Adam; with ``fused`` its fused kernel (CPU and CUDA): one pass over all parameters per step instead of a
+    few per tensor, faster for models of many parameters. Results differ from the unfused update in the last
+    bits only. ``fused=False``: torch's default implementation."""
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True if fused else None)
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -79,34 +80,72 @@ def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor,
 
 
 def fit_classifier(model: nn.Module, data: LabeledImages, *, epochs: int, batch_size: int, lr: float,
-                   device: torch.device, seed: int, weight_decay: float = 0.0, progress: bool = True,
+                   device: torch.device, seed: int, weight_decay: float = 0.0,
+                   augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                   lr_at: Callable[[int], float] | None = None,
+                   scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+                   drop_last: bool = False, fused_adam: bool = True, metered: bool = True, progress: bool = True,
                    description: str = "train", num_workers: int = 0, amp: bool = False) -> pd.DataFrame:
-    """Train ``model`` (images → logits) with Adam and cross-entropy; one row of history per epoch.
+    """Train ``model`` (images → logits) with Adam (:func:`adam`) and cross-entropy; one row of history per epoch.
 
     Each epoch visits ``data`` in a new random order drawn from a generator seeded with ``seed``, in batches
-    of ``batch_size`` (the last one shorter); ``num_workers`` and ``amp`` as in the module docstring.
+    of ``batch_size`` (the last one shorter); ``num_workers`` and ``amp`` as in the module docstring. The
+    initialisation is the caller's: seed before building the model.
 
-    Returns a DataFrame with columns ``epoch``, ``loss`` (mean over the epoch's images) and
-    ``accuracy`` (on the training batches as seen during the epoch).
+    Parameters
+    ----------
+    augment : ``augment(images, generator)``, applied to every batch ``(B, C, H, W)`` (on ``device``) before
+        the forward pass. It draws from the loop's generator, after the epoch's permutation, in the main
+        process: the batches and their augmentation depend on ``seed`` alone, whatever ``num_workers``.
+    lr_at : multiplier of ``lr`` during a 0-based epoch: the learning rate is set to ``lr * lr_at(epoch)`` as
+        the epoch starts.
+    scheduler : builds a learning-rate scheduler on the loop's optimiser (e.g. ``OneCycleLR``), stepped after
+        every batch; not with ``lr_at``.
+    drop_last : leave out each epoch's last, shorter batch when there is at least one full batch.
+    fused_adam : False: torch's default Adam update instead of the fused kernel.
+    metered : False: the loop runs to its end in a dry run too (:mod:`protolab.core.dryrun`), for training
+        whose result is cached data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epoch: ``epoch`` (from 1), ``lr`` (at the end of the epoch), ``loss`` (mean over the
+        epoch's images) and ``accuracy`` (on the training batches as seen during the epoch, augmented).
     """
+    if lr_at is not None and scheduler is not None:
+        raise ValueError("give lr_at (a learning rate per epoch) or scheduler (stepped per batch), not both")
     generator = torch.Generator().manual_seed(seed)
+    drop_last = drop_last and len(data) > batch_size
+    n_batches = len(data) // batch_size if drop_last else math.ceil(len(data) / batch_size)
     prepare_model(model, device).train()
-    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused_adam)
+    per_batch = None if scheduler is None else scheduler(optimizer)
     history = []
-    for epoch in tqdm(range(1, epochs + 1), desc=description, disable=not progress, leave=False):
+    for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_at(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
         order = torch.randperm(len(data), generator=generator)
-        meter = dryrun.meter(f"{description}: training batches", math.ceil(len(data) / batch_size), device, epochs)
-        for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers):
+        meter = dryrun.meter(f"{description}: training batches", n_batches, device, epochs)
+        for images, labels in batches(data, order, batch_size=batch_size, device=device, num_workers=num_workers,
+                                      drop_last=drop_last):
+            if augment is not None:
+                images = augment(images, generator)
             with autocast(device, amp=amp):
                 logits = model(images)
             loss, hits = cross_entropy_step(optimizer, logits, labels)
+            if per_batch is not None:
+                per_batch.step()
             loss_sum += loss.double() * len(labels)
             correct += hits
-            if meter.tick():
+            seen += len(labels)
+            if metered and meter.tick():
                 break
-        history.append({"epoch": epoch, "loss": loss_sum.item() / len(data), "accuracy": int(correct) / len(data)})
+        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "loss": loss_sum.item() / seen,
+                        "accuracy": int(correct) / seen})
         if meter.stopped:
             break
     model.eval()
@@ -189,6 +228,89 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: value.detach().to("cpu", copy=True) for name, value in state.items()}
 
 
+@dataclass
+class _EpisodicProgress:
+    """What an episodic run has done, as its checkpoint holds it: episodes done (``step``), the current epoch's
+    running sums of query losses and correct queries, the history rows, and the best validation accuracy with
+    its epoch and weights (on the CPU; None before the first validation)."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_accuracy: float = -math.inf
+    best_epoch: int = 0
+    best_model: dict[str, torch.Tensor] | None = None
+
+    def contents(self) -> dict[str, Any]:
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+class _Checkpoint:
+    """The file ``path`` (None: none is kept) holding an episodic run: :class:`_EpisodicProgress`, the run's
+    ``settings``, the weights of ``model``, the states of ``optimizer`` and ``scheduler``, and torch's random
+    state (CPU, and ``device``'s when it is CUDA)."""
+
+    def __init__(self, path: Path | None, settings: dict[str, Any], model: nn.Module,
+                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                 device: torch.device) -> None:
+        self.path = None if path is None else Path(path)
+        self.settings = settings
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.device = device
+        self.cuda = [device] if device.type == "cuda" else []  # the devices whose random state is saved
+
+    def resume_or_start(self) -> _EpisodicProgress:
+        """The progress saved in the file, with the model, optimiser, scheduler and random state restored from
+        it; a fresh start when there is no file. A file written with other settings is refused."""
+        if self.path is None or not self.path.exists():
+            return _EpisodicProgress()
+        saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        if saved["settings"] != self.settings:
+            raise ValueError(f"checkpoint {self.path} was written with settings {saved['settings']}, "
+                             f"not {self.settings}; delete it or point `checkpoint` elsewhere")
+        self.model.load_state_dict(saved["model"])
+        _load_optimizer(self.optimizer, saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        if self.cuda:
+            torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
+        return _EpisodicProgress(**{item.name: saved[item.name] for item in fields(_EpisodicProgress)})
+
+    def save(self, progress: _EpisodicProgress) -> None:
+        """Write the run's state atomically (not in a dry run, nor without a path)."""
+        if self.path is None or dryrun.dry_run_steps():
+            return
+        contents = {
+            **progress.contents(), "settings": self.settings, "model": _cpu_copy(self.model.state_dict()),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.cuda else {}),
+        }
+        atomic_write(self.path, lambda handle: torch.save(contents, handle))
+
+
+def _end_of_epoch(progress: _EpisodicProgress, model: nn.Module, optimizer: torch.optim.Optimizer,
+                  validate: Callable[[], tuple[float, float]] | None, *, episodes_per_epoch: int,
+                  queries_per_episode: int) -> dict[str, float]:
+    """Close the epoch that ``progress.step`` completes: its history row (training means from the running sums,
+    then ``validate()``'s accuracy and 95% half-width, NaN without validation), the weights kept when their
+    validation accuracy beats the best so far (the earliest on ties), the running sums reset. Returns the row."""
+    epoch = progress.step // episodes_per_epoch
+    row = {"epoch": epoch, "episodes": progress.step, "lr": optimizer.param_groups[0]["lr"],
+           "train_loss": progress.loss_sum / episodes_per_epoch,
+           "train_accuracy": progress.correct / (episodes_per_epoch * queries_per_episode),
+           "val_accuracy": math.nan, "val_ci95": math.nan}
+    if validate is not None:
+        row["val_accuracy"], row["val_ci95"] = validate()
+        if row["val_accuracy"] > progress.best_accuracy:
+            progress.best_accuracy, progress.best_epoch = row["val_accuracy"], epoch
+            progress.best_model = _cpu_copy(model.state_dict())
+    progress.history.append(row)
+    progress.loss_sum, progress.correct = 0.0, 0
+    return row
+
+
 def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: LabeledImages | None, *, n_way: int,
                    n_shot: int, n_query: int, episodes_per_epoch: int, epochs: int, val_episodes: int, lr: float,
                    step_size: int, gamma: float, device: torch.device, seed: int, checkpoint: Path | None = None,
@@ -223,97 +345,60 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
     _require_queries(n_query)
     total = epochs * episodes_per_epoch
     sampler = EpisodeSampler(train_data.labels, n_way, n_shot, n_query, total, seed=seed)
+    val_way = val_way or n_way
     if val_data is not None:  # fail on impossible validation episodes before training, not after an epoch
-        EpisodeSampler(val_data.labels, val_way or n_way, n_shot, n_query, val_episodes, seed=seed + 1)
+        EpisodeSampler(val_data.labels, val_way, n_shot, n_query, val_episodes, seed=seed + 1)
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive number of episodes, got {checkpoint_every!r}")
     settings = {"n_way": n_way, "n_shot": n_shot, "n_query": n_query, "episodes_per_epoch": episodes_per_epoch,
-                "val_episodes": val_episodes, "val_way": val_way or n_way, "lr": lr, "step_size": step_size,
+                "val_episodes": val_episodes, "val_way": val_way, "lr": lr, "step_size": step_size,
                 "gamma": gamma, "seed": seed, "n_train": len(train_data)}
+
+    def validate(progress_bar: bool = progress) -> tuple[float, float]:
+        mean, ci95, _ = evaluate_episodic(model, val_data, n_way=val_way, n_shot=n_shot, n_query=n_query,
+                                          n_episodes=val_episodes, device=device, seed=seed + 1,
+                                          progress=progress_bar, num_workers=num_workers, amp=amp)
+        return mean, ci95
+
     prepare_model(model, device)  # before the optimiser: its moments take the weights' memory format
     optimizer = adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    cuda = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    saved = _Checkpoint(checkpoint, settings, model, optimizer, scheduler, device)
+    with torch.random.fork_rng(devices=saved.cuda):
         torch.manual_seed(seed)
-        state: dict[str, Any] = {"step": 0, "loss_sum": 0.0, "correct": 0, "history": [],
-                                 "best_accuracy": -math.inf, "best_epoch": 0, "best_model": None}
-        if checkpoint is not None and Path(checkpoint).exists():
-            saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            if saved["settings"] != settings:
-                raise ValueError(f"checkpoint {checkpoint} was written with settings {saved['settings']}, "
-                                 f"not {settings}; delete it or point `checkpoint` elsewhere")
-            model.load_state_dict(saved["model"])
-            _load_optimizer(optimizer, saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-            if cuda:
-                torch.cuda.set_rng_state(saved["cuda_rng"], device)
-            state = {key: saved[key] for key in state}
-
-        def save() -> None:
-            if checkpoint is None or dryrun.dry_run_steps():
-                return
-            contents = {
-                **state, "settings": settings, "model": _cpu_copy(model.state_dict()),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                **({"cuda_rng": torch.cuda.get_rng_state(device)} if cuda else {}),
-            }
-            atomic_write(Path(checkpoint), lambda handle: torch.save(contents, handle))
-
-        loss_sum = torch.tensor(state["loss_sum"], dtype=torch.float64, device=device)
-        correct = torch.tensor(state["correct"], dtype=torch.int64, device=device)
-
-        def read_sums() -> None:  # waits for the device
-            state.update(loss_sum=loss_sum.item(), correct=int(correct))
-
-        bar = tqdm(total=total, initial=state["step"], desc="train episodes", disable=not progress, leave=False)
-        meter = dryrun.meter("training episodes", total - state["step"], device)
-        for batch in episode_batches(train_data, sampler, device=device, num_workers=num_workers, start=state["step"]):
+        run = saved.resume_or_start()
+        loss_sum = torch.tensor(run.loss_sum, dtype=torch.float64, device=device)  # the running sums stay on
+        correct = torch.tensor(run.correct, dtype=torch.int64, device=device)  # the device within an epoch
+        bar = tqdm(total=total, initial=run.step, desc="train episodes", disable=not progress, leave=False)
+        meter = dryrun.meter("training episodes", total - run.step, device)
+        for batch in episode_batches(train_data, sampler, device=device, num_workers=num_workers, start=run.step):
             model.train()
             loss, hits = _train_step(model, optimizer, batch, n_way, amp)
-            state["step"] += 1
+            run.step += 1
             loss_sum += loss
             correct += hits
             bar.update()
             if meter.tick():
                 break
-            if state["step"] % episodes_per_epoch == 0:
-                read_sums()
-                epoch = state["step"] // episodes_per_epoch
-                row = {"epoch": epoch, "episodes": state["step"], "lr": optimizer.param_groups[0]["lr"],
-                       "train_loss": state["loss_sum"] / episodes_per_epoch,
-                       "train_accuracy": state["correct"] / (episodes_per_epoch * n_way * n_query),
-                       "val_accuracy": math.nan, "val_ci95": math.nan}
-                if val_data is not None:
-                    row["val_accuracy"], row["val_ci95"], _ = evaluate_episodic(
-                        model, val_data, n_way=val_way or n_way, n_shot=n_shot, n_query=n_query,
-                        n_episodes=val_episodes, device=device, seed=seed + 1, progress=progress,
-                        num_workers=num_workers, amp=amp)
-                    if row["val_accuracy"] > state["best_accuracy"]:
-                        state.update(best_accuracy=row["val_accuracy"], best_epoch=epoch,
-                                     best_model=_cpu_copy(model.state_dict()))
-                state["history"].append(row)
-                state.update(loss_sum=0.0, correct=0)
-                loss_sum.zero_()
-                correct.zero_()
-                scheduler.step()
-                save()
-                bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_accuracy']:.3f}")
-            elif state["step"] % checkpoint_every == 0:
-                read_sums()
-                save()
+            epoch_done = run.step % episodes_per_epoch == 0
+            if epoch_done or run.step % checkpoint_every == 0:
+                run.loss_sum, run.correct = loss_sum.item(), int(correct)  # waits for the device
+                if epoch_done:
+                    row = _end_of_epoch(run, model, optimizer, None if val_data is None else validate,
+                                        episodes_per_epoch=episodes_per_epoch, queries_per_episode=n_way * n_query)
+                    loss_sum.zero_()
+                    correct.zero_()
+                    scheduler.step()
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_accuracy']:.3f}")
+                saved.save(run)
         bar.close()
         if meter.stopped and val_data is not None:  # a dry run: one validation pass, counted once per epoch
             with dryrun.repeated(epochs):
-                evaluate_episodic(model, val_data, n_way=val_way or n_way, n_shot=n_shot, n_query=n_query,
-                                  n_episodes=val_episodes, device=device, seed=seed + 1, progress=False,
-                                  num_workers=num_workers, amp=amp)
-    if state["best_model"] is not None:
-        model.load_state_dict(state["best_model"])
+                validate(progress_bar=False)
+    if run.best_model is not None:
+        model.load_state_dict(run.best_model)
     model.eval()
-    history = pd.DataFrame(state["history"], columns=["epoch", "episodes", "lr", "train_loss", "train_accuracy",
-                                                      "val_accuracy", "val_ci95"])
-    history.attrs["best_epoch"] = state["best_epoch"] if state["best_model"] is not None else epochs
+    history = pd.DataFrame(run.history, columns=["epoch", "episodes", "lr", "train_loss", "train_accuracy",
+                                                 "val_accuracy", "val_ci95"])
+    history.attrs["best_epoch"] = run.best_epoch if run.best_model is not None else epochs
     return history

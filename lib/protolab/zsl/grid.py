@@ -4,11 +4,14 @@ configurations, one cell per (variant, seed), what a cell computes, run by
 
 A cell is ``{"variant", "dataset", "data_root", "data_seed", "device", "model", "train"}`` with the two
 configurations as dicts (the training seed in ``train``); finished cells are stored under
-``$PROTOLAB_CACHE_DIR/grids/<notebook>/``, keyed by the cell and a hash of the ``protolab`` sources.
+``$PROTOLAB_CACHE_DIR/grids/<notebook>/``, keyed by the cell and the
+:func:`~protolab.runner.grid.code_fingerprint` of this module: the model, fitting, training and data code
+the cells run, not the plots, claims or runner (editing those keeps the stored cells).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, replace
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
@@ -16,13 +19,12 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-import protolab
 from protolab.data.cache import cache_dir
 from protolab.data.xlsa17 import ZSLData
 from protolab.zsl.ipn import IPN, IPNConfig, class_means, space_alignment
 from protolab.zsl.fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
 from protolab.core.reproducibility import seed_everything
-from protolab.runner.grid import GridRun, run_grid, source_fingerprint
+from protolab.runner.grid import GridRun, code_fingerprint, run_grid
 
 Variants = Mapping[str, tuple[IPNConfig, TrainConfig]]
 
@@ -56,7 +58,8 @@ def run_ipn_grid(notebook: str, data: ZSLData, variants: Variants,
                  seed: int, n_seeds: int, device: torch.device, reuse: bool, workers: int,
                  executor: str = "local") -> tuple[list[dict[str, Any]], GridRun]:
     """``compute(data, cell)`` on every cell of ``variants`` × seeds ``seed … seed + n_seeds − 1``, reusing the
-    cells stored for ``notebook`` by the same code when ``reuse``.
+    cells stored for ``notebook`` by the same code when ``reuse``: ``compute`` is one of this module's cell
+    functions (:func:`ablation_cell`, :func:`consistency_cell`), whose code the key follows.
 
     ``workers`` cells are trained at once, one thread each (0 = this process's torch threads; always 1 on
     CUDA). ``executor="slurm"`` trains each missing cell as one SLURM job instead (resources from
@@ -67,7 +70,8 @@ def run_ipn_grid(notebook: str, data: ZSLData, variants: Variants,
                        data_seed=seed, device=device)
     workers = 1 if device.type == "cuda" else workers or torch.get_num_threads()
     grid = run_grid(cells, partial(compute, data), cache_dir() / "grids" / notebook,
-                    fingerprint=source_fingerprint(protolab), reuse=reuse, workers=workers, executor=executor)
+                    fingerprint=code_fingerprint(sys.modules[__name__]), reuse=reuse, workers=workers,
+                    executor=executor)
     return cells, grid
 
 

@@ -1,0 +1,52 @@
+"""The environment a notebook's process runs in, locally or in a SLURM job: headless, its own Jupyter dirs, threads.
+
+The runner computes the variables here (:func:`runner_variables`); the process that starts papermill, this one
+or a SLURM job on a compute node, puts them on top of its own environment (:func:`headless_environment`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from protolab.runner.allocator import allocator_environment
+
+
+def headless_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """The notebook process's environment: this process's (on a SLURM node: the job's) plus ``variables``
+    (:func:`runner_variables`). A JupyterLab session name inherited from a terminal (``JPY_SESSION_NAME``) is
+    dropped, or the kernel would take another notebook for the one it runs, and so is submitit's description
+    of the job running it (``SUBMITIT_*``), which would make the kernel's own submissions take it for theirs."""
+    env = {key: value for key, value in os.environ.items()
+           if key != "JPY_SESSION_NAME" and not key.startswith("SUBMITIT_")}
+    env.update(variables)
+    return env
+
+
+def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
+    """What the runner sets for a notebook: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
+
+    Jupyter's data/config dirs point into the run so that no user kernelspec named ``python3``
+    can substitute another interpreter for this one. ``PROTOLAB_STAGE_DIR`` tells
+    :func:`protolab.figures.start` where to write. The kernel and its workers get ``threads`` threads (a
+    user's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` kept) and the tuned allocator of
+    :mod:`protolab.runner.allocator`.
+    """
+    variables = {
+        "MPLBACKEND": "Agg",
+        "IPYTHONDIR": str(run_dir / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(run_dir / ".jupyter" / "runtime"),
+        "JUPYTER_DATA_DIR": str(run_dir / ".jupyter" / "data"),
+        "JUPYTER_CONFIG_DIR": str(run_dir / ".jupyter" / "config"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "MPLCONFIGDIR": str(run_dir / ".matplotlib"),
+        "PROTOLAB_RUN_ID": run_id,
+        "PROTOLAB_NOTEBOOKS_DIR": str(notebooks),
+        "PROTOLAB_STAGE_DIR": str(stage),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        variables[name] = os.environ.get(name, str(threads))
+    variables.update(allocator_environment({**os.environ, **variables}))
+    return variables
