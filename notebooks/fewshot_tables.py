@@ -38,7 +38,7 @@
 # Protocol (as in the paper's released configs): episodic training with `train_way`-way episodes of
 # `shot` support + `query` query images per class, Adam with StepLR, the checkpoint with the best
 # accuracy on validation episodes (5-way, validation classes) kept, then mean accuracy and 95% CI
-# (1.96·σ/√n) over `test_episodes` 5-way episodes of the novel (test) classes. Both geometries are
+# (Student-t, ≈ 1.96·s/√n) over `test_episodes` 5-way episodes of the novel (test) classes. Both geometries are
 # evaluated on the same test episodes.
 
 # %% tags=["parameters"]

@@ -63,7 +63,7 @@ from IPython.display import Markdown, display
 from protolab import figures, resolve_device, seed_everything
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import DatasetNotFoundError, load_in_distribution, load_out_of_distribution
-from protolab.metrics import seed_ci95
+from protolab.metrics import mean_ci95
 from protolab.plots import image_grid, learning_curves, poincare_disk, score_histograms
 from protolab.training.loops import apply_batched, fit_classifier
 from protolab.uncertainty import GEOMETRIES, boundary_distance, build_classifier, confidence, separation
@@ -198,10 +198,10 @@ for (case, embedding_dim), group in runs.groupby(["ood", "dim"], sort=False):
     hyp, euc = (group[group.geometry == g].set_index("seed")["auroc"] for g in ("hyperbolic", "euclidean"))
     data = f"{dataset} vs {case} (OOD), d = {embedding_dim}, {n_seeds} seed(s)"
     rows.append(claim("OOD images lie nearer the origin than test images (AUROC of d(x, 0) − 0.5)",
-                      "Fig. 3 (MNIST vs Omniglot, qualitative)", data, *seed_ci95(torch.tensor((hyp - 0.5).values)),
+                      "Fig. 3 (MNIST vs Omniglot, qualitative)", data, *mean_ci95(torch.tensor((hyp - 0.5).values)),
                       interval="t 95% over seeds"))
     rows.append(claim("d(x, 0) separates OOD better than p_max (AUROC difference)", "not reported (no score)",
-                      data, *seed_ci95(torch.tensor((hyp - euc).values)), interval="t 95%, paired by seed"))
+                      data, *mean_ci95(torch.tensor((hyp - euc).values)), interval="t 95%, paired by seed"))
 claims = claims_table(rows)
 figures.save_table(claims, "claims", caption="The paper's uncertainty claims on our data, decided by the 95% interval.")
 claims

@@ -73,7 +73,7 @@ from protolab import figures, resolve_device, seed_everything
 from protolab.core import dryrun
 from protolab.claims import claim, claims_lines, claims_table
 from protolab.data import load_reid
-from protolab.metrics import seed_ci95
+from protolab.metrics import mean_ci95
 from protolab.plots import cmc_curves, image_grid, metric_vs_dim, retrieval_strips
 from protolab.reid.fit import SCHEDULES, evaluate_retrieval, reid_training
 from protolab.reid.model import GEOMETRIES, OUR_CHOICES, build_reid_model
@@ -182,13 +182,13 @@ for schedule, part in gains.groupby("schedule", sort=False):
     data = f"{dataset}, {schedule}, {n_seeds} seed(s)"
     for dim, group in part.groupby("dim"):
         rows.append(claim(f"Hyperbolic Rank-1 ≥ Euclidean at d = {dim} (difference, points of %)",
-                          "re-ID table (Market-1501, DukeMTMC)", data, *seed_ci95(torch.tensor(group.gain.values)),
+                          "re-ID table (Market-1501, DukeMTMC)", data, *mean_ci95(torch.tensor(group.gain.values)),
                           interval="t 95%, paired by seed"))
     low, high = (part[part.dim == d].set_index("seed").gain for d in (min(dims), max(dims)))
     if len(dims) > 1:
         rows.append(claim(f"The hyperbolic gain is larger at d = {min(dims)} than at d = {max(dims)} (gain difference)",
                           "re-ID table: larger gains at small d", data,
-                          *seed_ci95(torch.tensor((low - high).values)), interval="t 95%, paired by seed"))
+                          *mean_ci95(torch.tensor((low - high).values)), interval="t 95%, paired by seed"))
 claims = claims_table(rows)
 figures.save_table(claims, "claims",
                    caption="The paper's re-ID claims on our data, decided by the paired 95% interval.")

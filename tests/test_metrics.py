@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from protolab.metrics import (auroc, claim_verdict, clear_direction, independent_difference, ks_statistic,
-                              linear_cka, mean_ci95, paired_seed_change, seed_ci95, similarity_kl, spearman_ci95)
+                              linear_cka, mean_ci95, paired_seed_change, similarity_kl, spearman_ci95)
 
 
 def test_auroc_hand_computed_cases():
@@ -40,11 +40,6 @@ def test_ks_statistic_hand_computed():
     assert ks_statistic(torch.tensor([0.0, 1.0]), torch.tensor([2.0, 3.0])) == 1.0
     assert ks_statistic(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([0.0, 1.0, 2.0])) == 0.0
     assert ks_statistic(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 3.0])) == pytest.approx(0.5)
-
-
-def test_mean_ci95_uses_population_std():
-    mean, half_width = mean_ci95(torch.tensor([1.0, 3.0]))
-    assert mean == 2.0 and half_width == pytest.approx(1.96 * 1.0 / 2 ** 0.5)
 
 
 def test_similarity_kl_is_zero_for_the_same_cosine_structure_in_any_dimension():
@@ -80,19 +75,24 @@ def test_linear_cka_agrees_with_its_kernel_form():
     assert linear_cka(a, b) == pytest.approx(float(hsic(k, l) / (hsic(k, k) * hsic(l, l)).sqrt()), rel=1e-9)
 
 
-def test_seed_ci95_uses_the_t_quantile_and_sample_std():
-    mean, half_width = seed_ci95(torch.tensor([1.0, 2.0, 3.0]))
-    assert mean == pytest.approx(2.0)
-    assert half_width == pytest.approx(4.302652729911275 * 1.0 / 3 ** 0.5, rel=1e-9)  # t(0.975, 2), s = 1
-    mean, half_width = seed_ci95(torch.tensor([0.25]))
+def test_mean_ci95_uses_the_t_quantile_and_sample_std_and_is_nan_for_one_value():
+    mean, half_width = mean_ci95(torch.tensor([0.25]))
     assert mean == 0.25 and half_width != half_width
+    assert claim_verdict(mean, half_width) == "inconclusive"
+    mean, half_width = mean_ci95(torch.tensor([1.0, 3.0]))  # s = √2, t(0.975, 1) = 12.706
+    assert mean == 2.0 and half_width == pytest.approx(12.706204736174707 * 2 ** 0.5 / 2 ** 0.5, rel=1e-9)
+    mean, half_width = mean_ci95(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]))  # s = √2.5, t(0.975, 4) = 2.776
+    assert mean == pytest.approx(3.0)
+    assert half_width == pytest.approx(2.7764451051977987 * 2.5 ** 0.5 / 5 ** 0.5, rel=1e-9)
+    many = torch.randn(2000, generator=torch.Generator().manual_seed(0))  # test episodes: ≈ 1.96·σ/√n
+    assert mean_ci95(many)[1] == pytest.approx(1.96 * float(many.std(unbiased=False)) / 2000 ** 0.5, rel=2e-3)
 
 
 def test_paired_seed_change_pairs_rows_by_seed_whatever_their_order():
     runs = pd.DataFrame({"variant": ["base", "base", "base", "new", "new", "new", "other"],
                          "seed": [0, 1, 2, 2, 0, 1, 0], "H": [0.40, 0.50, 0.60, 0.63, 0.41, 0.52, 0.9]})
     mean, half_width = paired_seed_change(runs, "new", "base", "H", scale=100)
-    expected = seed_ci95(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))  # seeds 0, 1, 2: +1, +2, +3 points
+    expected = mean_ci95(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))  # seeds 0, 1, 2: +1, +2, +3 points
     assert mean == pytest.approx(expected[0]) and half_width == pytest.approx(expected[1])
 
 

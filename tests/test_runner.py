@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -157,19 +158,22 @@ def test_an_override_applies_only_to_notebooks_that_declare_it(project):
         plan(experiments, ["failing"], "smoke", {"epochs": "7"})
 
 
-def _pool_notebook(project):
-    """A notebook whose kernel starts a loky pool of two sleeping workers; each process leaves its pid in pids/."""
+def _pool_notebook(project, grid: bool = False):
+    """A notebook whose kernel starts a loky pool of two sleeping workers (joblib's, or with ``grid`` the grid
+    cache's: :func:`protolab.runner.grid.run_grid`); each process leaves its pid in pids/."""
     pids = project / "pids"
     pids.mkdir()
+    pool = (f"run_grid([{{'i': 0}}, {{'i': 1}}], nap, {str(project / 'cells')!r}, workers=2, progress=False)"
+            if grid else "Parallel(n_jobs=2, backend='loky')(delayed(nap)(i) for i in range(2))")
     write_notebook(project / "notebooks" / "pool.ipynb", STANDARD_PARAMETERS,
                    "from protolab import figures\nfigures.start('pool', globals())\n"
                    "figures.save_text('written before the pool started', 'early')",
-                   "import os, time\nfrom joblib import Parallel, delayed\n"
+                   "import os, time\nfrom joblib import Parallel, delayed\nfrom protolab.runner.grid import run_grid\n"
                    f"open(os.path.join({str(pids)!r}, f'kernel-{{os.getpid()}}'), 'w').close()\n"
                    "def nap(i):\n"
                    f"    open(os.path.join({str(pids)!r}, f'worker-{{os.getpid()}}'), 'w').close()\n"
                    "    time.sleep(600)\n"
-                   "Parallel(n_jobs=2, backend='loky')(delayed(nap)(i) for i in range(2))")
+                   "    return {}\n" + pool)
     return pids
 
 
@@ -198,7 +202,7 @@ def test_a_notebook_past_its_timeout_ends_every_process_it_started_and_publishes
     assert "**Last run timed out**: `exceeded the 15 s limit`" in (project / "figures" / "REPORT.md").read_text()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_stopping_the_runner_ends_every_process_and_still_writes_the_summary(project, signum):
     pids = _pool_notebook(project)
     runner = subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
@@ -224,6 +228,36 @@ def test_stopping_the_runner_ends_every_process_and_still_writes_the_summary(pro
     assert runs["pool"]["status"] == runs["healthy"]["status"] == "interrupted"
     assert "**INTERRUPTED**" in (project / "figures" / "REPORT.md").read_text()
     assert not list((project / "figures").glob("pool__*"))
+
+
+def test_a_runner_killed_outright_takes_its_papermill_process_and_kernel_with_it(project):
+    """SIGKILL runs no handler: the parent-death signal ends papermill and the kernel (Linux only), and the grid's
+    workers end with the kernel."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal (prctl PR_SET_PDEATHSIG) is Linux's")
+    pids = _pool_notebook(project, grid=True)
+    runner = subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
+                               "pool"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(pids.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(list(pids.glob("worker-*"))) == 2, "the loky workers did not start"
+        papermill = [child.pid for child in psutil.Process(runner.pid).children()]
+        assert papermill, "the runner started no papermill process"
+    finally:
+        runner.kill()
+        runner.wait(timeout=60)
+    kernel = {int(path.name.split("-")[1]) for path in pids.glob("kernel-*")}
+    watched = set(papermill) | kernel | {int(path.name.split("-")[1]) for path in pids.glob("worker-*")}
+    deadline = time.monotonic() + 60
+    while [pid for pid in watched if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [pid for pid in watched if _running(pid)]
+    for pid in left:  # leave nothing behind for the other tests, then fail
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+    assert not left, f"still running after the runner was killed: {left}"
 
 
 def test_list_shows_parameters_types_and_profiles(project, capsys):

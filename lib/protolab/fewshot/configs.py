@@ -30,7 +30,7 @@ class FewShotProtocol:
     epochs: int = 200  # training epochs, validation and best-checkpoint selection after each
     episodes: int = 100  # training episodes per epoch
     val_episodes: int = 500  # 5-way validation episodes per epoch
-    test_episodes: int = 10_000  # 5-way test episodes on the novel classes; CI = 1.96·σ/√n
+    test_episodes: int = 10_000  # 5-way test episodes on the novel classes; CI: metrics.mean_ci95
     query: int = 15  # query images per class in every episode
     test_way: int = 5  # classes per validation and test episode
     temperature: float = 1.0  # logits = −d_c(q, p) / temperature

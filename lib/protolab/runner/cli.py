@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from protolab.runner.execute import RunInterrupted, run_notebooks, summary_table
@@ -107,10 +108,11 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
                                     notebooks=notebooks, root=root, progress=_say, executor=args.executor,
                                     resources=resources, dry_run=args.dry_run)
     except RunInterrupted as interrupted:
-        print(markdown_table(summary_table(interrupted.results)))
         ended = "job of the run was cancelled" if args.executor == "slurm" else "process of the run was ended"
-        print(f"protolab: {interrupted}; every {ended}; summary in "
-              f"{interrupted.run_dir / 'summary.md'}", file=sys.stderr)
+        with suppress(OSError):  # after SIGHUP the terminal may be gone; the summary is on disk already
+            print(markdown_table(summary_table(interrupted.results)))
+            print(f"protolab: {interrupted}; every {ended}; summary in "
+                  f"{interrupted.run_dir / 'summary.md'}", file=sys.stderr)
         return 128 + signal.Signals.__members__.get(interrupted.reason, signal.SIGINT).value
     except KeyboardInterrupt as error:
         print(f"protolab: interrupted by {error or 'SIGINT'} before any notebook started", file=sys.stderr)

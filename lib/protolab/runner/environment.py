@@ -1,7 +1,8 @@
 """The environment a notebook's process runs in, locally or in a SLURM job: headless, its own Jupyter dirs, threads.
 
 The runner computes the variables here (:func:`runner_variables`); the process that starts papermill, this one
-or a SLURM job on a compute node, puts them on top of its own environment (:func:`headless_environment`).
+or a SLURM job on a compute node, puts them on top of its own environment (:func:`headless_environment`). The
+kernels' IPython directory holds a start-up file (:func:`write_kernel_startup`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,25 @@ def headless_environment(variables: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+KERNEL_STARTUP = ("# protolab's runner: this kernel ends with its papermill process, even one killed outright.\n"
+                  "__import__('protolab.runner.processes', fromlist=['end_with_parent']).end_with_parent()\n")
+
+
+def ipython_dir(run_dir: Path) -> Path:
+    """The ``IPYTHONDIR`` of a run's kernels."""
+    return Path(run_dir) / ".ipython"
+
+
+def write_kernel_startup(run_dir: Path) -> Path:
+    """Write the IPython start-up file every kernel of the run in ``run_dir`` executes before its first cell:
+    :func:`protolab.runner.processes.end_with_parent`, leaving no name in the notebook's namespace. Returns its
+    path."""
+    path = ipython_dir(run_dir) / "profile_default" / "startup" / "00-protolab-end-with-parent.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(KERNEL_STARTUP)
+    return path
+
+
 def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
     """What the runner sets for a notebook: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
 
@@ -35,7 +55,7 @@ def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, 
     """
     variables = {
         "MPLBACKEND": "Agg",
-        "IPYTHONDIR": str(run_dir / ".ipython"),
+        "IPYTHONDIR": str(ipython_dir(run_dir)),
         "JUPYTER_RUNTIME_DIR": str(run_dir / ".jupyter" / "runtime"),
         "JUPYTER_DATA_DIR": str(run_dir / ".jupyter" / "data"),
         "JUPYTER_CONFIG_DIR": str(run_dir / ".jupyter" / "config"),

@@ -37,7 +37,7 @@ import yaml
 
 from protolab.core.atomic import atomic_write_text
 from protolab.core.dryrun import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
-from protolab.runner.environment import runner_variables
+from protolab.runner.environment import runner_variables, write_kernel_startup
 from protolab.runner.local import LocalProcess, LocalProcesses
 from protolab.runner.parameters import Experiment, ParameterError, discover
 from protolab.runner.processes import signals_ignored
@@ -198,6 +198,7 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     for values in parameters.values():
         values["out_dir"] = str(out_dir)
     run_dir.mkdir(parents=True)
+    write_kernel_startup(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     show_bar = sys.stderr.isatty() if bar is None else bar
     tracker = RunProgress(estimated_durations([out_dir, root / "figures"], list(parameters), profile),

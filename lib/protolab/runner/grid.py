@@ -46,8 +46,9 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from protolab.core import dryrun
-from protolab.core.reproducibility import one_thread
 from protolab.core.atomic import atomic_write
+from protolab.core.reproducibility import one_thread
+from protolab.runner.processes import exit_when_orphaned
 from protolab.runner.slurm import EXECUTORS, run_cells
 
 Cell = Mapping[str, Any]
@@ -181,6 +182,14 @@ def _compute_and_store(compute: Callable[[Cell], dict[str, Any]], cell: Cell, pa
     return index, result
 
 
+def _compute_in_worker(compute: Callable[[Cell], dict[str, Any]], cell: Cell, path: Path, index: int
+                       ) -> tuple[int, dict[str, Any]]:
+    """:func:`_compute_and_store` in a worker process that ends when its parent (the kernel) does
+    (:func:`~protolab.runner.processes.exit_when_orphaned`), even one killed outright."""
+    exit_when_orphaned()
+    return _compute_and_store(compute, cell, path, index)
+
+
 def _compute_stored_in_job(compute_file: str, cell: Cell, path: str) -> None:
     """A cell's SLURM job: compute it with the function pickled in ``compute_file`` and store it at ``path``."""
     import cloudpickle  # a dependency of joblib and submitit
@@ -248,7 +257,7 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
         finished = _jobs(compute, cells, paths, todo, directory)
     elif workers > 1 and len(todo) > 1:
         parallel = Parallel(n_jobs=min(workers, len(todo)), backend="loky", return_as="generator_unordered")
-        finished = parallel(delayed(_compute_and_store)(compute, cells[i], paths[i], i) for i in todo)
+        finished = parallel(delayed(_compute_in_worker)(compute, cells[i], paths[i], i) for i in todo)
     else:
         finished = (_compute_and_store(compute, cells[i], paths[i], i) for i in todo)
     cached, total = len(cells) - len(todo), len(cells)

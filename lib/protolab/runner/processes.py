@@ -7,15 +7,22 @@ ids) every :data:`POLL_S` seconds while the child runs and keeps a handle on eve
 after it has been re-parented to init. :meth:`ProcessTree.stop` freezes them all (SIGSTOP, so none starts
 another), records once more, then SIGKILLs every one and reaps the child.
 
-:func:`stopped_by_signals` turns SIGINT and SIGTERM into ``KeyboardInterrupt`` (the command line around a run, a
-SLURM job around its notebook) and :func:`signals_ignored` keeps them from cutting a clean-up short.
+:func:`stopped_by_signals` turns SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped ssh session) into
+``KeyboardInterrupt`` (the command line around a run, a SLURM job around its notebook) and :func:`signals_ignored`
+keeps them from cutting a clean-up short. A runner killed outright (SIGKILL, the OOM killer) runs no handler: on
+Linux its papermill child and that child's kernel are then ended by the kernel's parent-death signal
+(:func:`die_with_parent`), which :func:`launch_logged` and the kernels' IPython start-up file ask for, and the
+grid's workers by :func:`exit_when_orphaned`. Worker processes that a notebook's own code starts end as their
+library makes them (loky's when their running task returns).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,7 +34,70 @@ from typing import Any
 import psutil
 
 POLL_S = 0.2
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
+
+
+def _find_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` on Linux (resolved once, in the parent: nothing may be loaded between fork and exec)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+
+
+def die_with_parent(signum: int = signal.SIGKILL) -> bool:
+    """Have Linux send ``signum`` to this process when the thread that started it ends (``PR_SET_PDEATHSIG``),
+    so that a process whose parent was killed outright does not run on unowned. False where that cannot be
+    asked (not Linux, or the call failed). A parent already gone before the call goes unnoticed by it: callers
+    that know their parent compare :func:`os.getppid` afterwards."""
+    return _PRCTL is not None and _PRCTL(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+
+
+def end_with_parent() -> None:
+    """:func:`die_with_parent` for a process started by a parent it cannot name (a notebook's kernel, from its
+    IPython start-up file: :func:`protolab.runner.environment.write_kernel_startup`); exits at once when the
+    parent already ended (this process was re-parented to init)."""
+    if die_with_parent() and os.getppid() == 1:
+        os._exit(1)
+
+
+_orphan_watch: threading.Thread | None = None
+
+
+def exit_when_orphaned(poll_s: float = 1.0) -> None:
+    """End this process (exit code 1) within ``poll_s`` seconds of its parent's end: a daemon thread, started
+    once per process, compares :func:`os.getppid` with the parent it had at the first call. For worker processes
+    (the grid's loky workers) whose parent may be killed outright while they compute: the parent-death signal
+    would follow the thread that forked them, which a worker cannot name."""
+    global _orphan_watch
+    if _orphan_watch is not None:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    _orphan_watch = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
+    _orphan_watch.start()
+
+
+def _dying_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` (run in the child between fork and exec): :func:`die_with_parent`, and exit at once when
+    ``parent`` ended before the request took effect."""
+
+    def request() -> None:
+        if die_with_parent() and os.getppid() != parent:
+            os._exit(1)
+
+    return request
 
 
 class ProcessTree:
@@ -128,16 +198,20 @@ def _send(process: psutil.Process, signum: int) -> None:
 
 def launch_logged(command: Sequence[str], log: Path | str, env: Mapping[str, str]) -> ProcessTree:
     """Start ``command`` with environment ``env`` in its own session, without stdin, its stdout and stderr
-    written to the file ``log``; the :class:`ProcessTree` that records every process it starts."""
+    written to the file ``log``; the :class:`ProcessTree` that records every process it starts.
+
+    On Linux the child is SIGKILLed when the calling thread ends (:func:`die_with_parent`): call this from a
+    thread that outlives the child (it waits for it), as the executors do."""
     with open(log, "w") as handle:
         return ProcessTree(subprocess.Popen(list(command), start_new_session=True, stdin=subprocess.DEVNULL,
-                                            stdout=handle, stderr=subprocess.STDOUT, env=dict(env)))
+                                            stdout=handle, stderr=subprocess.STDOUT, env=dict(env),
+                                            preexec_fn=_dying_with(os.getpid()) if _PRCTL else None))
 
 
 @contextmanager
 def signals_handled(handler: Callable[[int, FrameType | None], Any] | signal.Handlers,
                     signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
-    """``signals`` (default SIGINT and SIGTERM) go to ``handler`` in the block, the previous handlers after it
+    """``signals`` (default SIGINT, SIGTERM and SIGHUP) go to ``handler`` in the block, the previous handlers after it
     (only on the main thread, the one Python delivers signals to; elsewhere the block runs unchanged)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -156,12 +230,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def stopped_by_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> AbstractContextManager[None]:
-    """Within the block, ``signals`` (default SIGINT and SIGTERM) raise ``KeyboardInterrupt`` naming the signal,
+    """Within the block, ``signals`` (default SIGINT, SIGTERM and SIGHUP) raise ``KeyboardInterrupt`` naming the signal,
     so that :func:`protolab.runner.execute.run_notebooks` ends every process it started (the command line and
     scripts that call it use this) and a SLURM job ends its notebook."""
     return signals_handled(_interrupt, signals)
 
 
 def signals_ignored(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> AbstractContextManager[None]:
-    """Ignore ``signals`` (default SIGINT and SIGTERM) in the block, so that a clean-up is not cut short."""
+    """Ignore ``signals`` (default SIGINT, SIGTERM and SIGHUP) in the block, so that a clean-up is not cut short."""
     return signals_handled(signal.SIG_IGN, signals)

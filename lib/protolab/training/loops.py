@@ -204,7 +204,7 @@ def evaluate_episodic(model: nn.Module, data: LabeledImages, *, n_way: int, n_sh
     mean : float
         Mean accuracy over episodes, in [0, 1].
     ci95 : float
-        95% confidence half-width :math:`1.96\,\sigma/\sqrt{n}` over the episodes (:func:`mean_ci95`).
+        Student-t 95% half-width over the episodes (:func:`mean_ci95`).
     accuracies : torch.Tensor
         ``(n_episodes,)`` float64 accuracy of each episode; episode ``k`` depends only on ``(seed, k)``.
     """
