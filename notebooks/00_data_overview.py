@@ -31,12 +31,12 @@ from typing import Literal
 
 dataset: Literal["embedded"] = "embedded"  # this notebook shows every embedded dataset (digits, glyphs, glyph-zsl)
 data_root: str = ""  # unused: embedded datasets need no files
-image_size: int = 28  # side of the glyph and digit images shown
-instances_per_class: int = 20  # glyph images per character
-ood_count: int = 1000  # digit-like glyph images compared with the digits
+image_size: int = 28  # [≥ 8] side of the glyph and digit images shown (the digits' own resolution is 8)
+instances_per_class: int = 20  # [≥ 1] glyph images per character
+ood_count: int = 1000  # [≥ 1] digit-like glyph images compared with the digits
 profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
-seed: int = 0  # random seed of splits, jitter and feature training
-device: str = "auto"  # unused here (nothing is trained in this notebook beyond the glyph-zsl features)
+seed: int = 0  # [≥ 0] random seed of splits, jitter and feature training
+device: str = "auto"  # [device] unused here (nothing is trained in this notebook beyond the glyph-zsl features)
 out_dir: str = "figures"  # where figures and tables are written
 
 # %%

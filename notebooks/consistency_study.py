@@ -37,34 +37,40 @@
 
 # %% tags=["parameters"]
 from typing import Literal
-dataset: str = "glyph-zsl"  # glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders under data_root)
+dataset: str = "glyph-zsl"  # [dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders
+    # under data_root)
 data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
-weights: list[float] = [0.0, 0.01, 0.1, 1.0, 10.0]  # consistency-loss weights λ compared (λ = 0, no loss, always added)
-reference_weight: float = 1.0  # the λ compared with λ = 0 and with shared attention in the verdict (official: 1)
-steps: int = 2  # propagation steps K (official code: 2)
-threshold: float = 0.766  # cosine below which no graph edge is drawn (official: cos 40°)
-temperature: float = 10.0  # multiplier of the cosine similarities inside the attention softmax (official: 10)
-logit_scale: float = 1.0  # cross-entropy on logits / logit_scale (official: 100, suited to its 2048-d widths)
-n_way: int = 30  # seen classes per training episode (official: 30)
-episode_unseen: int = 5  # of the n_way classes, held out per episode with copied prototypes (official: 0)
-episodes_per_epoch: int | None = None  # episodes per epoch; None = by episodes_rule
-episodes_rule: str = "ours"  # ours: training images / (2 n_way); official: ((N/30)//100 + 1)·100 (AWA2 800)
-attributes: str = "normalised"  # IPN's semantic input: normalised (xlsa17 att) or original (original_att, official)
-prototype_dim: int = 256  # width of each space's prototypes (official: 2048)
-graph_dim: int = 64  # width of the attention projection (official: 256)
-hidden_dim: int = 256  # hidden width of the scoring MLP (official: 2048)
-epochs: int = 30  # training epochs of each model-selection run (official: 360)
-lr: float = 1e-3  # Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
-plot_classes: int = 16  # classes shown in the similarity heatmaps
-n_seeds: int = 3  # every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+weights: list[float] = [0.0, 0.01, 0.1, 1.0, 10.0]  # [≥ 0] consistency-loss weights λ compared
+    # (λ = 0, no loss, always added)
+reference_weight: float = 1.0  # [> 0] the λ compared with λ = 0 and with shared attention in the verdict
+    # (official: 1)
+steps: int = 2  # [≥ 0] propagation steps K (official code: 2)
+threshold: float = 0.766  # [≥ -1, ≤ 1] cosine below which no graph edge is drawn (official: cos 40°)
+temperature: float = 10.0  # [> 0] multiplier of the cosine similarities inside the attention softmax (official: 10)
+logit_scale: float = 1.0  # [> 0] cross-entropy on logits / logit_scale (official: 100, suited to its 2048-d widths)
+n_way: int = 30  # [≥ 2] seen classes per training episode (official: 30)
+episode_unseen: int = 5  # [≥ 0, < n_way] of the n_way classes, held out per episode with copied prototypes
+    # (official: 0)
+episodes_per_epoch: int | None = None  # [≥ 1] episodes per epoch; None = by episodes_rule
+episodes_rule: Literal["ours", "official"] = "ours"  # ours: training images / (2 n_way);
+    # official: ((N/30)//100 + 1)·100 (AWA2 800)
+attributes: Literal["normalised", "original"] = "normalised"  # IPN's semantic input: normalised (xlsa17 att)
+    # or original (original_att, official)
+prototype_dim: int = 256  # [≥ 1] width of each space's prototypes (official: 2048)
+graph_dim: int = 64  # [≥ 1] width of the attention projection (official: 256)
+hidden_dim: int = 256  # [≥ 1] hidden width of the scoring MLP (official: 2048)
+epochs: int = 30  # [≥ 1] training epochs of each model-selection run (official: 360)
+lr: float = 1e-3  # [> 0] Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
+plot_classes: int = 16  # [≥ 1] classes shown in the similarity heatmaps
+n_seeds: int = 3  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
-workers: int = 0  # cells trained at once in worker processes, one thread each
+workers: int = 0  # [≥ 0] cells trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)
 executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers);
     # slurm: one SLURM job per missing cell (cache on a shared file system)
 profile: str = "default"  # smoke | default | full
-seed: int = 0  # first random seed (the embedded data set is built with this seed)
-device: str = "auto"  # cpu, cuda or auto (CUDA when present)
+seed: int = 0  # [≥ 0] first random seed (the embedded data set is built with this seed)
+device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
 
 # %%

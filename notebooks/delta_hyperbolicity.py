@@ -39,25 +39,26 @@ dataset: Literal["embedded", "xlsa17"] = "embedded"  # label of the data: embedd
 datasets: list[Literal["mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "mnist-5k-cnn", "glyph-zsl",
                        "AWA2", "CUB", "APY", "SUN"]] = [
     "mnist-5k", "digits", "glyphs", "reid-glyphs", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn",
-    "AWA2", "CUB", "APY", "SUN"]  # spaces: mnist-5k, digits, glyphs, reid-glyphs (pixels), glyphs-conv4,
+    "AWA2", "CUB", "APY", "SUN"]  # [non-empty] spaces: mnist-5k, digits, glyphs, reid-glyphs (pixels), glyphs-conv4,
     # mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent)
 data_root: str = ""  # folder holding the xlsa17 folders <NAME>/res101.mat (real features only)
-n_points: int = 1000  # points per try (official: 1,500)
-n_tries: int = 10  # random samples per space; δ_rel is given as mean ± std over them (official: 10)
+n_points: int = 1000  # [≥ 4] points per try (official: 1,500)
+n_tries: int = 10  # [≥ 1] random samples per space; δ_rel is given as mean ± std over them (official: 10)
 base_points: Literal["one", "all"] = "one"  # one: the official single base point (O(n³));
     # all: the true four-point δ (O(n⁴), slow beyond a few hundred points)
-compare_points: int = 200  # points per try of the all-base-points comparison
+compare_points: int = 200  # [≥ 0] points per try of the all-base-points comparison
     # (true δ vs single base point, same samples); 0 skips it
 metric: Literal["euclidean", "cosine"] = "euclidean"  # distance of the raw feature spaces:
     # euclidean (the paper's) or cosine (not a metric)
-c: float = 1.0  # curvature of the Poincaré ball the features are mapped to
-mean_norm: float = 1.0  # features are centred and scaled to mean norm mean_norm/sqrt(c) before expmap0
-instances_per_class: int = 8  # rendered images per glyph character (at least 2; 8 gives 2,256 novel-class images)
-episodes: int = 200  # training episodes (5-way 1-shot, instances_per_class − 1 queries) of the Conv4 ProtoNet
-epochs: int = 2  # training epochs of the uncertainty network on mnist-5k
+c: float = 1.0  # [> 0] curvature of the Poincaré ball the features are mapped to
+mean_norm: float = 1.0  # [> 0] features are centred and scaled to mean norm mean_norm/sqrt(c) before expmap0
+instances_per_class: int = 8  # [≥ 2] rendered images per glyph character: one support image, the
+    # rest queries (8 gives 2,256 novel-class images)
+episodes: int = 200  # [≥ 1] training episodes (5-way 1-shot, instances_per_class − 1 queries) of the Conv4 ProtoNet
+epochs: int = 2  # [≥ 1] training epochs of the uncertainty network on mnist-5k
 profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
-seed: int = 0  # random seed (sampling of the tries, data, training)
-device: str = "auto"  # cpu, cuda or auto (CUDA when present)
+seed: int = 0  # [≥ 0] random seed (sampling of the tries, data, training)
+device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written; the other notebooks' claims tables are read from it
 
 # %%

@@ -47,42 +47,47 @@ from typing import Literal
 dataset: Literal["glyphs", "miniimagenet", "cub", "omniglot"] = "glyphs"  # few-shot data: glyphs (embedded, split
     # by script), or miniimagenet, cub, omniglot (real, at data_root)
 data_root: str = ""  # folder holding the real dataset (miniImageNet/, CUB_200_2011/ or omniglot-py/); unused for glyphs
-image_size: int = 28  # side of the images fed to the network (the paper's MiniImageNet: 84)
-instances_per_class: int = 20  # images drawn per glyph class (embedded glyphs only)
+image_size: int = 28  # [≥ 16] side of the images fed to the network (the paper's MiniImageNet: 84; conv4 and
+    # resnet12 halve it four times, so 16 is the least they take)
+instances_per_class: int = 20  # [≥ 2] images drawn per glyph class (embedded glyphs only)
 hard_glyphs: bool = True  # the calibrated harder glyph rendering (False: the plain one, near the ceiling)
 backbone: Literal["conv4", "resnet12", "resnet18"] = "conv4"  # conv4, resnet12 or resnet18 (as in the official code)
-dim: int = 64  # channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600);
+dim: int = 64  # [≥ 1] channels of conv4's last block, max-pooled to a dim-d embedding (the paper's configs: 1600);
     # resnet12/18 are always 512-d
 geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # euclidean, hyperbolic or both
-shots: list[int] = [1, 5]  # support images per class, one table row per geometry and shot
-train_way: list[int] = [30, 20]  # classes per training episode, one entry per entry of shots (paper's configs: 30
-    # for 1-shot, 20 for 5-shot)
-test_way: int = 5  # classes per validation and test episode (paper: 5)
-query: int = 15  # query images per class in every episode (paper: 15)
-c: float = 0.25  # curvature of the Poincaré ball; the paper's rule (ball volume π) gives ≈0.24 for dim 64, 0.01
-    # for dim 1600
-temperature: float = 1.0  # logits = −distance / temperature
+shots: list[int] = [1, 5]  # [non-empty, ≥ 1] support images per class, one table row per geometry and shot
+train_way: list[int] = [30, 20]  # [len = shots, ≥ 2] classes per training episode, one per entry of shots
+    # (paper's configs: 30 for 1-shot, 20 for 5-shot)
+test_way: int = 5  # [≥ 2] classes per validation and test episode (paper: 5)
+query: int = 15  # [≥ 1] query images per class in every episode (paper: 15)
+c: float = 0.25  # [> 0] curvature of the Poincaré ball; the paper's rule (ball volume π) gives ≈0.24 for
+    # dim 64, 0.01 for dim 1600
+temperature: float = 1.0  # [> 0] logits = −distance / temperature
 riemannian: bool = False  # rescale the embedding gradient by 1/λ_x² as every official run did (full profile: True)
-epochs: int = 10  # training epochs; validation and checkpoint selection after each
-episodes: int = 20  # training episodes per epoch (paper's configs: 100)
-val_episodes: int = 50  # validation episodes after each epoch, for best-on-validation selection (paper's configs: 500)
-test_episodes: int = 2000  # test episodes on the novel classes, shared by both geometries (paper's configs: 10,000)
-lr: float = 1e-3  # Adam learning rate (paper's configs: 5e-3 for Conv4 on MiniImageNet, 1e-3 for ResNet18 and CUB)
-step_size: int = 5  # StepLR: epochs between learning-rate decays
-gamma: float = 0.5  # StepLR: factor of each decay
-curvatures: list[float] = [1.0]  # extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c
+epochs: int = 10  # [≥ 1] training epochs; validation and checkpoint selection after each
+episodes: int = 20  # [≥ 1] training episodes per epoch (paper's configs: 100)
+val_episodes: int = 50  # [≥ 1] validation episodes after each epoch, for best-on-validation selection
+    # (paper's configs: 500)
+test_episodes: int = 2000  # [≥ 1] test episodes on the novel classes, shared by both geometries
+    # (paper's configs: 10,000)
+lr: float = 1e-3  # [> 0] Adam learning rate (paper's configs: 5e-3 for Conv4 on MiniImageNet, 1e-3 for ResNet18
+    # and CUB)
+step_size: int = 5  # [≥ 1] StepLR: epochs between learning-rate decays
+gamma: float = 0.5  # [> 0, ≤ 1] StepLR: factor of each decay
+curvatures: list[float] = [1.0]  # [> 0] extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c
     # itself is reused); [] skips it
-checkpoint_dir: str = ""  # training checkpoints (resumed if present); empty: a temporary folder deleted at the end
-num_workers: int = 0  # episodes prepared ahead (worker processes for image files, a thread for decoded data; 0:
+checkpoint_dir: str = ""  # training checkpoints (resumed when their configuration matches); empty: the run's
+    # scratch folder, removed when the notebook succeeds
+num_workers: int = 0  # [≥ 0] episodes prepared ahead (worker processes for image files, a thread for decoded data; 0:
     # when needed)
 amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
 profile: str = "default"  # smoke | default | full | full-<official config>, e.g. full-mini-conv4-1shot (profiles.yaml)
-seed: int = 0  # random seed (data jitter, initialisation, training episodes; test episodes use seed + 2)
-device: str = "auto"  # cpu, cuda or auto (CUDA when present)
+seed: int = 0  # [≥ 0] random seed (data jitter, initialisation, training episodes; test episodes use seed + 2)
+device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
 
 # %%
-import tempfile
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -99,8 +104,6 @@ from protolab.paper_results import FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
 from protolab.plots import accuracy_vs_curvature, image_grid, learning_curves
 
 session = figures.start("fewshot_tables", globals())
-if len(train_way) != len(shots):
-    raise ValueError(f"train_way needs one entry per entry of shots ({shots}), got {train_way}")
 geometries = ["euclidean", "hyperbolic"] if geometry == "both" else [geometry]
 device = resolve_device(device)
 speed = {"num_workers": num_workers, "amp": amp}  # for every training and evaluation loop
@@ -110,8 +113,7 @@ splits = load_fewshot(dataset, data_root, image_size=image_size, seed=seed, inst
 kind = "embedded synthetic glyphs (not MiniImageNet)" if dataset == "glyphs" else f"real {dataset} from data_root"
 figures.describe_data(f"{kind}: {splits.test.description}; {splits.train.n_classes} train / "
                       f"{splits.val.n_classes} validation / {splits.test.n_classes} novel test classes")
-scratch = tempfile.TemporaryDirectory(prefix="fewshot_tables-")  # checkpoints when checkpoint_dir is empty
-checkpoints = Path(checkpoint_dir or scratch.name)
+checkpoints = Path(checkpoint_dir) if checkpoint_dir else figures.scratch_dir()
 checkpoints.mkdir(parents=True, exist_ok=True)
 display(Markdown(f"**Data:** {kind}.\n\n" + "\n".join(f"- {name}: {part.n_classes} classes, {len(part)} images"
                                                      for name, part in zip(("train", "validation", "test (novel)"),
@@ -250,4 +252,5 @@ if dataset == "glyphs":
 observations = "\n".join(lines)
 figures.save_text(observations, "observations")
 display(Markdown(observations))
-scratch.cleanup()
+if not checkpoint_dir:  # the scratch checkpoints, no longer needed once the notebook has finished
+    shutil.rmtree(checkpoints)

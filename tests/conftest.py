@@ -43,8 +43,8 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 STANDARD_PARAMETERS = '''dataset: str = "toy"  # which data
 data_root: str = ""  # where real datasets live
 profile: str = "default"  # smoke | default | full
-seed: int = 0  # random seed
-device: str = "auto"  # cpu, cuda or auto
+seed: int = 0  # [≥ 0] random seed
+device: str = "auto"  # [device] cpu, cuda or auto
 out_dir: str = "figures"  # where outputs go
 '''
 

@@ -92,11 +92,13 @@ def test_resumed_run_equals_uninterrupted_run(splits, tmp_path, monkeypatch):
     _assert_same_weights(finished, reference)
 
 
-def test_checkpoint_with_other_settings_is_refused(splits, tmp_path):
+def test_checkpoint_with_other_settings_is_not_resumed_but_overwritten(splits, tmp_path):
     checkpoint = tmp_path / "run.pt"
     _train(_model(0), splits, checkpoint, epochs=1)
-    with pytest.raises(ValueError, match="settings"):
-        _train(_model(0), splits, checkpoint, epochs=1, lr=1e-3)
+    with pytest.warns(UserWarning, match="differs in lr"):
+        history = _train(_model(0), splits, checkpoint, epochs=1, lr=1e-3)
+    assert history.equals(_train(_model(0), splits, epochs=1, lr=1e-3))
+    assert torch.load(checkpoint, weights_only=True)["settings"]["lr"] == 1e-3
 
 
 def test_best_validation_weights_are_restored(splits, tmp_path):
@@ -123,8 +125,9 @@ def test_evaluate_reports_mean_and_ci_of_per_episode_accuracies(splits):
     assert set((accuracies * 15).round().tolist()) <= set(range(16))  # multiples of 1/15 (5-way × 3 queries)
     values = accuracies.tolist()
     expected_mean = sum(values) / len(values)
-    sigma = math.sqrt(sum((v - expected_mean) ** 2 for v in values) / len(values))
-    assert mean == pytest.approx(expected_mean) and ci95 == pytest.approx(1.96 * sigma / math.sqrt(12))
+    s = math.sqrt(sum((v - expected_mean) ** 2 for v in values) / (len(values) - 1))  # the sample std
+    t = 2.200985160082949  # Student-t 0.975 quantile, 11 degrees of freedom
+    assert mean == pytest.approx(expected_mean) and ci95 == pytest.approx(t * s / math.sqrt(12))
     again = evaluate_episodic(model, splits.test, **EPISODE, n_episodes=12, device=CPU, seed=5, progress=False)
     assert torch.equal(again[2], accuracies)
 

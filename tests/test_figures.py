@@ -220,3 +220,25 @@ def test_start_refuses_a_value_outside_the_declared_choices(elsewhere):
     assert figures.start("exp", _namespace(geometry="euclidean")).parameters["geometry"] == "euclidean"
     with pytest.raises(ParameterError, match="'geometry': 'nosuch' is not one of the allowed values 'euclidean', 'both'"):
         figures.start("exp", _namespace(geometry="nosuch"))
+
+
+def test_a_cell_ending_in_a_save_shows_its_caption_and_file_names_not_paths(session):
+    """In JupyterLab the value of a cell's last line is displayed: a save shows what the report will call the
+    output and the files written, not ``[PosixPath(...), ...]``; the paths stay reachable by index."""
+    from IPython.core.formatters import DisplayFormatter
+
+    saved = figures.save_figure(_figure(), "curve", caption="A falling line. From 1 to 0, p < 0.05.")
+    shown, _ = DisplayFormatter().format(saved)
+    assert shown["text/plain"] == ("<saved figure exp__curve.png, exp__curve.pdf: "
+                                   "A falling line. From 1 to 0, p < 0.05.>")
+    assert shown["text/html"] == ("<div><strong>A falling line</strong> — From 1 to 0, p &lt; 0.05.<br><small>saved "
+                                  "figure: <code>exp__curve.png</code>, <code>exp__curve.pdf</code> in <code>out</code>"
+                                  "</small></div>")
+    assert [path.name for path in saved] == ["exp__curve.png", "exp__curve.pdf"] and saved[0].is_file()
+    table = figures.save_table(pd.DataFrame({"a": [1]}), "scores", caption="x" * 200, title="Scores")
+    shown, _ = DisplayFormatter().format(table)
+    assert "PosixPath" not in shown["text/plain"] and len(shown["text/plain"]) < 140
+    assert "<strong>Scores</strong>" in shown["text/html"] and "<code>exp__scores.md</code>" in shown["text/html"]
+    text, _ = DisplayFormatter().format(figures.save_text("We observed a line.", "observations"))
+    assert text["text/plain"] == "<saved text exp__observations.md>"
+    assert text["text/html"].startswith("<div><strong>Observations</strong><br>")

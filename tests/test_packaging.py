@@ -17,7 +17,8 @@ PACKAGE = ROOT / "lib" / "protolab"
 # (parameters cells, the checkout, Markdown tables); zsl/grid.py is the grid set-up of the two IPN study
 # notebooks, run by the grid cache. Atomic writes, the dry-run meter and seeding are leaves in core/.
 RUNNER_CLIENTS = {
-    "figures.py": {"protolab.runner.parameters", "protolab.runner.project", "protolab.runner.report"},
+    "figures.py": {"protolab.runner.parameters", "protolab.runner.project", "protolab.runner.report",
+                   "protolab.runner.scratch"},
     "zsl/grid.py": {"protolab.runner.grid"},
 }
 
@@ -96,7 +97,7 @@ def test_the_console_script_and_python_m_protolab_are_the_runner_cli():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"protolab": "protolab.runner.cli:main"}
     completed = subprocess.run([sys.executable, "-m", "protolab", "--help"], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0 and "{list,run,report}" in completed.stdout
+    assert completed.returncode == 0 and "{list,run,report,clean}" in completed.stdout
 
 
 def test_every_package_the_library_imports_is_declared_and_pinned():

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -191,7 +192,7 @@ def _running(pid: int) -> bool:
 
 def test_a_notebook_past_its_timeout_ends_every_process_it_started_and_publishes_nothing(project):
     pids = _pool_notebook(project)
-    result = run_notebooks(["pool"], notebooks=project / "notebooks", timeout=15)[0]
+    result = run_notebooks(["pool"], notebooks=project / "notebooks", timeout=45)[0]  # workers start in ≈ 10 s
     assert result.status == "timeout"
     assert len(list(pids.glob("worker-*"))) == 2, "the loky workers did not start within the timeout"
     assert _started(pids) <= set(result.processes)
@@ -199,7 +200,7 @@ def test_a_notebook_past_its_timeout_ends_every_process_it_started_and_publishes
     assert (_run_dir(project) / "pool.staged" / "pool__early.md").exists(), "staged, never published"
     assert not list((project / "figures").glob("pool__*"))
     assert json.loads((project / "figures" / "runs.json").read_text())["pool"]["status"] == "timeout"
-    assert "**Last run timed out**: `exceeded the 15 s limit`" in (project / "figures" / "REPORT.md").read_text()
+    assert "**Last run timed out**: `exceeded the 45 s limit`" in (project / "figures" / "REPORT.md").read_text()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -278,7 +279,8 @@ def test_the_command_works_headless_with_no_home_and_no_stdin(project):
 
 def test_two_concurrent_runs_into_one_out_dir_end_consistent(project):
     runners = [subprocess.Popen([sys.executable, "-m", "protolab", "--notebooks", str(project / "notebooks"), "run",
-                                 "healthy", "-p", f"seed={seed}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 "healthy", "-p", f"seed={seed}", "--out-dir", "figures"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for seed in (1, 2)]
     outputs = [runner.communicate(timeout=300)[0] for runner in runners]
     assert [runner.returncode for runner in runners] == [0, 0], outputs
@@ -368,7 +370,8 @@ def test_declared_choices_are_accepted_and_listed(with_choices, capsys):
 def test_a_notebook_declaring_choices_runs_with_a_chosen_value(with_choices):
     result = run_notebooks(["choosy"], notebooks=with_choices / "notebooks", overrides={"geometry": "hyperbolic"})
     assert result[0].status == "ok", result[0].error
-    assert (with_choices / "figures" / "choosy__observations.md").read_text() == "hyperbolic [1, 5]\n"
+    out_dir = Path(result[0].output).parent / "figures"  # an overridden run: runs/<run-id>/figures
+    assert (out_dir / "choosy__observations.md").read_text() == "hyperbolic [1, 5]\n"
 
 
 def test_a_choice_default_outside_its_choices_is_refused():
@@ -463,3 +466,145 @@ def test_publishing_into_the_committed_figures_rewrites_the_readme_scorecard_onl
     assert main(["--notebooks", notebooks, "run", "claimer", "--profile", "smoke"]) == 0
     assert readme.read_text() == expected, "runs into other out_dirs leave the README alone"
     assert "+7.00 ± 0.50" in (project / "other" / "REPORT.md").read_text()
+
+
+def test_an_overridden_default_run_does_not_touch_the_committed_figures_or_the_readme(project, capsys):
+    """B1: a quick try (-p seed=7) keeps the profile `default` but must not publish into figures/."""
+    write_notebook(project / "notebooks" / "claimer.ipynb", STANDARD_PARAMETERS, *CLAIMER)
+    readme = project / "README.md"
+    readme.write_text(README)
+    notebooks = str(project / "notebooks")
+    assert main(["--notebooks", notebooks, "run", "claimer"]) == 0
+    published, readme_text = (project / "figures" / "claimer__claims.csv").read_text(), readme.read_text()
+    assert main(["--notebooks", notebooks, "run", "claimer", "-p", "seed=7"]) == 0
+    assert (project / "figures" / "claimer__claims.csv").read_text() == published
+    assert readme.read_text() == readme_text
+    run = json.loads(next((project / "runs").glob("*-default-*/figures/runs.json")).read_text())["claimer"]
+    assert run["overrides"] == {"seed": 7} and "+9.00" in next((project / "runs").glob("*-default-*/figures/"
+                                                                                        "claimer__claims.csv")).read_text()
+    assert main(["--notebooks", notebooks, "run", "claimer", "-p", "seed=0"]) == 0, "the default's own value"
+    assert json.loads((project / "figures" / "runs.json").read_text())["claimer"]["overrides"] == {}
+
+
+def test_an_overridden_run_published_explicitly_into_figures_is_marked_everywhere(project, capsys):
+    write_notebook(project / "notebooks" / "claimer.ipynb", STANDARD_PARAMETERS, *CLAIMER)
+    readme = project / "README.md"
+    readme.write_text(README)
+    assert main(["--notebooks", str(project / "notebooks"), "run", "claimer", "-p", "seed=3",
+                 "--out-dir", "figures"]) == 0
+    assert json.loads((project / "figures" / "runs.json").read_text())["claimer"]["overrides"] == {"seed": 3}
+    mark = "**overridden**: `seed=3`"
+    report = (project / "figures" / "REPORT.md").read_text()
+    assert "+5.00 ± 0.50" in report
+    section = report[report.index('<a id="nb-claimer">'):]
+    assert mark in section.splitlines()[4], "the section header names the override"
+    scorecard_row = next(line for line in report.splitlines() if "A beats B" in line)
+    assert mark in scorecard_row
+    assert mark in next(line for line in readme.read_text().splitlines() if "A beats B" in line)
+
+
+def test_a_dry_run_refuses_an_out_dir_holding_real_outputs_and_marks_its_own(project, capsys):
+    """B5: a dry run must not replace a real run's outputs, and its outputs say they are a dry run's."""
+    write_notebook(project / "notebooks" / "claimer.ipynb", STANDARD_PARAMETERS, *CLAIMER)
+    notebooks = str(project / "notebooks")
+    real, dry = project / "real", project / "dry"
+    assert main(["--notebooks", notebooks, "run", "claimer", "--out-dir", str(real)]) == 0
+    before = {path.name: path.read_bytes() for path in real.iterdir()}
+    assert main(["--notebooks", notebooks, "run", "claimer", "--dry-run", "1", "--out-dir", str(real)]) == 2
+    assert "holds a real run's outputs" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in real.iterdir()} == before
+    assert main(["--notebooks", notebooks, "run", "claimer", "--dry-run", "1", "--out-dir", str(dry)]) == 0
+    assert json.loads((dry / "claimer__claims.json").read_text())["dry_run"] == 1
+    assert json.loads((dry / "runs.json").read_text())["claimer"]["dry_run"] == 1
+    report = (dry / "REPORT.md").read_text()
+    assert "**dry run** (1 timed steps per loop; numbers meaningless)" in next(
+        line for line in report.splitlines() if "A beats B" in line)
+    assert main(["--notebooks", notebooks, "run", "claimer", "--dry-run", "1", "--out-dir", str(dry)]) == 0, \
+        "a dry run may replace a dry run's outputs"
+    assert main(["--notebooks", notebooks, "run", "claimer", "--out-dir", str(dry)]) == 0
+    assert not json.loads((dry / "claimer__claims.json").read_text())["dry_run"], "a real run replaces them"
+
+
+SCRATCHY = ["from protolab import figures\nfigures.start('scratchy', globals())\n"
+            "(figures.scratch_dir() / 'checkpoint.pt').write_text('weights')",
+            "assert seed == 0, 'failing on purpose'"]
+
+
+def test_scratch_folders_stay_with_a_failed_run_and_go_with_a_finished_one_or_protolab_clean(project, capsys):
+    """B8: checkpoints live in the run's folder; a failed run leaves them for the user, `protolab clean` and
+    the next run remove them once that run has ended, a successful notebook removes its own."""
+    write_notebook(project / "notebooks" / "scratchy.ipynb", STANDARD_PARAMETERS, *SCRATCHY)
+    notebooks = str(project / "notebooks")
+
+    def run_in_own_process(*arguments: str) -> int:  # a run's process ends with it, as at the command line
+        return subprocess.run([sys.executable, "-m", "protolab", "--notebooks", notebooks, "run", "scratchy",
+                               *arguments], stdin=subprocess.DEVNULL, capture_output=True, timeout=300).returncode
+
+    assert run_in_own_process("-p", "seed=1") == 1
+    (failed,) = (project / "runs").glob("*/scratchy.scratch")
+    assert (failed / "checkpoint.pt").read_text() == "weights"
+    assert run_in_own_process() == 0
+    assert not failed.exists(), "the next run removes the scratch of a run that has ended"
+    assert not list((project / "runs").glob("*/scratchy.scratch")), "a successful notebook leaves none"
+    assert run_in_own_process("-p", "seed=1") == 1
+    (left,) = (project / "runs").glob("*/scratchy.scratch")
+    capsys.readouterr()
+    assert main(["--notebooks", notebooks, "clean"]) == 0
+    assert not left.exists() and f"removed {left}" in capsys.readouterr().out
+
+
+def test_a_running_owner_keeps_its_scratch_and_an_ended_one_does_not(tmp_path):
+    from protolab.runner.scratch import OWNER_FILE, claim_run, clean_scratch, run_has_ended
+
+    mine, ended, unknown = tmp_path / "mine", tmp_path / "ended", tmp_path / "unknown"
+    claim_run(mine)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.path[:0] = %r\n"
+                                "from protolab.runner.scratch import claim_run; claim_run(%r)" % (sys.path, str(ended))])
+    sleeper.wait(timeout=60)
+    unknown.mkdir()
+    for run in (mine, ended, unknown):
+        (run / "model.scratch").mkdir()
+        (run / "model.scratch" / "checkpoint.pt").write_bytes(b"x" * 2048)
+    assert json.loads((mine / OWNER_FILE).read_text())["pid"] == os.getpid()
+    assert (run_has_ended(mine), run_has_ended(ended), run_has_ended(unknown)) == (False, True, False)
+    assert clean_scratch(tmp_path) == [(ended / "model.scratch", 2048)]
+    assert (mine / "model.scratch").exists() and (unknown / "model.scratch").exists()
+
+
+def test_list_names_the_checkout_and_the_library_and_warns_when_they_differ(project, capsys):
+    assert main(["--notebooks", str(project / "notebooks"), "list"]) == 0
+    head = capsys.readouterr().out.split("\n\n")[0]
+    assert f"checkout: {project}" in head and "library:" in head
+    assert "warning: the library is not this checkout's lib/protolab" in head
+    repository = Path(__file__).resolve().parents[1]
+    assert main(["--root", str(repository), "list"]) == 0
+    head = capsys.readouterr().out.split("\n\n")[0]
+    assert head == f"checkout: {repository}\nlibrary:  {repository / 'lib' / 'protolab'}"
+
+
+def test_papermill_no_longer_warns_about_valid_parameters_it_cannot_parse(project):
+    write_notebook(project / "notebooks" / "choosy.ipynb",
+                   "from typing import Literal\n" + STANDARD_PARAMETERS
+                   + 'mode: Literal["fast", "slow"] = "fast"  # a choice papermill\'s parser misses\n'
+                   + "margin: float | None = None  # so is this annotation\n",
+                   "from protolab import figures\nfigures.start('choosy', globals())\n"
+                   "figures.save_text(f'{mode} {margin}', 'chosen')")
+    result = run_notebooks(["choosy"], notebooks=project / "notebooks", overrides={"mode": "slow", "margin": "0.5"},
+                           out_dir=project / "out")[0]
+    assert result.status == "ok", result.error
+    assert (project / "out" / "choosy__chosen.md").read_text().strip() == "slow 0.5"
+    log = Path(result.log).read_text()
+    assert "Passed unknown parameter" not in log and "Executing notebook" in log
+
+
+def test_the_papermill_filter_drops_only_the_unknown_parameter_warning():
+    import logging
+
+    from protolab.runner.papermill_main import DropUnknownParameterWarnings
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("papermill", logging.WARNING, __file__, 1, message, (), None)
+
+    keep = DropUnknownParameterWarnings().filter
+    assert not keep(record("Passed unknown parameter: mode"))
+    assert keep(record("Executing notebook with kernel: python3")) and keep(record("Ending Cell 3-----"))

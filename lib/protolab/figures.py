@@ -6,7 +6,9 @@ heading for the output; default: the caption's first sentence, else the name mad
 saves a ``claims`` table (:mod:`protolab.claims`); the report opens with all of them. Every output gets a deterministic name
 ``<notebook>__<name>.<ext>``, is written atomically (a crash mid-write leaves the previous file
 intact), and gets a JSON sidecar ``<notebook>__<name>.json`` holding its provenance: notebook,
-parameters, seed, profile, dataset, run id, git commit, library versions and wall time.
+parameters, seed, profile, dataset, run id, git commit, library versions and wall time. Each returns a
+:class:`Saved`, which a notebook cell ending in the call shows as the report's heading, the caption and the
+names of the files written (not a list of paths).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import re
 import subprocess
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from html import escape
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,10 +34,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from protolab.core import dryrun
 from protolab.core.atomic import atomic_write, atomic_write_text
-from protolab.runner.parameters import REQUIRED_PARAMETERS, ParameterError, ParamType, load_experiment, parse_parameters_cell
+from protolab.runner.parameters import (REQUIRED_PARAMETERS, Parameter, ParameterError, check_values, load_experiment,
+                                        parse_parameters_cell)
 from protolab.runner.project import find_root
-from protolab.runner.report import markdown_table
+from protolab.runner.report import markdown_table, output_title
+from protolab.runner.scratch import SCRATCH_ENV, claim_run, scratch_variables
 
 TRACKED_PACKAGES = ("protolab", "torch", "torchvision", "geoopt", "numpy", "pandas", "scikit-learn",
                     "matplotlib", "seaborn", "papermill")
@@ -72,7 +79,48 @@ class Session:
             "versions": self.versions,
             "wall_time_s": round(time.monotonic() - self.started, 3),
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "dry_run": dryrun.dry_run_steps(),  # > 0: a dry run's output, its numbers meaningless
         }
+
+
+@dataclass(frozen=True, eq=False)
+class Saved(Sequence):
+    """What one ``save_*`` call wrote, and what a notebook cell ending in it shows.
+
+    In JupyterLab the cell's output is the heading the report gives the output, the rest of its caption and the
+    names of the files written (with their folder); as text (``repr``, a terminal) one short line. It is also
+    the sequence of the paths written, main file first: ``saved[0]`` is the PNG, CSV or Markdown file and
+    ``list(saved)`` all of them (the sidecar ``.json`` is not among them).
+    """
+
+    kind: str  # "figure", "table" or "text"
+    name: str
+    caption: str
+    title: str
+    paths: tuple[Path, ...]
+    folder: str  # where the files are, relative to the checkout when inside it
+
+    def __getitem__(self, index):
+        return self.paths[index]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def files(self) -> list[str]:
+        return [path.name for path in self.paths]
+
+    def __repr__(self) -> str:
+        caption = " ".join(self.caption.split())
+        caption = caption if len(caption) <= 80 else caption[:79] + "…"
+        return f"<saved {self.kind} {', '.join(self.files)}{': ' + caption if caption else ''}>"
+
+    def _repr_html_(self) -> str:
+        heading, rest = output_title({"name": self.name, "caption": self.caption, "output_title": self.title})
+        files = ", ".join(f"<code>{escape(name)}</code>" for name in self.files)
+        rest = f" — {escape(rest)}" if rest else ""
+        return (f"<div><strong>{escape(heading)}</strong>{rest}<br><small>saved {self.kind}: {files} "
+                f"in <code>{escape(self.folder)}</code></small></div>")
 
 
 _session: Session | None = None
@@ -83,10 +131,11 @@ DEFAULT_OUT_DIR = "figures"  # the parameters cells' default: the committed figu
 def start(notebook: str, namespace: Mapping[str, Any]) -> Session:
     """Begin recording outputs of ``notebook``, reading its parameter values from ``namespace``.
 
-    ``namespace`` is the notebook's ``globals()``. The parameter names and types come from the notebook's
-    own parameters cell (:func:`parameters_cell`): a value of the wrong type, or a parameter papermill
-    injected that the cell does not declare, is refused here with its name. Applies the house plotting
-    style and creates the output directory (:func:`output_dir`).
+    ``namespace`` is the notebook's ``globals()``. The parameter names, types and ranges come from the
+    notebook's own parameters cell (:func:`parameters_cell`): a parameter papermill injected that the cell
+    does not declare is refused here with its name, and so, all in one error, is every value of the wrong
+    type or outside its declared range (:func:`~protolab.runner.parameters.check_values`). Applies the house
+    plotting style and creates the output directory (:func:`output_dir`).
     """
     global _session
     title, declared = parameters_cell(notebook, namespace)
@@ -94,7 +143,7 @@ def start(notebook: str, namespace: Mapping[str, Any]) -> Session:
     if unknown:
         raise ParameterError(f"{notebook}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
                              f"known: {', '.join(declared)}")
-    parameters = {name: kind.check(name, namespace[name]) for name, kind in declared.items()}
+    parameters = check_values(declared, {name: namespace[name] for name in declared})
     out_dir = output_dir(parameters["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     use_style()
@@ -112,8 +161,8 @@ def start(notebook: str, namespace: Mapping[str, Any]) -> Session:
     return _session
 
 
-def parameters_cell(notebook: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, ParamType]]:
-    """Title and declared parameter types of ``notebook``, wherever it was opened.
+def parameters_cell(notebook: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, Parameter]]:
+    """Title and declared parameters (types and ranges) of ``notebook``, wherever it was opened.
 
     Looked for, in order: the notebook JupyterLab says it is running (``__session__``), ``notebook.ipynb``
     in ``$PROTOLAB_NOTEBOOKS_DIR`` (set by the runner), in the current directory (where Jupyter starts a
@@ -128,14 +177,14 @@ def parameters_cell(notebook: str, namespace: Mapping[str, Any]) -> tuple[str, d
     path = next((candidate for candidate in candidates if candidate.is_file()), None)
     if path is not None:
         experiment = load_experiment(path)
-        return experiment.title, {name: parameter.type for name, parameter in experiment.parameters.items()}
+        return experiment.title, experiment.parameters
     for source in reversed(list(namespace.get("In", []))):
         try:
             declared = parse_parameters_cell(source)
         except ParameterError:
             continue
         if set(REQUIRED_PARAMETERS) <= set(declared):
-            return notebook, {name: parameter.type for name, parameter in declared.items()}
+            return notebook, declared
     warnings.warn(f"{notebook}.ipynb not found (looked in {', '.join(str(c.parent) for c in candidates)}); "
                   "checking only the parameters every notebook declares", stacklevel=3)
     return notebook, dict(REQUIRED_PARAMETERS)
@@ -179,35 +228,50 @@ def use_style() -> None:
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight"})
 
 
-def save_figure(fig: plt.Figure, name: str, caption: str = "", title: str = "") -> list[Path]:
+def save_figure(fig: plt.Figure, name: str, caption: str = "", title: str = "") -> Saved:
     """Write ``fig`` as ``<notebook>__<name>.png`` and ``.pdf`` (atomically) plus its sidecar."""
     session = _current()
     stem = _stem(session, name)
     png, pdf = session.out_dir / f"{stem}.png", session.out_dir / f"{stem}.pdf"
     atomic_write(png, lambda handle: fig.savefig(handle, format="png", metadata={"Software": None}))
     atomic_write(pdf, lambda handle: fig.savefig(handle, format="pdf", metadata={"CreationDate": None}))
-    _write_sidecar(session, name, "figure", [png.name, pdf.name], caption, title)
-    return [png, pdf]
+    return _saved(session, name, "figure", [png, pdf], caption, title)
 
 
-def save_table(table: pd.DataFrame, name: str, caption: str = "", title: str = "") -> list[Path]:
+def save_table(table: pd.DataFrame, name: str, caption: str = "", title: str = "") -> Saved:
     """Write ``table`` as ``<notebook>__<name>.csv`` and ``.md`` (atomically) plus its sidecar."""
     session = _current()
     stem = _stem(session, name)
     csv, markdown = session.out_dir / f"{stem}.csv", session.out_dir / f"{stem}.md"
     atomic_write_text(csv, table.to_csv(index=False))
     atomic_write_text(markdown, markdown_table(table))
-    _write_sidecar(session, name, "table", [csv.name, markdown.name], caption, title)
-    return [csv, markdown]
+    return _saved(session, name, "table", [csv, markdown], caption, title)
 
 
-def save_text(text: str, name: str, caption: str = "", title: str = "") -> Path:
+def save_text(text: str, name: str, caption: str = "", title: str = "") -> Saved:
     """Write computed Markdown (e.g. the "what we observed" paragraph) as ``<notebook>__<name>.md``."""
     session = _current()
     path = session.out_dir / f"{_stem(session, name)}.md"
     atomic_write_text(path, text.strip() + "\n")
-    _write_sidecar(session, name, "text", [path.name], caption, title)
-    return path
+    return _saved(session, name, "text", [path], caption, title)
+
+
+def scratch_dir() -> Path:
+    """A folder, created, for what this notebook may throw away once it has finished (training checkpoints).
+
+    Run by the runner: its ``runs/<run-id>/<notebook>.scratch``, removed when the notebook succeeds and kept
+    when it is interrupted or fails. Run interactively: ``runs/<session run id>/<notebook>.scratch`` in the
+    checkout, owned by this kernel. Either way ``protolab clean`` (or the next run) removes it once its run has
+    ended (:mod:`protolab.runner.scratch`)."""
+    session = _current()
+    if os.environ.get(SCRATCH_ENV):
+        folder = Path(os.environ[SCRATCH_ENV])
+    else:
+        run_dir = _checkout() / "runs" / session.run_id
+        claim_run(run_dir)
+        folder = Path(scratch_variables(run_dir, session.notebook)[SCRATCH_ENV])
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _checkout() -> Path:
@@ -227,6 +291,15 @@ def _stem(session: Session, name: str) -> str:
     if not _NAME.match(name):
         raise ValueError(f"output name {name!r} must be letters, digits, '.', '_' or '-'")
     return f"{session.notebook}__{name}"
+
+
+def _saved(session: Session, name: str, kind: str, paths: list[Path], caption: str, title: str) -> Saved:
+    """Write the sidecar of the files ``paths`` just written; what the ``save_*`` call returns."""
+    _write_sidecar(session, name, kind, [path.name for path in paths], caption, title)
+    folder = session.out_dir.resolve()
+    root = _checkout().resolve()
+    shown = folder.relative_to(root) if folder.is_relative_to(root) else folder
+    return Saved(kind, name, caption, title, tuple(paths), str(shown))
 
 
 def _write_sidecar(session: Session, name: str, kind: str, files: list[str], caption: str, title: str = "") -> None:

@@ -374,3 +374,11 @@ def test_classes_near_unseen_are_unseen_anchors_followed_by_their_nearest_seen_c
     seen = data.seen_classes
     nearest = seen[(unit[seen] @ unit[anchor]).argsort(descending=True)[:3]].tolist()
     assert chosen[1:4] == [c for c in nearest if c not in chosen[:1]][:3]
+
+
+def test_glyph_zsl_cache_folders_honour_the_umask(zsl_build) -> None:
+    """A shared cache (SLURM) must be readable by the group the umask allows, not mkdtemp's 0o700."""
+    from protolab.core.atomic import current_umask
+
+    root, _, _ = zsl_build
+    assert root.stat().st_mode & 0o777 == 0o777 & ~current_umask()

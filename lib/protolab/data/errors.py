@@ -15,7 +15,9 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
     def __init__(self, name: str, root: str | Path, expected: Iterable[str], source: str):
         self.name, self.root, self.expected, self.source = name, Path(root), list(expected), source
-        listed = "\n".join(f"  - {self.root / item}" for item in self.expected)
+        self.missing = [item for item in self.expected if not (self.root / item).exists()]
+        listed = "\n".join(f"  - {self.root / item}" + ("   <- missing" if item in self.missing else "")
+                           for item in self.expected)
         super().__init__(
             f"{name} was not found under {self.root}.\n"
             f"Expected these files:\n{listed}\n"

@@ -26,6 +26,7 @@ from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR
 
 from protolab.backbones import GlyphFeatureCNN
+from protolab.core.atomic import current_umask
 from protolab.core.reproducibility import one_thread
 from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
@@ -333,6 +334,7 @@ def build_glyph_zsl(
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f"{root.name}.tmp"))
+    staging.chmod(0o777 & ~current_umask())  # as mkdir would make it (mkdtemp's 0o700 hides a shared cache)
     try:
         _build(staging, options)
         shutil.rmtree(root, ignore_errors=True)

@@ -6,6 +6,7 @@ A loader returns :class:`LabeledImages` (or a named tuple of them for splits). S
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -101,6 +102,25 @@ class LabeledImages(Dataset):
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    def fingerprint(self) -> str:
+        """Hex digest of what a model trained on these images sees: labels, class names, and the pixels (in-memory
+        or memory-mapped ``images``) or, file-backed, each file's path, size and modification time with the
+        transform's ``repr``. Two datasets with equal fingerprints give the same training run; metadata
+        (``description``, ``extra``) does not count."""
+        digest = hashlib.sha256()
+        digest.update(self.labels.numpy().tobytes())
+        digest.update("\0".join(self.class_names).encode())
+        if self.images is not None:
+            digest.update(str((tuple(self.images.shape), self.images.dtype)).encode())
+            for chunk in self.images.split(4096):
+                digest.update(chunk.contiguous().numpy().tobytes())
+        else:
+            for path in self.paths:
+                stat = Path(path).stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(repr(self.transform).encode())
+        return digest.hexdigest()[:24]
 
     def subset(self, indices: torch.Tensor, description: str | None = None) -> "LabeledImages":
         """The images at ``indices`` (int64 ``(M,)``), keeping class ids and names unchanged.

@@ -20,7 +20,7 @@ optional progress bars (it does reseed the global generators, as step 1 says).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -94,7 +94,9 @@ def train_protonet(settings: ProtocolSettings, splits: FewShotSplits, *, geometr
     device : torch.device
         Where the model trains.
     checkpoint : Path, optional
-        File of the resumable training state (:func:`~protolab.training.loops.train_episodic`).
+        File of the resumable training state (:func:`~protolab.training.loops.train_episodic`), keyed by the
+        whole ``settings``, the geometry, c, shot, way, seed, the architecture and the data: a file written for
+        another configuration is not resumed.
     progress, num_workers, amp
         Progress bars; episodes prepared ahead; bfloat16 autocast of the backbone (as in
         :mod:`protolab.training.loops`).
@@ -114,7 +116,9 @@ def train_protonet(settings: ProtocolSettings, splits: FewShotSplits, *, geometr
                              episodes_per_epoch=settings.episodes, epochs=settings.epochs,
                              val_episodes=settings.val_episodes, lr=settings.lr, step_size=settings.step_size,
                              gamma=settings.gamma, device=device, seed=seed, val_way=settings.test_way,
-                             checkpoint=checkpoint, progress=progress, num_workers=num_workers, amp=amp)
+                             checkpoint=checkpoint, identity={"protocol": asdict(settings), "geometry": geometry,
+                                                              "c": c, "shot": shot, "train_way": train_way},
+                             progress=progress, num_workers=num_workers, amp=amp)
     return model, history
 
 

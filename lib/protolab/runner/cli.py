@@ -1,4 +1,4 @@
-"""``protolab`` command line: ``list`` the experiments, ``run`` them, rebuild the ``report``.
+"""``protolab`` command line: ``list`` the experiments, ``run`` them, rebuild the ``report``, ``clean`` scratch.
 
 Paths come from the checkout holding the current directory (or ``--root``), never from where the package
 is installed. ``list`` and ``--help`` import neither torch nor a plotting library.
@@ -18,6 +18,7 @@ from protolab.runner.processes import stopped_by_signals
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock
 from protolab.runner.report import build_report, markdown_table
+from protolab.runner.scratch import clean_scratch
 from protolab.runner.slurm import EXECUTORS, SlurmResources
 
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="seconds before a notebook is killed (with --executor slurm: also the job's time limit, "
                           "rounded up to minutes, plus one)")
     run.add_argument("--out-dir", type=Path, default=None,
-                     help="where outputs and the report go (default: figures/ for the default profile, "
+                     help="where outputs and the report go; a relative path is taken from the checkout's root, as "
+                          "-p out_dir is (default: figures/ for the default profile without overrides, "
                           "runs/<run-id>/figures otherwise)")
     run.add_argument("--dry-run", type=int, nargs="?", const=3, default=0, metavar="STEPS",
                      help="time STEPS steps (default 3) of every training and evaluation loop, stop each there, and "
@@ -59,22 +61,33 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
                          help="any other sbatch option, e.g. --sbatch account=abc --sbatch qos=high")
     report = commands.add_parser("report", help="rebuild REPORT.md and report.html from existing outputs")
-    report.add_argument("--out-dir", type=Path, default=None, help="default: <root>/figures")
+    report.add_argument("--out-dir", type=Path, default=None,
+                        help="default: <root>/figures; a relative path is taken from the checkout's root")
+    commands.add_parser("clean", help="remove the scratch folders (training checkpoints) that ended runs left in "
+                                      "runs/ (a run still going keeps its own)")
     args = parser.parse_args(argv)
     try:
         root = _root(args)
         notebooks = (args.notebooks or root / "notebooks").resolve()
         if args.command == "list":
+            print(_where(root))
             print(_listing(notebooks))
             return 0
         if args.command == "report":
             experiments = discover(notebooks)
-            out_dir = (args.out_dir or root / "figures").resolve()
+            out_dir = (root / (args.out_dir or "figures")).resolve()
             if not out_dir.is_dir():
                 raise ProjectError(f"out dir {out_dir} does not exist")
             with out_dir_lock(out_dir):
                 paths = build_report(out_dir, order=list(experiments))
             print(*paths, sep="\n")
+            return 0
+        if args.command == "clean":
+            removed = clean_scratch(root / "runs")
+            for folder, size in removed:
+                print(f"removed {folder} ({size / 2**20:.1f} MiB)")
+            print(f"protolab: {len(removed)} scratch folder(s) of ended runs removed, "
+                  f"{sum(size for _, size in removed) / 2**20:.1f} MiB freed")
             return 0
         return _run(args, root, notebooks)
     except (ParameterError, ProjectError) as error:
@@ -104,7 +117,7 @@ def _run(args: argparse.Namespace, root: Path, notebooks: Path) -> int:
     try:
         with stopped_by_signals():
             results = run_notebooks(args.names, profile=args.profile, overrides=overrides, jobs=args.jobs,
-                                    timeout=args.timeout, out_dir=args.out_dir and args.out_dir.resolve(),
+                                    timeout=args.timeout, out_dir=args.out_dir,
                                     notebooks=notebooks, root=root, progress=_say, executor=args.executor,
                                     resources=resources, dry_run=args.dry_run)
     except RunInterrupted as interrupted:
@@ -155,14 +168,28 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+LIBRARY = Path(__file__).resolve().parents[1]  # the protolab package this command runs
+
+
+def _where(root: Path) -> str:
+    """Which checkout the command stands in and which library it imports, with a warning when the library is
+    not that checkout's ``lib/protolab`` (a virtual environment shared between checkouts runs the other's code)."""
+    lines = [f"checkout: {root}", f"library:  {LIBRARY}"]
+    if LIBRARY != (root / "lib" / "protolab").resolve():
+        lines.append(f"warning: the library is not this checkout's lib/protolab: notebooks run with the code in "
+                     f"{LIBRARY} (install this checkout with `pip install -e {root}` to run its own)")
+    return "\n".join(lines) + "\n"
+
+
 def _listing(notebooks: Path) -> str:
     lines = []
     for experiment in discover(notebooks).values():
         lines += [f"{experiment.name} — {experiment.title}", "  parameters:"]
         width = max(len(name) for name in experiment.parameters)
         for parameter in experiment.parameters.values():
+            described = " ".join(part for part in (str(parameter.range), parameter.help) if part)
             lines.append(f"    {parameter.name:<{width}}  {parameter.type.describe():<12} = {parameter.default!r:<20}"
-                         f"  {parameter.help}")
+                         f"  {described}")
             if parameter.type.choices:
                 lines.append(f"    {'':<{width}}  choices: {', '.join(map(str, parameter.type.choices))}")
         lines.append("  profiles:")

@@ -44,8 +44,10 @@ from protolab.runner.processes import signals_ignored
 from protolab.runner.progress import RunProgress, estimated_durations
 from protolab.runner.project import ProjectError, project_root
 from protolab.runner.publish import out_dir_lock, publish
-from protolab.runner.report import build_report, markdown_table, record_runs, write_readme_scorecard
-from protolab.runner.slurm import EXECUTORS, JOBS_FILE_ENV, NotebookJob, SlurmNotebooks, SlurmResources
+from protolab.runner.report import build_report, markdown_table, read_runs, record_runs, write_readme_scorecard
+from protolab.runner.scratch import claim_run, clean_scratch, remove_scratch, scratch_variables
+from protolab.runner.slurm import (EXECUTORS, GRID_TIME_MIN, JOBS_FILE_ENV, NotebookJob, SlurmError, SlurmNotebooks,
+                                   SlurmResources, check_cluster, grid_resources)
 
 KERNEL_NAME = "python3"
 PUBLISHED_PROFILE = "default"  # the only profile whose outputs go to the committed figures/ by default
@@ -67,6 +69,8 @@ class NotebookResult:
     processes: list[int] = field(default_factory=list)  # ids of every process the execution started
     job_id: str = ""  # the SLURM job that ran it (executor "slurm")
     estimated_s: float | None = None  # a dry run's prediction of the full run's wall time (protolab.core.dryrun)
+    overrides: dict[str, Any] = field(default_factory=dict)  # parameters set away from the profile's values
+    dry_run: int = 0  # timed steps per metered loop of a dry run (its numbers mean nothing); 0: a real run
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -86,7 +90,9 @@ def plan(experiments: Mapping[str, Experiment], names: Sequence[str], profile: s
     """Resolved parameters of each selected notebook; every problem is reported at once.
 
     An override applies to each selected notebook that declares it; one that no selected notebook
-    declares is refused, as is an unknown notebook name or a value of the wrong type.
+    declares is refused, as are an unknown notebook name and every value of the wrong type or outside its
+    declared range (:meth:`Experiment.resolve`): every notebook's problems, all in one error, before any
+    kernel starts.
     """
     problems = [f"unknown notebook {name!r}; known: {', '.join(experiments)}" for name in names if name not in experiments]
     selected = [experiments[name] for name in (names or experiments) if name in experiments]
@@ -102,7 +108,7 @@ def plan(experiments: Mapping[str, Experiment], names: Sequence[str], profile: s
             mine = {key: value for key, value in overrides.items() if key in experiment.parameters}
             resolved[experiment.name] = experiment.resolve(profile, mine)
         except ParameterError as error:
-            problems.append(f"{experiment.name}: {error}")
+            problems += [f"{experiment.name}: {problem}" for problem in error.problems]
     for name, values in resolved.items():
         problems += [f"{name}: {problem}" for problem in dataset_problems(experiments[name], values)]
     if problems:
@@ -124,8 +130,10 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
 
     A real dataset whose files are not under ``data_root`` (or no ``data_root``) is a problem, except an
     item of ``<prefix>_datasets`` when the notebook declares ``skip_missing_<prefix>`` and it is true (the
-    notebook skips that set and says so). A name ``check_dataset`` does not know is not: it is a label of
-    the notebook's own (``embedded``, ``xlsa17``), and declared choices (``Literal[...]``) validate names.
+    notebook skips that set and says so). So is a name ``check_dataset`` does not know, given to a parameter
+    whose range says ``[dataset]`` (the IPN notebooks' free-text ``dataset``); any other name it does not know
+    is the notebook's own label (``embedded``, ``xlsa17``, a researcher's ``toy``), and declared choices
+    (``Literal[...]``) validate names.
     """
     from protolab.data import DatasetNotFoundError, check_dataset  # lazily: `protolab list` stays light
 
@@ -142,8 +150,9 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
                 check_dataset(dataset, values.get("data_root") or "")
             except DatasetNotFoundError as error:
                 problems.append(f"{name}={dataset!r}: " + str(error).replace("\n", "\n    "))
-            except ValueError:
-                continue
+            except ValueError as error:
+                if ("dataset", None) in experiment.parameters[name].range.clauses:
+                    problems.append(f"{name}={dataset!r}: {error}")
     return problems
 
 
@@ -156,8 +165,11 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     """Execute notebooks into ``runs/<run-id>/``, publish their outputs into ``out_dir`` and rebuild its report.
 
     ``root`` is the checkout (default: the one holding the current directory, or ``notebooks``' parent);
-    ``out_dir`` defaults to ``<root>/figures`` for the default profile and to ``runs/<run-id>/figures``
-    otherwise (an ``out_dir`` override among ``overrides`` counts as ``out_dir``). ``progress`` receives a
+    ``out_dir`` defaults to the committed ``<root>/figures`` only for the default profile *unmodified* (no
+    override that changes a value: :func:`overridden`), else to ``runs/<run-id>/figures`` (an ``out_dir``
+    override among ``overrides`` counts as ``out_dir``). Outputs published with overrides (an explicit
+    ``out_dir``) say so: each result's ``overrides`` is recorded in ``runs.json`` and shown in the report's section
+    and the scorecard rows. ``progress`` receives a
     line when each notebook starts and ends. ``bar`` shows one progress bar over the whole run on stderr,
     with the time left estimated from each notebook's last duration
     (:func:`~protolab.runner.progress.estimated_durations`); default:
@@ -168,8 +180,9 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     SLURM is missing or refuses the request), or an executor object.
 
     ``dry_run`` > 0 makes it a dry run (:mod:`protolab.core.dryrun`): every metered loop of the notebooks runs that many
-    timed steps and stops; each result's ``estimated_s`` is the predicted wall time of the full run, and the
-    outputs (meaningless numbers) never go to ``<root>/figures``.
+    timed steps and stops; each result's ``estimated_s`` is the predicted wall time of the full run. Its outputs
+    (meaningless numbers) never go to ``<root>/figures`` nor to any ``out_dir`` holding a real run's outputs
+    (:func:`holds_real_outputs`), and they are marked as a dry run's in ``runs.json``, the report and the sidecars.
     """
     if jobs is not None and jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
@@ -182,22 +195,31 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     extra = dict(overrides or {})
     requested_out_dir = extra.pop("out_dir", None) or out_dir
     parameters = plan(experiments, names, profile, extra)
+    _check_grid_executor(parameters)
+    _check_cache_writable()
     jobs = jobs or (len(parameters) if runner.name == "slurm" else 1)
     runner.check(timeout=timeout)
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{profile}-{os.getpid()}"
     run_dir = Path(runs_dir or root / "runs").resolve() / run_id
     if dry_run < 0:
         raise ParameterError(f"--dry-run takes a number of timed steps ≥ 1, got {dry_run}")
+    changed = {name: overridden(experiments[name], profile, values) for name, values in parameters.items()}
     if requested_out_dir:
         out_dir = (root / requested_out_dir).resolve()
+    elif profile == PUBLISHED_PROFILE and not dry_run and not any(changed.values()):
+        out_dir = root / "figures"
     else:
-        out_dir = root / "figures" if profile == PUBLISHED_PROFILE and not dry_run else run_dir / "figures"
+        out_dir = run_dir / "figures"
     if dry_run and out_dir == (root / "figures").resolve():
         raise ParameterError(f"a dry run's outputs are meaningless: it does not write into {out_dir}")
+    if dry_run and holds_real_outputs(out_dir):
+        raise ParameterError(f"a dry run's outputs are meaningless: {out_dir} holds a real run's outputs, which it "
+                             "would replace; give another --out-dir")
     _check_writable(out_dir)
     for values in parameters.values():
         values["out_dir"] = str(out_dir)
     run_dir.mkdir(parents=True)
+    claim_run(run_dir)
     write_kernel_startup(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     show_bar = sys.stderr.isatty() if bar is None else bar
@@ -205,7 +227,9 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
                           enabled=show_bar)
     readme = root / "README.md" if out_dir.resolve() == (root / "figures").resolve() else None
     context = _Context(run_dir, run_id, out_dir, list(experiments), timeout, runner.threads(jobs),
-                       progress or (lambda line: None), tracker, readme, runner, dry_run)
+                       progress or (lambda line: None), tracker, readme, runner, dry_run, changed)
+    for folder, size in clean_scratch(run_dir.parent):
+        context.progress(f"protolab: removed {folder} ({size / 2**20:.1f} MiB), left by a run that has ended")
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(parameters))))
     futures: dict[str, Future[NotebookResult]] = {}
     interruption = None
@@ -282,6 +306,7 @@ class _Context:
     readme: Path | None = None  # the checkout's README, whose scorecard follows the committed figures/
     executor: Executor = field(default_factory=LocalProcesses)
     dry_run: int = 0  # timed steps per metered loop in a dry run (protolab.core.dryrun); 0: a real run
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per notebook: :func:`overridden`
     stopped: bool = False
     trees: list[Started] = field(default_factory=list)  # what the executor started, running or not
     recorded: set[str] = field(default_factory=set)  # notebooks whose outcome is in runs.json
@@ -330,7 +355,8 @@ class _Context:
     def never_started(self, experiment: Experiment, parameters: Mapping[str, Any]) -> NotebookResult:
         return NotebookResult(experiment.name, "interrupted", 0.0, self.run_id, parameters["profile"],
                               str(self.run_dir / f"{experiment.name}.ipynb"),
-                              error="the run was interrupted before this notebook started")
+                              error="the run was interrupted before this notebook started",
+                              overrides=self.overrides.get(experiment.name, {}), dry_run=self.dry_run)
 
 
 def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Context) -> NotebookResult:
@@ -340,11 +366,13 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
     params_file = run_dir / f"{name}.parameters.yaml"
     params_file.write_text(yaml.safe_dump(parameters, sort_keys=False))  # papermill reads YAML: JSON's 2e-05 is a str there
     stage.mkdir()
-    command = [sys.executable, "-m", "papermill", str(experiment.path), str(output), "-f", str(params_file),
-               "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
-    result = NotebookResult(name, "ok", 0.0, context.run_id, parameters["profile"], str(output), log=str(log))
+    command = [sys.executable, "-m", "protolab.runner.papermill_main", str(experiment.path), str(output),
+               "-f", str(params_file), "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
+    result = NotebookResult(name, "ok", 0.0, context.run_id, parameters["profile"], str(output), log=str(log),
+                            overrides=context.overrides.get(name, {}), dry_run=context.dry_run)
     started = time.monotonic()
     variables = context.variables(experiment.path.parent, stage, run_dir / f"{name}.jobs")
+    variables.update(scratch_variables(run_dir, name))
     costs = run_dir / f"{name}.cost.jsonl"
     if context.dry_run:
         variables.update({DRY_RUN: str(context.dry_run), COST_LOG: str(costs)})
@@ -378,6 +406,8 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
                 result.error = tree.failure
         elif context.dry_run:
             result.estimated_s = estimated_total(read_costs(costs), result.wall_time_s)
+    if result.status == "ok":
+        remove_scratch(run_dir, name)
     try:
         context.record([result], stage if result.status == "ok" else None)
     except OSError as error:
@@ -388,6 +418,46 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
     estimate = "" if result.estimated_s is None else f"; the full run would take ≈ {format_duration(result.estimated_s)}"
     context.progress(f"protolab: {result.status} {name} in {result.wall_time_s:.1f} s{estimate} ({where}log {log})")
     return result
+
+
+def overridden(experiment: Experiment, profile: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of ``values`` (resolved for ``profile``) that differ from the profile's own values, by name
+    (``out_dir`` aside: where outputs go does not change them)."""
+    own = experiment.resolve(profile)
+    return {name: value for name, value in values.items() if name != "out_dir" and own.get(name) != value}
+
+
+def holds_real_outputs(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds an output of a real run: a provenance sidecar (``*__*.json``) not marked as a dry
+    run's (:mod:`protolab.figures` writes ``dry_run``), or a ``runs.json`` record of a real run."""
+    out_dir = Path(out_dir)
+    if any(not json.loads(path.read_text()).get("dry_run") for path in out_dir.glob("*__*.json")):
+        return True
+    return any(not run.get("dry_run") for run in read_runs(out_dir).values()) if out_dir.is_dir() else False
+
+
+def _check_grid_executor(parameters: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse ``-p executor=slurm`` (grid cells as SLURM jobs, submitted by the kernel) where SLURM is missing or
+    would refuse the cells' request, as ``--executor slurm`` is refused, before any kernel starts."""
+    grids = sorted(name for name, values in parameters.items() if values.get("executor") == "slurm")
+    if grids:
+        try:
+            check_cluster(grid_resources(), time_min=GRID_TIME_MIN)
+        except SlurmError as error:
+            raise ParameterError(f"-p executor=slurm ({', '.join(grids)}): {error}") from None
+
+
+def _check_cache_writable() -> None:
+    """Refuse, before any kernel starts, a dataset cache (``$PROTOLAB_CACHE_DIR``…) that cannot be written."""
+    from protolab.data.cache import cache_dir  # lazily: it imports the data layer
+
+    try:
+        root = cache_dir()
+        writable = os.access(root, os.W_OK | os.X_OK)
+    except OSError as error:
+        root, writable = error.filename, False
+    if not writable:
+        raise ProjectError(f"the dataset cache {root} is not a writable directory (set $PROTOLAB_CACHE_DIR to one)")
 
 
 def _check_writable(out_dir: Path) -> None:

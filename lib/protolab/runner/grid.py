@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
 from joblib import Parallel, delayed
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from protolab.core import dryrun
 from protolab.core.atomic import atomic_write

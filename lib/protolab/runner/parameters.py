@@ -13,6 +13,36 @@ then starts with ``from typing import Literal``, the one other statement it may 
     geometry: Literal["euclidean", "hyperbolic", "both"] = "both"  # which models to train
     ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs"]  # one row each
 
+A parameter whose valid values are a range of its type declares the range in brackets at the start of its
+help, before the words::
+
+    epochs: int = 10  # [≥ 1] passes over the training set
+    erasing: float = 0.5  # [≥ 0, ≤ 1] probability of random erasing
+    clip_r: float | None = 2.3  # [> 0] clip feature norms to this radius (None: no clipping)
+    shots: list[int] = [1, 5]  # [non-empty, ≥ 1] support images per class
+    train_way: list[int] = [30, 20]  # [len = shots, ≥ 2] classes per training episode, one per shot
+    episode_unseen: int = 5  # [≥ 0, < n_way] of the n_way classes, held out per episode
+    device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
+
+The marker holds clauses separated by commas, all of which a value must satisfy (:class:`Range`):
+
+* ``≥ X``, ``> X``, ``≤ X``, ``< X``: a bound on an int or float, on every item of a list of them; ``X`` is
+  a number, or the name of another int or float parameter (a bound that is None then does not apply);
+* ``non-empty``: a list holds at least one item;
+* ``len = X``: a list holds ``X`` items (a whole number), or as many as the list parameter named ``X``;
+* ``device``: a torch device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``;
+* ``dataset``: a dataset name :func:`protolab.data.check_dataset` knows (embedded, real at ``data_root``, or
+  a folder of ``data_root`` in the xlsa17 layout), for a free ``str``; the runner checks it with the dataset's
+  files before any kernel starts (:func:`protolab.runner.execute.dataset_problems`), the loaders in the kernel.
+
+None, where the type allows it, is within every range; a parameter without a marker takes any value of its
+type. A help starting with ``[`` is a marker, and a malformed one is refused. Every notebook declares
+:data:`REQUIRED_PARAMETERS` with their ranges (``seed`` ≥ 0, ``device``). The defaults, every profile,
+the runner's ``-p`` overrides (:func:`protolab.runner.execute.plan`, before any kernel starts) and the values
+a notebook receives (:func:`protolab.figures.start`, also under JupyterLab and plain papermill) are all
+checked by :func:`check_values`, which reports every ill-typed or out-of-range value at once; ``protolab
+list`` shows each range before the help.
+
 Profiles (``smoke``, ``default``, ``full``) live in ``notebooks/profiles.yaml`` as parameter overrides per
 notebook; a notebook's own defaults are its ``default`` profile. A notebook may add variants of ``full``
 named ``full-<something>`` there (e.g. one per official paper config); they exist for that notebook only.
@@ -22,6 +52,8 @@ from __future__ import annotations
 
 import ast
 import io
+import operator
+import re
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +68,19 @@ PROFILES = ("smoke", "default", "full")
 EXTRA_PROFILE_PREFIX = "full-"  # profiles.yaml may define more profiles per notebook, named full-<something>
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+_BOUNDS = {"≥": operator.ge, ">": operator.gt, "≤": operator.le, "<": operator.lt}
+_CLAUSE = re.compile(r"(≥|>|≤|<|len\s*=)\s*([^\s=<>≥≤]\S*)")
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 class ParameterError(ValueError):
-    """A parameter is unknown, ill-typed or malformed; the message names it."""
+    """Parameters unknown, ill-typed, out of their declared range or malformed; each problem names its parameter.
+
+    ``problems`` holds them one by one; the message is one line each."""
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -155,20 +196,143 @@ class ParamType:
         return text
 
 
-REQUIRED_PARAMETERS: dict[str, ParamType] = {
-    "dataset": ParamType("str"), "data_root": ParamType("str"), "profile": ParamType("str"),
-    "seed": ParamType("int"), "device": ParamType("str"), "out_dir": ParamType("str"),
-}
+@dataclass(frozen=True)
+class Range:
+    """A parameter's declared valid range: the clauses of the ``[…]`` marker opening its help (module docstring).
+
+    Each clause is ``(relation, operand)``: ``("≥", 1)``, ``("<", "n_way")``, ``("len =", "shots")``,
+    ``("non-empty", None)``, ``("device", None)`` or ``("dataset", None)`` (checked by the runner's dataset
+    check, not by :meth:`problems`: it needs the data layer); an operand that is a str names another parameter. No
+    clauses: any value of the parameter's type.
+    """
+
+    clauses: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_help(cls, text: str, kind: ParamType) -> tuple["Range", str]:
+        """The range declared at the start of the help ``text`` of a parameter of type ``kind``, and the rest of
+        the help; ``ValueError`` for a malformed marker or a clause that does not apply to ``kind``."""
+        if not text.startswith("["):
+            return cls(), text
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed range marker in {text!r}: write [clause, ...] at the start of the help")
+        parts = [part.strip() for part in text[1:end].split(",")]
+        if parts == [""]:
+            raise ValueError("empty range marker []: leave it out when any value of the type is valid")
+        return cls(tuple(cls._clause(part, kind) for part in parts)), text[end + 1:].strip()
+
+    @staticmethod
+    def _clause(text: str, kind: ParamType) -> tuple[str, Any]:
+        if text in ("non-empty", "device", "dataset"):
+            relation, operand = text, None
+        else:
+            match = _CLAUSE.fullmatch(text)
+            if not match:
+                raise ValueError(f"unknown range clause {text!r}; write ≥ X, > X, ≤ X, < X, non-empty, len = X, "
+                                 "device or dataset")
+            relation, operand = ("len =" if match[1].startswith("len") else match[1]), match[2]
+            if not operand.isidentifier():
+                try:
+                    operand = int(operand) if relation == "len =" else float(operand)
+                except ValueError:
+                    kind_of = "a whole number" if relation == "len =" else "a number"
+                    raise ValueError(f"range clause {text!r}: X must be {kind_of} or a parameter's name") from None
+                operand = int(operand) if isinstance(operand, float) and operand.is_integer() else operand
+        if relation in _BOUNDS and (kind.scalar not in ("int", "float") or kind.choices):
+            raise ValueError(f"range clause {text!r} applies to an int or float (or a list of them), not {kind}")
+        if relation in ("non-empty", "len =") and not kind.is_list:
+            raise ValueError(f"range clause {text!r} applies to a list, not {kind}")
+        if relation in ("device", "dataset") and (kind.scalar != "str" or kind.is_list or kind.choices):
+            raise ValueError(f"range clause {relation!r} applies to a str, not {kind}")
+        return relation, operand
+
+    def check_references(self, name: str, parameters: Mapping[str, "Parameter"]) -> None:
+        """``ValueError`` unless every parameter a clause names exists, is not ``name``, and is a list (for
+        ``len =``) or an int or float (for a bound)."""
+        for relation, other in self.clauses:
+            if not isinstance(other, str):
+                continue
+            clause = f"{relation} {other}"
+            if other == name:
+                raise ValueError(f"range clause {clause!r} compares {name!r} with itself")
+            if other not in parameters:
+                raise ValueError(f"range clause {clause!r}: no parameter {other!r}")
+            kind = parameters[other].type
+            if relation == "len =" and not kind.is_list:
+                raise ValueError(f"range clause {clause!r}: {other!r} is not a list parameter")
+            if relation in _BOUNDS and (kind.is_list or kind.scalar not in ("int", "float")):
+                raise ValueError(f"range clause {clause!r}: {other!r} is not an int or float parameter")
+
+    def problems(self, name: str, value: Any, others: Mapping[str, Any]) -> list[str]:
+        """How ``value`` of parameter ``name`` breaks this range, one line each, naming ``name``; none for None.
+
+        A clause naming another parameter applies only when ``others`` holds that parameter's value, not None.
+        """
+        if value is None:
+            return []
+        problems = []
+        for relation, operand in self.clauses:
+            if isinstance(operand, str):
+                if others.get(operand) is None:
+                    continue
+                bound = others[operand]
+            else:
+                bound = operand
+            if relation in _BOUNDS:
+                shown = f"{relation} {operand} ({bound!r})" if isinstance(operand, str) else f"{relation} {operand}"
+                if isinstance(value, list) and not all(_BOUNDS[relation](item, bound) for item in value):
+                    problems.append(f"parameter {name!r}: every item must be {shown}, got {value!r}")
+                elif not isinstance(value, list) and not _BOUNDS[relation](value, bound):
+                    problems.append(f"parameter {name!r} must be {shown}, got {value!r}")
+            elif relation == "non-empty" and not value:
+                problems.append(f"parameter {name!r} must be non-empty, got {value!r}")
+            elif relation == "len =":
+                length = len(bound) if isinstance(operand, str) else bound
+                if len(value) != length:
+                    wanted = f"as many items as {operand} ({length})" if isinstance(operand, str) else f"{length} items"
+                    problems.append(f"parameter {name!r} must have {wanted}, got {len(value)}: {value!r}")
+            elif relation == "device" and not _DEVICE.fullmatch(value):
+                problems.append(f"parameter {name!r} must be auto, cpu, cuda or cuda:N, got {value!r}")
+        return problems
+
+    def __str__(self) -> str:
+        """The marker as the listing shows it, e.g. ``[len = shots, ≥ 2]``; empty without clauses."""
+        clauses = [relation if operand is None else f"{relation} {operand}" for relation, operand in self.clauses]
+        return f"[{', '.join(clauses)}]" if clauses else ""
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One line of a parameters cell."""
+    """One line of a parameters cell: its help is the comment without the range marker."""
 
     name: str
     type: ParamType
     default: Any
     help: str
+    range: Range = Range()
+
+
+def check_values(parameters: Mapping[str, Parameter], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` of ``parameters`` (by name) checked against their declared types (an int is converted for a
+    float) and ranges; one :class:`ParameterError` lists every problem.
+
+    A range clause naming another parameter is checked only when that parameter's own value is fine, so that
+    a single bad value is blamed once (``shots=[]``, not also ``train_way``'s ``len = shots``).
+    """
+    checked, problems = {}, []
+    for name, value in values.items():
+        try:
+            checked[name] = parameters[name].type.check(name, value)
+        except ParameterError as error:
+            problems += error.problems
+    alone = {name: parameters[name].range.problems(name, value, {}) for name, value in checked.items()}
+    fine = {name: value for name, value in checked.items() if not alone[name]}
+    for name, value in checked.items():
+        problems += alone[name] or parameters[name].range.problems(name, value, fine)
+    if problems:
+        raise ParameterError(*problems)
+    return checked
 
 
 @dataclass
@@ -189,27 +353,40 @@ class Experiment:
     def resolve(self, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Parameter values for ``profile`` plus ``overrides`` (typed values or command-line strings).
 
-        Raises :class:`ParameterError` naming any unknown parameter or ill-typed value.
+        Raises one :class:`ParameterError` naming every unknown parameter, ill-typed value and value outside its
+        declared range (:func:`check_values`).
         """
         if profile not in self.profile_names:
             raise ParameterError(f"unknown profile {profile!r}; choose one of {', '.join(self.profile_names)}")
         values = {name: parameter.default for name, parameter in self.parameters.items()}
         values.update(self.profiles.get(profile, {}))
         values["profile"] = profile
+        problems = []
         for name, value in (overrides or {}).items():
             if name not in self.parameters:
-                raise ParameterError(f"{self.name}: unknown parameter {name!r}; known: {', '.join(self.parameters)}")
-            kind = self.parameters[name].type
-            values[name] = kind.parse_text(name, value) if isinstance(value, str) else value
-        return {name: self.parameters[name].type.check(name, value) for name, value in values.items()}
+                problems.append(f"{self.name}: unknown parameter {name!r}; known: {', '.join(self.parameters)}")
+                continue
+            try:
+                values[name] = self.parameters[name].type.parse_text(name, value) if isinstance(value, str) else value
+            except ParameterError as error:
+                problems += error.problems
+                del values[name]  # nothing is compared with a value that could not be read
+        try:
+            checked = check_values(self.parameters, values)
+        except ParameterError as error:
+            problems += error.problems
+        if problems:
+            raise ParameterError(*problems)
+        return checked
 
 
 def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[str, Parameter]:
-    """Parse ``name: type = literal  # help`` statements; anything else is a :class:`ParameterError`.
+    """Parse ``name: type = literal  # [range] help`` statements; anything else, a malformed range or a default
+    outside its range is a :class:`ParameterError`.
 
     A statement may span several lines (a long type or value); its help is the comment on its last line,
     continued on the comment lines right after it that are indented (``    # more help``), so that every line
-    stays short."""
+    stays short. The range marker (module docstring) opens the help, on its first line."""
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
@@ -238,10 +415,31 @@ def parse_parameters_cell(source: str, where: str = "parameters cell") -> dict[s
         try:
             kind = ParamType.parse_annotation(ast.unparse(node.annotation))
             default = ast.literal_eval(node.value)
+            declared, help_text = Range.from_help(help_of(node), kind)
         except ValueError as error:
             raise ParameterError(f"{where}, parameter {name!r}: {error}") from error
-        parameters[name] = Parameter(name, kind, kind.check(name, default), help_of(node))
+        parameters[name] = Parameter(name, kind, kind.check(name, default), help_text, declared)
+    for name, parameter in parameters.items():
+        try:
+            parameter.range.check_references(name, parameters)
+        except ValueError as error:
+            raise ParameterError(f"{where}, parameter {name!r}: {error}") from error
+    try:
+        check_values(parameters, {name: parameter.default for name, parameter in parameters.items()})
+    except ParameterError as error:
+        raise ParameterError(*(f"{where}: {problem}" for problem in error.problems)) from error
     return parameters
+
+
+# What every notebook declares, with these ranges (tests/test_parameter_ranges.py checks that they match).
+REQUIRED_PARAMETERS: dict[str, Parameter] = parse_parameters_cell('''
+dataset: str = ""  # which data
+data_root: str = ""  # where real datasets live
+profile: str = "default"  # smoke | default | full
+seed: int = 0  # [≥ 0] random seed
+device: str = "auto"  # [device] cpu, cuda or auto
+out_dir: str = "figures"  # where outputs go
+''', "REQUIRED_PARAMETERS")
 
 
 def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None = None) -> Experiment:
@@ -262,7 +460,11 @@ def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None
             raise ParameterError(f"profiles.yaml, {path.stem}: unknown profile {profile!r}; use "
                                  f"{', '.join(PROFILES)} or a name starting with {EXTRA_PROFILE_PREFIX!r}")
         experiment.profiles[profile] = dict(overrides or {})
-        experiment.resolve(profile)
+        try:
+            experiment.resolve(profile)
+        except ParameterError as error:
+            raise ParameterError(*(f"profiles.yaml, {path.stem}, {profile}: {problem}"
+                                   for problem in error.problems)) from error
     return experiment
 
 

@@ -4,7 +4,9 @@
 provenance sidecars and the runner's record of each notebook's last run (``figures/runs.json``).
 
 An output is *current* when it was written by the notebook's last run and that run succeeded. When the
-last run failed, its section says so and every output shown is marked stale, with the run that made it.
+last run failed, its section says so and every output shown is marked stale, with the run that made it. A run
+whose parameters differ from its profile's (``overrides`` in ``runs.json``) or a dry run is marked as such in its
+section's header, the experiments table and its scorecard rows (:func:`run_marks`).
 
 The report opens with the claims scorecard: every notebook's ``<notebook>__claims.csv`` in one table
 (:func:`scorecard_markdown`), which the runner also writes into the checkout's README between
@@ -94,7 +96,8 @@ def build_report(out_dir: Path, order: list[str] | None = None) -> tuple[Path, P
     ]
     for name in names:
         run, records = runs.get(name, {}), outputs.get(name, [])
-        lines.append(f"| [{_title(name, records)}](#{_anchor(name)}) | {_status(run)} | {run.get('profile', '—')} "
+        profile = run.get("profile", "—") + (f" ({run_marks(run)})" if run_marks(run) else "")
+        lines.append(f"| [{_title(name, records)}](#{_anchor(name)}) | {_status(run)} | {profile} "
                      f"| {_data_name(records)} | {run.get('run_id', '—')} |")
     for name in names:
         lines += [""] + _section(out_dir, name, runs.get(name, {}), outputs.get(name, []))
@@ -103,6 +106,18 @@ def build_report(out_dir: Path, order: list[str] | None = None) -> tuple[Path, P
     atomic_write_text(md_path, markdown)
     atomic_write_text(html_path, _html_page(markdown))
     return md_path, html_path
+
+
+def run_marks(run: dict[str, Any]) -> str:
+    """What sets a run's outputs apart from its profile's: ``**overridden**: `epochs=1`, …`` and ``**dry run**
+    (N timed steps per loop; numbers meaningless)``, joined by ``; `` ("" for an unmodified real run)."""
+    marks = []
+    if run.get("overrides"):
+        marks.append("**overridden**: " + ", ".join(f"`{name}={value!r}`" for name, value
+                                                    in sorted(run["overrides"].items())))
+    if run.get("dry_run"):
+        marks.append(f"**dry run** ({run['dry_run']} timed steps per loop; numbers meaningless)")
+    return "; ".join(marks)
 
 
 def _is_current(run: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -133,6 +148,7 @@ def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict
                        link: str = "#") -> str:
     """The counts line and the scorecard table; ``link`` prefixes each notebook's section anchor
     (``#`` in the report, ``figures/REPORT.md#`` in the README)."""
+    runs = read_runs(Path(out_dir)) if runs is None else runs
     rows, counts = scorecard(out_dir, order, runs)
     if not rows:
         return "_No claims tables yet (each notebook saves `<notebook>__claims.csv`)._\n"
@@ -146,6 +162,9 @@ def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict
              "|---|---|---|---|---|---|"]
     for row in rows:
         notebook = f"[{row['notebook']}]({link}{_anchor(row['notebook'])})"
+        marks = run_marks(runs.get(row["notebook"], {})) if runs is not None else ""
+        if marks and not row["stale"]:
+            notebook += f" — {marks}"
         if row["stale"]:
             notebook += f" — **stale** (run `{row['stale']}`)"
         cells = [notebook] + [_cell(row.get(key)) for key in ("claim", "paper_evidence", "data", "measurement")]
@@ -215,7 +234,8 @@ def _section(out_dir: Path, name: str, run: dict[str, Any], records: list[dict[s
     lines = [f'<a id="{_anchor(name)}"></a>', "", f"## {_title(name, records)}", "",
              f"Notebook `notebooks/{name}.ipynb` — last run: {_status(run)}"
              + (f" (run `{run['run_id']}`, profile `{run.get('profile')}`, {run.get('wall_time_s', 0):.0f} s)"
-                if run else " (never run by `protolab run`)"), ""]
+                if run else " (never run by `protolab run`)")
+             + (f" — {run_marks(run)}" if run_marks(run) else ""), ""]
     if run.get("status") not in (None, "ok"):
         ended = _ENDINGS.get(run["status"], run["status"])
         where = f" at {run['failing_cell']}" if run.get("failing_cell") else ""

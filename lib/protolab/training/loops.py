@@ -14,6 +14,7 @@ few timed steps and records what the whole loop would cost; no checkpoint is wri
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from protolab.core import dryrun
 from protolab.core.atomic import atomic_write
@@ -262,13 +263,17 @@ class _Checkpoint:
 
     def resume_or_start(self) -> _EpisodicProgress:
         """The progress saved in the file, with the model, optimiser, scheduler and random state restored from
-        it; a fresh start when there is no file. A file written with other settings is refused."""
+        it; a fresh start when there is no file, or (with a warning naming what differs; the file is overwritten
+        at the next save) when the file was written with other settings."""
         if self.path is None or not self.path.exists():
             return _EpisodicProgress()
         saved = torch.load(self.path, map_location="cpu", weights_only=True)
         if saved["settings"] != self.settings:
-            raise ValueError(f"checkpoint {self.path} was written with settings {saved['settings']}, "
-                             f"not {self.settings}; delete it or point `checkpoint` elsewhere")
+            differ = sorted(key for key in set(saved["settings"]) | set(self.settings)
+                            if saved["settings"].get(key) != self.settings.get(key))
+            warnings.warn(f"checkpoint {self.path} was written for another configuration (it differs in "
+                          f"{', '.join(differ)}): training starts fresh and will overwrite it", stacklevel=3)
+            return _EpisodicProgress()
         self.model.load_state_dict(saved["model"])
         _load_optimizer(self.optimizer, saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -314,8 +319,8 @@ def _end_of_epoch(progress: _EpisodicProgress, model: nn.Module, optimizer: torc
 def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: LabeledImages | None, *, n_way: int,
                    n_shot: int, n_query: int, episodes_per_epoch: int, epochs: int, val_episodes: int, lr: float,
                    step_size: int, gamma: float, device: torch.device, seed: int, checkpoint: Path | None = None,
-                   checkpoint_every: int = 50, val_way: int | None = None, progress: bool = True,
-                   num_workers: int = 0, amp: bool = False) -> pd.DataFrame:
+                   checkpoint_every: int = 50, val_way: int | None = None, identity: dict[str, Any] | None = None,
+                   progress: bool = True, num_workers: int = 0, amp: bool = False) -> pd.DataFrame:
     """Episodic training with Adam and StepLR, best-on-validation selection, resumable checkpoints.
 
     ``model`` is called as ``model(support_images, support_labels, query_images, n_way)`` and returns
@@ -331,7 +336,11 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
     the current epoch's running sums, history, best weights, random state) is written atomically
     after every epoch and every ``checkpoint_every`` episodes. If the file exists, training resumes
     from it: the episodes it counts as done are not repeated, and the run ends with the same
-    weights and history as an uninterrupted one. A checkpoint written with other settings is refused.
+    weights and history as an uninterrupted one. The checkpoint is keyed by everything that shapes the run: the
+    arguments above, the architecture (``repr(model)``), the data (:meth:`LabeledImages.fingerprint` of
+    ``train_data`` and ``val_data``) and ``identity`` (what else shapes the model, e.g. a temperature or a
+    curvature the architecture's ``repr`` does not show; plain values). A checkpoint whose key differs is not
+    resumed: training starts fresh, with a warning naming what differs, and overwrites it.
     The global random state is left as it was (the loop runs in a forked RNG seeded from ``seed``).
     ``num_workers`` and ``amp`` (not part of the checkpointed settings) as in the module docstring.
 
@@ -350,9 +359,11 @@ def train_episodic(model: nn.Module, train_data: LabeledImages, val_data: Labele
         EpisodeSampler(val_data.labels, val_way, n_shot, n_query, val_episodes, seed=seed + 1)
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive number of episodes, got {checkpoint_every!r}")
-    settings = {"n_way": n_way, "n_shot": n_shot, "n_query": n_query, "episodes_per_epoch": episodes_per_epoch,
-                "val_episodes": val_episodes, "val_way": val_way, "lr": lr, "step_size": step_size,
-                "gamma": gamma, "seed": seed, "n_train": len(train_data)}
+    settings = {} if checkpoint is None else {  # the checkpoint's key (hashing the data costs a pass over it)
+        "n_way": n_way, "n_shot": n_shot, "n_query": n_query, "episodes_per_epoch": episodes_per_epoch,
+        "epochs": epochs, "val_episodes": val_episodes, "val_way": val_way, "lr": lr, "step_size": step_size,
+        "gamma": gamma, "seed": seed, "model": repr(model), "train_data": train_data.fingerprint(),
+        "val_data": None if val_data is None else val_data.fingerprint(), **(identity or {})}
 
     def validate(progress_bar: bool = progress) -> tuple[float, float]:
         mean, ci95, _ = evaluate_episodic(model, val_data, n_way=val_way, n_shot=n_shot, n_query=n_query,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from protolab.core import dryrun
 from protolab.data.xlsa17 import ZSLData
