@@ -37,8 +37,8 @@
 
 # %% tags=["parameters"]
 from typing import Literal
-dataset: str = "glyph-zsl"  # [dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders
-    # under data_root)
+dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17
+    # folders under data_root)
 data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
 weights: list[float] = [0.0, 0.01, 0.1, 1.0, 10.0]  # [≥ 0] consistency-loss weights λ compared
     # (λ = 0, no loss, always added)

@@ -31,8 +31,8 @@
 
 # %% tags=["parameters"]
 from typing import Literal
-dataset: str = "glyph-zsl"  # [dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17 folders
-    # under data_root)
+dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17
+    # folders under data_root)
 data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
 steps: int = 2  # [≥ 0] propagation steps K (official code: 2); 0 = no propagation
 threshold: float = 0.766  # [≥ -1, ≤ 1] cosine below which no graph edge is drawn (official: cos 40° = 0.766)

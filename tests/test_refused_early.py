@@ -57,3 +57,18 @@ def test_a_dataset_cache_that_cannot_be_written_is_refused_before_any_kernel(tmp
         run_notebooks(["00_data_overview"], profile="smoke", notebooks=NOTEBOOKS, runs_dir=tmp_path / "runs",
                       out_dir=tmp_path / "out")
     assert not (tmp_path / "runs").exists()
+
+
+def test_lowercase_cub_on_the_zero_shot_notebooks_is_xlsa17_cub_for_the_check_and_the_loader(experiments, tmp_path):
+    """`cub` is the few-shot CUB-200-2011 image set to check_dataset; on the IPN notebooks it is xlsa17's CUB,
+    for the runner's check as for load_zsl."""
+    from protolab.data import check_dataset, load_zsl
+    from protolab.data.errors import DatasetNotFoundError
+
+    (tmp_path / "CUB").mkdir()
+    with pytest.raises(ParameterError, match=r"(?s)dataset='cub': xlsa17 dataset 'CUB'.*att_splits.mat   <- missing"):
+        plan(experiments, ["ipn_gzsl"], "smoke", {"dataset": "cub", "data_root": str(tmp_path)})
+    with pytest.raises(DatasetNotFoundError, match="att_splits.mat"):
+        load_zsl("cub", tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="CUB_200_2011"):  # the few-shot family's own check is unchanged
+        check_dataset("cub", tmp_path)

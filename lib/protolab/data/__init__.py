@@ -51,13 +51,15 @@ from protolab.data.torchvision_sets import load_mnist, load_omniglot, omniglot_f
 from protolab.data.xlsa17 import PAPER_DATASETS, ZSLData, dataset_folder, load_xlsa17, xlsa17_folder
 
 __all__ = ["EMBEDDED", "DatasetError", "DatasetFormatError", "DatasetNotFoundError", "FewShotSplits", "LabeledImages",
-           "ReidSplits", "ZSLData", "calibration_table", "check_dataset", "load_fewshot", "load_in_distribution",
+           "ReidSplits", "ZSLData", "calibration_table", "check_dataset", "check_zsl_dataset", "load_fewshot",
+           "load_in_distribution",
            "load_out_of_distribution", "load_reid", "load_zsl"]
 
 EMBEDDED = ("digits", "mnist-5k", "glyphs", "glyph-zsl", "reid-glyphs")
 """Datasets built offline or shipped by installed packages: no ``data_root``."""
 
 _UNSET_ROOT = Path("<data_root>")
+_ZSL_NAMES = {"cub": "CUB"}  # zero-shot names that would mean another family's data to check_dataset
 """Stands for an empty ``data_root`` in messages: no file exists under it."""
 
 _LAYOUTS: dict[str, Callable[[Path], object]] = {
@@ -90,16 +92,35 @@ def check_dataset(name: str, data_root: str | Path) -> None:
     """
     if name in EMBEDDED:
         return
-    root = Path(data_root) if str(data_root) else _UNSET_ROOT
     if name in _LAYOUTS:
-        check = _LAYOUTS[name]
-    elif name.upper() in PAPER_DATASETS or (str(data_root) and dataset_folder(root, name).is_dir()):
-        check = partial(xlsa17_folder, dataset=name)
+        _check_files(name, data_root, _LAYOUTS[name])
     else:
+        _check_xlsa17(name, data_root, known=f"{', '.join(EMBEDDED)} (embedded), {', '.join(_LAYOUTS)}, ")
+
+
+def check_zsl_dataset(name: str, data_root: str | Path) -> None:
+    """:func:`check_dataset` for a zero-shot dataset, its name resolved as :func:`load_zsl` resolves it:
+    ``glyph-zsl`` (embedded), else a folder of ``data_root`` in the xlsa17 layout, whatever the name (``cub``
+    is xlsa17's ``CUB`` here, not the few-shot CUB-200-2011 images ``check_dataset('cub')`` looks for).
+    Raises as :func:`check_dataset` does."""
+    if name != "glyph-zsl":
+        _check_xlsa17(_ZSL_NAMES.get(name, name), data_root, known="glyph-zsl (embedded), ")
+
+
+def _check_xlsa17(name: str, data_root: str | Path, *, known: str) -> None:
+    """The xlsa17 files of ``name`` under ``data_root``; ``ValueError`` naming the ``known`` names when ``name``
+    is neither a paper's data set nor a folder of ``data_root``."""
+    root = Path(data_root) if str(data_root) else _UNSET_ROOT
+    if not (name.upper() in PAPER_DATASETS or (str(data_root) and dataset_folder(root, name).is_dir())):
         where = f"none is named {name!r} in {root}" if str(data_root) else "data_root is empty"
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(EMBEDDED)} (embedded), "
-                         f"{', '.join(_LAYOUTS)}, {', '.join(PAPER_DATASETS)} (real, at data_root), or a "
-                         f"folder of data_root in the xlsa17 layout ({where})")
+        raise ValueError(f"unknown dataset {name!r}; known: {known}{', '.join(PAPER_DATASETS)} (real, at "
+                         f"data_root), or a folder of data_root in the xlsa17 layout ({where})")
+    _check_files(name, data_root, partial(xlsa17_folder, dataset=name))
+
+
+def _check_files(name: str, data_root: str | Path, check: Callable[[Path], object]) -> None:
+    """``check(data_root)``; with no ``data_root``, its :class:`DatasetNotFoundError` says to set it."""
+    root = Path(data_root) if str(data_root) else _UNSET_ROOT
     try:
         check(root)
     except DatasetNotFoundError as error:
@@ -196,7 +217,9 @@ def load_zsl(name: str, data_root: str | Path = "", *, seed: int = 0) -> ZSLData
     """Generalized zero-shot data in the xlsa17 layout: ``glyph-zsl`` (embedded) or a folder of ``data_root``."""
     if name == "glyph-zsl":
         return load_glyph_zsl(seed=seed)
-    return load_xlsa17(_real_root("CUB" if name == "cub" else name, data_root), name)  # cub: few-shot CUB-200
+    if not str(data_root):
+        check_zsl_dataset(name, data_root)  # says which files are expected and where to get them
+    return load_xlsa17(Path(data_root), _ZSL_NAMES.get(name, name))
 
 
 def load_reid(name: str, data_root: str | Path = "", *, image_size: int | tuple[int, int] = (128, 64),

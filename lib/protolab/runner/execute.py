@@ -130,12 +130,13 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
 
     A real dataset whose files are not under ``data_root`` (or no ``data_root``) is a problem, except an
     item of ``<prefix>_datasets`` when the notebook declares ``skip_missing_<prefix>`` and it is true (the
-    notebook skips that set and says so). So is a name ``check_dataset`` does not know, given to a parameter
-    whose range says ``[dataset]`` (the IPN notebooks' free-text ``dataset``); any other name it does not know
-    is the notebook's own label (``embedded``, ``xlsa17``, a researcher's ``toy``), and declared choices
-    (``Literal[...]``) validate names.
+    notebook skips that set and says so). A parameter whose range says ``[zsl dataset]`` (the IPN notebooks'
+    free-text ``dataset``) is checked as :func:`protolab.data.load_zsl` reads it
+    (:func:`protolab.data.check_zsl_dataset`), and a name it does not know is a problem too; any other name
+    ``check_dataset`` does not know is the notebook's own label (``embedded``, ``xlsa17``, a researcher's
+    ``toy``), and declared choices (``Literal[...]``) validate names.
     """
-    from protolab.data import DatasetNotFoundError, check_dataset  # lazily: `protolab list` stays light
+    from protolab.data import DatasetNotFoundError, check_dataset, check_zsl_dataset  # lazily: a light `list`
 
     problems = []
     for name in dataset_parameters(experiment):
@@ -146,12 +147,13 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
         if prefix and values.get(f"skip_missing_{prefix}") is True:
             continue
         for dataset in value if isinstance(value, list) else [value]:
+            zsl = ("zsl dataset", None) in experiment.parameters[name].range.clauses
             try:
-                check_dataset(dataset, values.get("data_root") or "")
+                (check_zsl_dataset if zsl else check_dataset)(dataset, values.get("data_root") or "")
             except DatasetNotFoundError as error:
                 problems.append(f"{name}={dataset!r}: " + str(error).replace("\n", "\n    "))
             except ValueError as error:
-                if ("dataset", None) in experiment.parameters[name].range.clauses:
+                if zsl:
                     problems.append(f"{name}={dataset!r}: {error}")
     return problems
 

@@ -31,9 +31,10 @@ The marker holds clauses separated by commas, all of which a value must satisfy 
 * ``non-empty``: a list holds at least one item;
 * ``len = X``: a list holds ``X`` items (a whole number), or as many as the list parameter named ``X``;
 * ``device``: a torch device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``;
-* ``dataset``: a dataset name :func:`protolab.data.check_dataset` knows (embedded, real at ``data_root``, or
-  a folder of ``data_root`` in the xlsa17 layout), for a free ``str``; the runner checks it with the dataset's
-  files before any kernel starts (:func:`protolab.runner.execute.dataset_problems`), the loaders in the kernel.
+* ``zsl dataset``: a zero-shot dataset :func:`protolab.data.load_zsl` reads (``glyph-zsl``, or a folder of
+  ``data_root`` in the xlsa17 layout), for a free ``str``; the runner checks the name and the files before any
+  kernel starts (:func:`protolab.data.check_zsl_dataset`, from :func:`protolab.runner.execute.dataset_problems`),
+  the loader in the kernel.
 
 None, where the type allows it, is within every range; a parameter without a marker takes any value of its
 type. A help starting with ``[`` is a marker, and a malformed one is refused. Every notebook declares
@@ -201,7 +202,7 @@ class Range:
     """A parameter's declared valid range: the clauses of the ``[…]`` marker opening its help (module docstring).
 
     Each clause is ``(relation, operand)``: ``("≥", 1)``, ``("<", "n_way")``, ``("len =", "shots")``,
-    ``("non-empty", None)``, ``("device", None)`` or ``("dataset", None)`` (checked by the runner's dataset
+    ``("non-empty", None)``, ``("device", None)`` or ``("zsl dataset", None)`` (checked by the runner's dataset
     check, not by :meth:`problems`: it needs the data layer); an operand that is a str names another parameter. No
     clauses: any value of the parameter's type.
     """
@@ -224,13 +225,13 @@ class Range:
 
     @staticmethod
     def _clause(text: str, kind: ParamType) -> tuple[str, Any]:
-        if text in ("non-empty", "device", "dataset"):
+        if text in ("non-empty", "device", "zsl dataset"):
             relation, operand = text, None
         else:
             match = _CLAUSE.fullmatch(text)
             if not match:
                 raise ValueError(f"unknown range clause {text!r}; write ≥ X, > X, ≤ X, < X, non-empty, len = X, "
-                                 "device or dataset")
+                                 "device or zsl dataset")
             relation, operand = ("len =" if match[1].startswith("len") else match[1]), match[2]
             if not operand.isidentifier():
                 try:
@@ -243,7 +244,7 @@ class Range:
             raise ValueError(f"range clause {text!r} applies to an int or float (or a list of them), not {kind}")
         if relation in ("non-empty", "len =") and not kind.is_list:
             raise ValueError(f"range clause {text!r} applies to a list, not {kind}")
-        if relation in ("device", "dataset") and (kind.scalar != "str" or kind.is_list or kind.choices):
+        if relation in ("device", "zsl dataset") and (kind.scalar != "str" or kind.is_list or kind.choices):
             raise ValueError(f"range clause {relation!r} applies to a str, not {kind}")
         return relation, operand
 
