@@ -594,17 +594,20 @@ def test_papermill_no_longer_warns_about_valid_parameters_it_cannot_parse(projec
     assert result.status == "ok", result.error
     assert (project / "out" / "choosy__chosen.md").read_text().strip() == "slow 0.5"
     log = Path(result.log).read_text()
-    assert "Passed unknown parameter" not in log and "Executing notebook" in log
+    assert "Passed unknown parameter" not in log and "Unable to parse line" not in log
+    assert "Executing notebook" in log
 
 
-def test_the_papermill_filter_drops_only_the_unknown_parameter_warning():
+def test_the_papermill_filters_drop_only_the_parameter_warnings():
     import logging
 
-    from protolab.runner.papermill_main import DropUnknownParameterWarnings
+    from protolab.runner.papermill_main import DROPPED, DropParameterWarnings
 
-    def record(message: str) -> logging.LogRecord:
-        return logging.LogRecord("papermill", logging.WARNING, __file__, 1, message, (), None)
+    def record(logger: str, message: str) -> logging.LogRecord:
+        return logging.LogRecord(logger, logging.WARNING, __file__, 1, message, (), None)
 
-    keep = DropUnknownParameterWarnings().filter
-    assert not keep(record("Passed unknown parameter: mode"))
-    assert keep(record("Executing notebook with kernel: python3")) and keep(record("Ending Cell 3-----"))
+    keep = {logger: DropParameterWarnings(prefix).filter for logger, prefix in DROPPED.items()}
+    assert not keep["papermill"](record("papermill", "Passed unknown parameter: mode"))
+    assert not keep["papermill.translators"](record("papermill.translators", "Unable to parse line 3 'a: int'."))
+    assert keep["papermill"](record("papermill", "Executing notebook with kernel: python3"))
+    assert keep["papermill"](record("papermill", "Ending Cell 3-----"))

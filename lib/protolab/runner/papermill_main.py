@@ -1,11 +1,12 @@
 """``python -m protolab.runner.papermill_main ARGS``: papermill's command line, as the runner starts it, without
-papermill's warning about parameters it did not find.
+papermill's warnings about parameters it could not read.
 
-papermill finds a notebook's parameters with a regular expression that misses ``Literal[...]`` and ``X | None``
-annotations, so it logged ``Passed unknown parameter: NAME`` for valid parameters, beside real typos. By the time
-the runner starts papermill it has refused every parameter a notebook does not declare
-(:func:`protolab.runner.execute.plan`), and :func:`protolab.figures.start` refuses them in the kernel too: the
-warning can only be wrong here, so it is dropped; everything else papermill logs is kept.
+papermill reads a notebook's parameters with a regular expression that misses ``Literal[...]`` and ``X | None``
+annotations and range markers, so it logged ``Unable to parse line N '...'`` for valid parameter lines and
+``Passed unknown parameter: NAME`` for valid parameters, beside real typos. By the time the runner starts papermill
+it has checked every parameter against the notebook's own parameters cell (:func:`protolab.runner.execute.plan`),
+and :func:`protolab.figures.start` checks them in the kernel too: those warnings can only be wrong here, so they
+are dropped (:data:`DROPPED`); everything else papermill logs is kept.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ import logging
 
 from papermill.cli import papermill
 
-UNKNOWN_PARAMETER = "Passed unknown parameter"
+DROPPED = {"papermill": "Passed unknown parameter", "papermill.translators": "Unable to parse line"}
+"""Logger → the start of the messages dropped from it (a filter on a logger sees only the records it creates)."""
 
 
-class DropUnknownParameterWarnings(logging.Filter):
-    """Drops papermill's ``Passed unknown parameter`` records."""
+class DropParameterWarnings(logging.Filter):
+    """Drops the records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(UNKNOWN_PARAMETER)
+        return not record.getMessage().startswith(self.prefix)
 
 
 if __name__ == "__main__":
-    logging.getLogger("papermill").addFilter(DropUnknownParameterWarnings())
+    for logger, prefix in DROPPED.items():
+        logging.getLogger(logger).addFilter(DropParameterWarnings(prefix))
     papermill(prog_name="papermill")
