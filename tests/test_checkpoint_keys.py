@@ -11,18 +11,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from protolab.data import FewShotSplits, load_fewshot
-from protolab.fewshot.protocol import ProtocolSettings, train_and_test
+from protolab.data import load_fewshot
+from protolab.fewshot.protocol import train_and_test
+from tests.test_fewshot_protocol import MODEL, splits  # noqa: F401 (the module's data fixture)
+from tests.test_fewshot_protocol import SETTINGS as PROTOCOL
 
-CPU = torch.device("cpu")
-SETTINGS = ProtocolSettings(backbone="conv4", dim=16, query=2, test_way=5, temperature=1.0, riemannian=False,
-                            epochs=2, episodes=3, val_episodes=4, test_episodes=5, lr=1e-2, step_size=1, gamma=1.0)
-MODEL = {"geometry": "euclidean", "c": 0.1, "shot": 1, "train_way": 5, "device": CPU, "progress": False}
-
-
-@pytest.fixture(scope="module")
-def splits() -> FewShotSplits:
-    return load_fewshot("glyphs", image_size=16, instances_per_class=6, hard=False)
+SETTINGS = replace(PROTOCOL, epochs=2, val_episodes=4, test_episodes=5)
 
 
 def _same(first, second) -> bool:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from protolab.runner.grid import imported_names
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lib" / "protolab"
 # The modules that may use the runner, and what: figures.py is the notebooks' side of the platform
@@ -46,17 +48,9 @@ def _protolab_imports(path: Path, lib: Path = ROOT / "lib") -> set[str]:
     """Absolute names of the ``protolab`` modules ``path`` (under ``lib``) imports, at module level or inside
     functions; ``from protolab.x import y`` gives both ``protolab.x`` and ``protolab.x.y``, since ``y`` may be a
     submodule."""
-    package = ".".join(path.relative_to(lib).with_suffix("").parts[:-1])
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
-    return {name for name in names if name == "protolab" or name.startswith("protolab.")}
+    parts = path.relative_to(lib).with_suffix("").parts
+    module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return {name for name in imported_names(path, module) if name == "protolab" or name.startswith("protolab.")}
 
 
 def _runner_imports(path: Path, lib: Path = ROOT / "lib") -> set[str]:

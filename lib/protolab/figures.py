@@ -40,7 +40,7 @@ from protolab.runner.parameters import (REQUIRED_PARAMETERS, Parameter, Paramete
                                         parse_parameters_cell)
 from protolab.runner.project import find_root
 from protolab.runner.report import markdown_table, output_title
-from protolab.runner.scratch import SCRATCH_ENV, claim_run, scratch_variables
+from protolab.runner.scratch import SCRATCH_ENV, claim_run, scratch_folder
 
 TRACKED_PACKAGES = ("protolab", "torch", "torchvision", "geoopt", "numpy", "pandas", "scikit-learn",
                     "matplotlib", "seaborn", "papermill")
@@ -269,7 +269,7 @@ def scratch_dir() -> Path:
     else:
         run_dir = _checkout() / "runs" / session.run_id
         claim_run(run_dir)
-        folder = Path(scratch_variables(run_dir, session.notebook)[SCRATCH_ENV])
+        folder = scratch_folder(run_dir, session.notebook)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -294,18 +294,14 @@ def _stem(session: Session, name: str) -> str:
 
 
 def _saved(session: Session, name: str, kind: str, paths: list[Path], caption: str, title: str) -> Saved:
-    """Write the sidecar of the files ``paths`` just written; what the ``save_*`` call returns."""
-    _write_sidecar(session, name, kind, [path.name for path in paths], caption, title)
+    """Write the provenance sidecar of the files ``paths`` just written; what the ``save_*`` call returns."""
+    record = session.provenance(name, kind, [path.name for path in paths], caption, title)
+    payload = json.dumps(record, indent=2, sort_keys=True, default=str)
+    atomic_write_text(session.out_dir / f"{_stem(session, name)}.json", payload)
     folder = session.out_dir.resolve()
     root = _checkout().resolve()
     shown = folder.relative_to(root) if folder.is_relative_to(root) else folder
     return Saved(kind, name, caption, title, tuple(paths), str(shown))
-
-
-def _write_sidecar(session: Session, name: str, kind: str, files: list[str], caption: str, title: str = "") -> None:
-    record = session.provenance(name, kind, files, caption, title)
-    payload = json.dumps(record, indent=2, sort_keys=True, default=str)
-    atomic_write_text(session.out_dir / f"{_stem(session, name)}.json", payload)
 
 
 def _git_commit(root: Path, ignore: Path) -> str:

@@ -130,11 +130,13 @@ def _check_files(name: str, data_root: str | Path, check: Callable[[Path], objec
                                    error.root, error.expected, error.source) from None
 
 
-def _real_root(name: str, data_root: str | Path) -> Path:
-    """``data_root`` as a path; when it is empty, :class:`DatasetNotFoundError` from :func:`check_dataset`
-    (the files ``name`` needs and where to get them)."""
+def _real_root(name: str, data_root: str | Path,
+               check: Callable[[str, str | Path], None] = check_dataset) -> Path:
+    """``data_root`` as a path; when it is empty, :class:`DatasetNotFoundError` from ``check`` (default
+    :func:`check_dataset`; the zero-shot family's :func:`check_zsl_dataset`): the files ``name`` needs and where
+    to get them."""
     if not str(data_root):
-        check_dataset(name, data_root)
+        check(name, data_root)
     return Path(data_root)
 
 
@@ -217,9 +219,7 @@ def load_zsl(name: str, data_root: str | Path = "", *, seed: int = 0) -> ZSLData
     """Generalized zero-shot data in the xlsa17 layout: ``glyph-zsl`` (embedded) or a folder of ``data_root``."""
     if name == "glyph-zsl":
         return load_glyph_zsl(seed=seed)
-    if not str(data_root):
-        check_zsl_dataset(name, data_root)  # says which files are expected and where to get them
-    return load_xlsa17(Path(data_root), _ZSL_NAMES.get(name, name))
+    return load_xlsa17(_real_root(name, data_root, check_zsl_dataset), _ZSL_NAMES.get(name, name))
 
 
 def load_reid(name: str, data_root: str | Path = "", *, image_size: int | tuple[int, int] = (128, 64),

@@ -435,7 +435,7 @@ def holds_real_outputs(out_dir: Path) -> bool:
     out_dir = Path(out_dir)
     if any(not json.loads(path.read_text()).get("dry_run") for path in out_dir.glob("*__*.json")):
         return True
-    return any(not run.get("dry_run") for run in read_runs(out_dir).values()) if out_dir.is_dir() else False
+    return any(not run.get("dry_run") for run in read_runs(out_dir).values())
 
 
 def _check_grid_executor(parameters: Mapping[str, Mapping[str, Any]]) -> None:

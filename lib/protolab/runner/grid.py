@@ -83,7 +83,7 @@ def _source_file(base: Path, name: str) -> Path | None:
     return None
 
 
-def _imported_names(path: Path, name: str) -> set[str]:
+def imported_names(path: Path, name: str) -> set[str]:
     """Absolute names of what the module ``name`` (source at ``path``) imports anywhere in its body (module
     level or inside functions), relative imports resolved; ``from a import b`` gives ``a`` and ``a.b``, since
     ``b`` may be a submodule."""
@@ -127,7 +127,7 @@ def fingerprinted_modules(*modules: ModuleType) -> dict[str, Path]:
             continue
         found[name] = path
         packages = [name.rsplit(".", up)[0] for up in range(1, name.count(".") + 1)]
-        pending += [(imported, base, False) for imported in packages + sorted(_imported_names(path, name))
+        pending += [(imported, base, False) for imported in packages + sorted(imported_names(path, name))
                     if imported.partition(".")[0] == top]
     return dict(sorted(found.items()))
 

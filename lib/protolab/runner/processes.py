@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -59,11 +60,15 @@ def die_with_parent(signum: int = signal.SIGKILL) -> bool:
     return _PRCTL is not None and _PRCTL(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
 
 
-def end_with_parent() -> None:
-    """:func:`die_with_parent` for a process started by a parent it cannot name (a notebook's kernel, from its
-    IPython start-up file: :func:`protolab.runner.environment.write_kernel_startup`); exits at once when the
-    parent already ended (this process was re-parented to init)."""
-    if die_with_parent() and os.getppid() == 1:
+def end_with_parent(parent: int | None = None) -> None:
+    """:func:`die_with_parent`, then exit at once when the parent ended before the request took effect: when
+    this process's parent is no longer ``parent`` or, for a process that cannot name its parent (a notebook's
+    kernel, from its IPython start-up file: :func:`protolab.runner.environment.write_kernel_startup`), when it
+    was re-parented to init. Also :func:`launch_logged`'s ``preexec_fn``, between fork and exec."""
+    if not die_with_parent():
+        return
+    orphaned = os.getppid() == 1 if parent is None else os.getppid() != parent
+    if orphaned:
         os._exit(1)
 
 
@@ -87,17 +92,6 @@ def exit_when_orphaned(poll_s: float = 1.0) -> None:
 
     _orphan_watch = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
     _orphan_watch.start()
-
-
-def _dying_with(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn`` (run in the child between fork and exec): :func:`die_with_parent`, and exit at once when
-    ``parent`` ended before the request took effect."""
-
-    def request() -> None:
-        if die_with_parent() and os.getppid() != parent:
-            os._exit(1)
-
-    return request
 
 
 class ProcessTree:
@@ -205,7 +199,7 @@ def launch_logged(command: Sequence[str], log: Path | str, env: Mapping[str, str
     with open(log, "w") as handle:
         return ProcessTree(subprocess.Popen(list(command), start_new_session=True, stdin=subprocess.DEVNULL,
                                             stdout=handle, stderr=subprocess.STDOUT, env=dict(env),
-                                            preexec_fn=_dying_with(os.getpid()) if _PRCTL else None))
+                                            preexec_fn=partial(end_with_parent, os.getpid()) if _PRCTL else None))
 
 
 @contextmanager

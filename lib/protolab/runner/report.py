@@ -96,7 +96,8 @@ def build_report(out_dir: Path, order: list[str] | None = None) -> tuple[Path, P
     ]
     for name in names:
         run, records = runs.get(name, {}), outputs.get(name, [])
-        profile = run.get("profile", "—") + (f" ({run_marks(run)})" if run_marks(run) else "")
+        marks = run_marks(run)
+        profile = run.get("profile", "—") + (f" ({marks})" if marks else "")
         lines.append(f"| [{_title(name, records)}](#{_anchor(name)}) | {_status(run)} | {profile} "
                      f"| {_data_name(records)} | {run.get('run_id', '—')} |")
     for name in names:
@@ -162,7 +163,7 @@ def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict
              "|---|---|---|---|---|---|"]
     for row in rows:
         notebook = f"[{row['notebook']}]({link}{_anchor(row['notebook'])})"
-        marks = run_marks(runs.get(row["notebook"], {})) if runs is not None else ""
+        marks = run_marks(runs.get(row["notebook"], {}))
         if marks and not row["stale"]:
             notebook += f" — {marks}"
         if row["stale"]:
@@ -231,11 +232,12 @@ def output_title(record: dict[str, Any]) -> tuple[str, str]:
 
 
 def _section(out_dir: Path, name: str, run: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    marks = run_marks(run)
     lines = [f'<a id="{_anchor(name)}"></a>', "", f"## {_title(name, records)}", "",
              f"Notebook `notebooks/{name}.ipynb` — last run: {_status(run)}"
              + (f" (run `{run['run_id']}`, profile `{run.get('profile')}`, {run.get('wall_time_s', 0):.0f} s)"
                 if run else " (never run by `protolab run`)")
-             + (f" — {run_marks(run)}" if run_marks(run) else ""), ""]
+             + (f" — {marks}" if marks else ""), ""]
     if run.get("status") not in (None, "ok"):
         ended = _ENDINGS.get(run["status"], run["status"])
         where = f" at {run['failing_cell']}" if run.get("failing_cell") else ""

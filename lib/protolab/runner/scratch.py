@@ -25,9 +25,14 @@ OWNER_FILE = "owner.json"
 SUFFIX = ".scratch"
 
 
+def scratch_folder(run_dir: Path, notebook: str) -> Path:
+    """``notebook``'s scratch folder in the run folder ``run_dir`` (not created)."""
+    return Path(run_dir) / f"{notebook}{SUFFIX}"
+
+
 def scratch_variables(run_dir: Path, notebook: str) -> dict[str, str]:
     """The environment that gives ``notebook``'s process its scratch folder in ``run_dir``."""
-    return {SCRATCH_ENV: str(Path(run_dir) / f"{notebook}{SUFFIX}")}
+    return {SCRATCH_ENV: str(scratch_folder(run_dir, notebook))}
 
 
 def claim_run(run_dir: Path) -> None:
@@ -70,5 +75,5 @@ def clean_scratch(runs_dir: Path) -> list[tuple[Path, int]]:
 
 def remove_scratch(run_dir: Path, notebook: str) -> None:
     """Remove ``notebook``'s scratch folder in ``run_dir``, if any (the notebook succeeded)."""
-    shutil.rmtree(Path(scratch_variables(run_dir, notebook)[SCRATCH_ENV]), ignore_errors=True)
+    shutil.rmtree(scratch_folder(run_dir, notebook), ignore_errors=True)
 
