@@ -59,16 +59,17 @@ attributes: Literal["normalised", "original"] = "normalised"  # IPN's semantic i
 prototype_dim: int = 256  # [≥ 1] width of each space's prototypes (official: 2048)
 graph_dim: int = 64  # [≥ 1] width of the attention projection (official: 256)
 hidden_dim: int = 256  # [≥ 1] hidden width of the scoring MLP (official: 2048)
-epochs: int = 30  # [≥ 1] training epochs of each model-selection run (official: 360)
+epochs: int = 45  # [≥ 1] at most this many training epochs in each model-selection run (official: 360)
+patience: int = 5  # [≥ 1] a selection run stops after this many epochs without a better validation H
 lr: float = 1e-3  # [> 0] Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
 plot_classes: int = 16  # [≥ 1] classes shown in the similarity heatmaps
-n_seeds: int = 3  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+n_seeds: int = 5  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # [≥ 0] cells trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)
 executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers);
     # slurm: one SLURM job per missing cell (cache on a shared file system)
-profile: str = "default"  # smoke | default | full
+profile: str = "default"  # smoke | quick | default | full
 seed: int = 0  # [≥ 0] first random seed (the embedded data set is built with this seed)
 device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
@@ -83,11 +84,12 @@ import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
-from protolab.claims import claim, claims_lines, claims_table
+from protolab.claims import (POINTS, SIMILARITY, claims_lines, claims_table, compare, paired_effect,
+                             paired_seed_differences)
 from protolab.data import load_zsl
 from protolab.zsl.fit import search_space_means, semantic_input
+from protolab.training.convergence import converged_arms, grid_curves, grid_models
 from protolab.zsl.grid import base_configs, cell_model, consistency_cell, run_ipn_grid, seed_table
-from protolab.metrics import paired_seed_change
 from protolab.plots import against_weight, class_label, matrix_heatmaps, name_spread, phase_curves, seed_bars
 
 session = figures.start("consistency_study", globals())
@@ -122,7 +124,7 @@ base_model, base_train = base_configs(
     data, steps=steps, threshold=threshold, temperature=temperature, logit_scale=logit_scale,
     prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, lr=lr, n_way=n_way,
     episode_unseen=episode_unseen, episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
-    attributes=attributes)
+    attributes=attributes, patience=patience)
 SHARED, REFERENCE, NONE = "shared attention", f"λ = {reference_weight:g}", "λ = 0"
 weight_grid = sorted(set(weights) | {0.0, reference_weight})  # λ = 0 always: the loss is compared with no loss
 variants = {f"λ = {w:g}": (base_model, replace(base_train, consistency_weight=w)) for w in weight_grid}
@@ -133,15 +135,19 @@ cells, grid = run_ipn_grid("consistency_study", data, variants, consistency_cell
 runs = pd.DataFrame([{"variant": cell["variant"], "weight": np.nan if cell["model"]["shared_attention"]
                       else cell["train"]["consistency_weight"], "shared_attention": cell["model"]["shared_attention"],
                       "seed": cell["train"]["seed"], "source": source,
-                      **{k: v for k, v in result.items() if k not in ("history", "state")}}
+                      **{k: v for k, v in result.items()
+                         if k not in ("history", "state", "convergence", "wall_seconds")}}
                      for cell, result, source in zip(cells, grid.results, grid.sources)])
-curves = pd.concat([pd.DataFrame(result["history"]).assign(variant=cell["variant"], seed=cell["train"]["seed"])
-                    for cell, result in zip(cells, grid.results)], ignore_index=True)
+arms, seeds = [cell["variant"] for cell in cells], [cell["train"]["seed"] for cell in cells]
+curves = grid_curves(arms, seeds, grid.results).rename(columns={"arm": "variant"})
 figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell on {dataset}: test U/S/H (fractions) and the "
                    "two spaces' alignment at the end of training on the test search space; `source` says whether "
                    "the cell was computed in this run or reused from the cache.")
 figures.save_table(curves, "training_curves", caption="Per-epoch history of every cell: losses, validation "
                    "U/S/H (selection phase) and the spaces' alignment on the seen classes.")
+models = grid_models("consistency_study", arms, seeds, grid.results)
+figures.save_table(models, "models", caption="Every trained model: selection epochs run (`steps`), the best one, "
+                   "whether patience stopped it (`converged`) or the epoch cap, its final and best validation H.")
 display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, "
                  f"{grid.sources.count('cached')} reused from the cache."))
 
@@ -155,12 +161,15 @@ summary = seed_table(runs, "variant", {"U": 100, "S": 100, "H": 100, "final_simi
                                        "final_attention_kl": 1, "final_feature_cka": 1}, order=list(variants))
 summary.insert(1, "dataset", dataset)
 summary.insert(2, "weight", runs.groupby("variant").weight.first().loc[summary.variant].to_numpy())
+collapses = (runs.H < 2 / data.n_classes).groupby(runs.variant).agg(["sum", "size"])  # H below twice chance
+summary["collapsed"] = [f"{collapses.loc[v, 'sum']}/{collapses.loc[v, 'size']}" for v in summary.variant]
 figures.save_table(summary[["variant", "dataset", "weight", "seeds", "U", "S", "H", "similarity_kl", "attention_kl",
-                            "feature_cka"]], "summary",
+                            "feature_cka", "collapsed"]], "summary",
                    caption=f"Consistency loss weight λ vs shared attention on {dataset}: GZSL "
                    f"U/S/H (%) and, at the end of training on all classes, the similarity KL and feature CKA between "
-                   f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s).")
-summary[["variant", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka"]]
+                   f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s); collapsed: seeds with H "
+                   "below twice chance.")
+summary[["variant", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka", "collapsed"]]
 
 # %% [markdown]
 # ## H against the consistency weight
@@ -226,21 +235,25 @@ figures.save_figure(fig, "features_vs_similarities", caption="At the end of trai
 # ## Claims
 # The paper's claim (the consistency loss beats one shared attention) and its explanation (the loss aligns
 # the class similarities; shared attention forces the features alike), each decided by the shared rule
-# (`protolab.metrics.claim_verdict`) on a Student-t 95% interval paired by seed. Paper numbers: not readable.
+# (`protolab.claims.decide`) on the per-seed paired change: Student-t 95% interval over seeds, a smallest effect
+# of interest per family (`POINTS` for H, `SIMILARITY` for KL and CKA), inconclusive below 5 seeds or when a
+# compared model did not converge. H claims count a seed as collapsed when either arm's H is below twice chance
+# (2 / number of classes); declared beforehand: collapsed seeds stay in and are counted. Paper numbers: not
+# readable.
 
 # %%
-CLAIMS = [(f"consistency loss ({REFERENCE}) > shared attention (H)", REFERENCE, SHARED, "H", 100, " points"),
-          (f"consistency loss ({REFERENCE}) > no consistency loss (H)", REFERENCE, NONE, "H", 100, " points"),
+CLAIMS = [(f"consistency loss ({REFERENCE}) > shared attention (H)", REFERENCE, SHARED, "H", 100, POINTS),
+          (f"consistency loss ({REFERENCE}) > no consistency loss (H)", REFERENCE, NONE, "H", 100, POINTS),
           (f"the loss aligns the class similarities (similarity KL, {NONE} − {REFERENCE})", NONE, REFERENCE,
-           "final_similarity_kl", 1, ""),
+           "final_similarity_kl", 1, SIMILARITY),
           (f"shared attention makes the features more alike than the loss (CKA, {SHARED} − {REFERENCE})", SHARED,
-           REFERENCE, "final_feature_cka", 1, "")]
-claims = claims_table([claim(text, "not available offline", dataset,
-                             *paired_seed_change(runs, a, b, column, scale=scale),
-                             unit=unit, interval="t 95%, paired over seeds")
-                       for text, a, b, column, scale, unit in CLAIMS])
-figures.save_table(claims, "claims", caption=f"Consistency-loss claims on {dataset}, paired over {n_seeds} seed(s), "
-                   "verdict by the 95% interval.")
+           REFERENCE, "final_feature_cka", 1, SIMILARITY)]
+claims = claims_table([compare(text, "not available offline", dataset, runs, a, b, column, scale=scale, sesoi=sesoi,
+                               converged=converged_arms(models, a, b),
+                               collapse_below=2 / data.n_classes if column == "H" else None)
+                       for text, a, b, column, scale, sesoi in CLAIMS])
+figures.save_table(claims, "claims", caption=f"Consistency-loss claims on {dataset}: per-seed paired changes over "
+                   f"{n_seeds} seed(s), verdict by the shared rule.")
 claims
 
 # %% [markdown]
@@ -248,20 +261,25 @@ claims
 
 # %%
 rows, best = summary.set_index("variant"), summary.set_index("variant").H_mean.idxmax()
-attention_change = paired_seed_change(runs, REFERENCE, NONE, "final_attention_kl")
+attention = paired_effect(paired_seed_differences(runs, REFERENCE, NONE, "final_attention_kl"))
 lines = [f"Data: {dataset} "
          f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
-         f"profile `{profile}`, {n_seeds} seed(s), {epochs} selection epoch(s), K = {steps}; "
-         f"{grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
+         f"profile `{profile}`, {n_seeds} seed(s), at most {epochs} selection epoch(s), patience {patience}, "
+         f"K = {steps}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run; "
+         f"{models.converged.mean():.0%} of {len(models)} models stopped by patience.",
          "- H: " + "; ".join(f"{v} {rows.loc[v, 'H']}" for v in variants) + f". Best: {best}.",
          f"- Attention KL (the loss term itself, on the learned graphs), {REFERENCE} vs {NONE}: "
          f"{rows.loc[REFERENCE, 'attention_kl']} vs {rows.loc[NONE, 'attention_kl']} (paired change "
-         f"{attention_change[0]:+.3f} ± {attention_change[1]:.3f}).", "Claims:", *claims_lines(claims)]
-verdict = ("cannot judge the paper's explanation with one seed (no interval)." if n_seeds < 2 else
-           "**supports** the paper's explanation (both of its claims hold)."
-           if (claims.verdict.iloc[2:] == "holds").all()
-           else "does **not support** the paper's explanation: " + "; ".join(
-               f"\"{row.claim}\" {row.verdict}" for row in claims.iloc[2:].itertuples()) + ".")
+         f"{attention['estimate']:+.3f}" + ("" if np.isnan(attention["ci_low"]) else
+                                              f", 95% CI [{attention['ci_low']:+.3f}, {attention['ci_high']:+.3f}]")
+         + ").",
+         "Claims:", *claims_lines(claims)]
+explanation = claims.verdict_holm.iloc[2:]
+verdict = ("**supports** the paper's explanation (both of its claims hold after Holm's correction)."
+           if (explanation == "holds").all() else
+           ("does **not support**" if (explanation == "does not hold").any() else "does **not decide**")
+           + " the paper's explanation: " + "; ".join(f"\"{row.claim}\" {row.verdict_holm} after Holm"
+                                                      for row in claims.iloc[2:].itertuples()) + ".")
 lines.append(f"Our run {verdict}")
 observations = "\n".join(lines)
 figures.save_text(observations, "observations")

@@ -38,8 +38,10 @@
 # Protocol (as in the paper's released configs): episodic training with `train_way`-way episodes of
 # `shot` support + `query` query images per class, Adam with StepLR, the checkpoint with the best
 # accuracy on validation episodes (5-way, validation classes) kept, then mean accuracy and 95% CI
-# (Student-t, ≈ 1.96·s/√n) over `test_episodes` 5-way episodes of the novel (test) classes. Both geometries are
-# evaluated on the same test episodes.
+# (Student-t, ≈ 1.96·s/√n) over `test_episodes` 5-way episodes of the novel (test) classes. Every model (both
+# geometries, every curvature, every training seed) is evaluated on the same test episodes, so that the
+# hyperbolic − Euclidean difference of each seed is paired; the claims are decided over `n_seeds` such
+# differences, and training stops early once `patience` epochs bring no better validation accuracy.
 
 # %% tags=["parameters"]
 from typing import Literal
@@ -64,25 +66,34 @@ c: float = 0.25  # [> 0] curvature of the Poincaré ball; the paper's rule (ball
     # dim 64, 0.01 for dim 1600
 temperature: float = 1.0  # [> 0] logits = −distance / temperature
 riemannian: bool = False  # rescale the embedding gradient by 1/λ_x² as every official run did (full profile: True)
-epochs: int = 10  # [≥ 1] training epochs; validation and checkpoint selection after each
+epochs: int = 10  # [≥ 1] training epochs at most (see patience); validation and checkpoint selection after each
 episodes: int = 20  # [≥ 1] training episodes per epoch (paper's configs: 100)
 val_episodes: int = 50  # [≥ 1] validation episodes after each epoch, for best-on-validation selection
     # (paper's configs: 500)
-test_episodes: int = 2000  # [≥ 1] test episodes on the novel classes, shared by both geometries
+test_episodes: int = 2000  # [≥ 1] test episodes on the novel classes, shared by every model (geometries, seeds)
     # (paper's configs: 10,000)
 lr: float = 1e-3  # [> 0] Adam learning rate (paper's configs: 5e-3 for Conv4 on MiniImageNet, 1e-3 for ResNet18
     # and CUB)
 step_size: int = 5  # [≥ 1] StepLR: epochs between learning-rate decays
 gamma: float = 0.5  # [> 0, ≤ 1] StepLR: factor of each decay
+patience: int | None = 3  # [≥ 1] training stops after this many epochs in a row without a better validation accuracy
+    # (None: never early, as in the paper's protocol):
+    # stopped so, a model has converged; stopped by `epochs`, it has not, and the claims it enters are inconclusive
+n_seeds: int = 1  # [≥ 1] every model is trained with seeds seed, seed+1, ...; the claims pair the seeds (and decide
+    # from 5 seeds on), the tables give the mean over seeds and their spread
 curvatures: list[float] = [1.0]  # [> 0] extra curvatures for the accuracy-vs-c plot (hyperbolic, first shot setting; c
     # itself is reused); [] skips it
 checkpoint_dir: str = ""  # training checkpoints (resumed when their configuration matches); empty: the run's
     # scratch folder, removed when the notebook succeeds
+reuse_cache: bool = True  # reuse the models (cells) finished by an earlier run of the same code
+workers: int = 0  # [≥ 0] models trained at once in worker processes, one thread each
+    # (0 = this notebook's CPU threads; 1 on CUDA)
 num_workers: int = 0  # [≥ 0] episodes prepared ahead (worker processes for image files, a thread for decoded data; 0:
     # when needed)
 amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
 profile: str = "default"  # smoke | default | full | full-<official config>, e.g. full-mini-conv4-1shot (profiles.yaml)
-seed: int = 0  # [≥ 0] random seed (data jitter, initialisation, training episodes; test episodes use seed + 2)
+seed: int = 0  # [≥ 0] first random seed: data jitter and the test episodes (seed + 2), shared by every model;
+    # the k-th seed's models are initialised and trained with seed + k
 device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
 
@@ -95,13 +106,15 @@ import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
-from protolab.claims import claims_lines, claims_table, gain_claims
+from protolab.claims import POINTS, claims_lines, claims_table, gain_claims
 from protolab.data import calibration_table, load_fewshot
+from protolab.fewshot.cells import arm_name, run_fewshot_grid
 from protolab.fewshot.configs import paper_columns
+from protolab.fewshot.protocol import ProtocolSettings
 from protolab.metrics import mean_ci95
-from protolab.fewshot.protocol import ProtocolSettings, train_and_test
 from protolab.paper_results import FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
 from protolab.plots import accuracy_vs_curvature, image_grid, learning_curves
+from protolab.training.convergence import converged_arms, grid_curves, grid_models
 
 session = figures.start("fewshot_tables", globals())
 geometries = ["euclidean", "hyperbolic"] if geometry == "both" else [geometry]
@@ -144,102 +157,143 @@ figures.save_figure(fig, "novel_classes", caption="One image of each of the firs
 
 # %% [markdown]
 # ## Training and evaluation
-# One ProtoNet per geometry and shot (and per extra curvature of the sweep), trained from the same
-# initialisation seed on the same training episodes, the best-on-validation weights kept, then evaluated
-# on the same `test_episodes` novel-class episodes (`protolab.fewshot.protocol`).
+# One ProtoNet per geometry, shot and seed (and per extra curvature of the sweep): the models of one seed share
+# their initialisation seed and training episodes, the best-on-validation weights are kept, and every model
+# is evaluated on the same `test_episodes` novel-class episodes (`protolab.fewshot.protocol`). Each model is
+# one cell of a grid stored on disk as soon as it is trained (`protolab.fewshot.cells`): a re-run computes only
+# the missing models (`reuse_cache = False` retrains all), `workers` at a time with one thread each.
 
 # %%
 protocol = ProtocolSettings(backbone=backbone, dim=dim, query=query, test_way=test_way, temperature=temperature,
                             riemannian=riemannian, epochs=epochs, episodes=episodes, val_episodes=val_episodes,
-                            test_episodes=test_episodes, lr=lr, step_size=step_size, gamma=gamma)
+                            test_episodes=test_episodes, lr=lr, step_size=step_size, gamma=gamma, patience=patience)
+sweep_shot, sweep_way = shots[0], train_way[0]
+settings = [(geometry_name, shot, way, c if geometry_name == "hyperbolic" else None)
+            for shot, way in zip(shots, train_way) for geometry_name in geometries]
+main_arms = [arm_name(geometry_name, shot, curvature) for geometry_name, shot, _, curvature in settings]
+settings += [("hyperbolic", sweep_shot, sweep_way, curvature)
+             for curvature in sorted(set(curvatures) - {curvature for *_, curvature in settings})]
 
 
-def row(geometry_name: str, shot: int, way: int, curvature: float) -> dict:
-    """One model trained and tested with the protocol, as a row of results (its history labelled by run)."""
-    run = f"{geometry_name}, {shot}-shot" + (f", c={curvature:g}" if geometry_name == "hyperbolic" else "")
-    checkpoint = checkpoints / f"{run.replace(', ', '-').replace('=', '')}-{way}way.pt"
-    history, accuracies = train_and_test(protocol, splits, geometry=geometry_name, c=curvature, shot=shot,
-                                         train_way=way, seed=seed, device=device, checkpoint=checkpoint, **speed)
+def accuracy_columns(accuracies: torch.Tensor) -> dict:
+    """``accuracy_%`` and ``ci95_%`` (95% CI over the test episodes) of per-episode accuracies, 2 decimals."""
     mean, ci95 = mean_ci95(accuracies)
-    return {"geometry": geometry_name, "shot": shot, "train_way": way, "c": curvature, "accuracy": mean,
-            "ci95": ci95, "best_epoch": history.attrs["best_epoch"], "episode_accuracies": accuracies,
-            "history": history.assign(run=run)}
+    return {"accuracy_%": round(100 * mean, 2), "ci95_%": round(100 * ci95, 2)}
 
 
-results = [row(geometry_name, shot, way, c) for shot, way in zip(shots, train_way) for geometry_name in geometries]
+cells, grid = run_fewshot_grid(splits, protocol, settings, range(seed, seed + n_seeds), test_seed=seed,
+                               dataset=dataset, device=device, amp=amp, num_workers=num_workers,
+                               checkpoints=checkpoints, reuse=reuse_cache, workers=workers)
+runs = pd.DataFrame([{"arm": arm_name(cell["geometry"], cell["shot"], cell["c"]), "geometry": cell["geometry"],
+                      "shot": cell["shot"], "train_way": cell["train_way"],
+                      "c": float("nan") if cell["c"] is None else cell["c"], "seed": cell["seed"],
+                      **accuracy_columns(result["test_accuracies"]), "best_epoch": result["best_epoch"],
+                      "stopped_by": result["convergence"]["stopped_by"], "source": source}
+                     for cell, result, source in zip(cells, grid.results, grid.sources)])
+figures.save_table(runs, "runs", caption=f"Every trained model: test accuracy (%) ± 95% CI over the {test_episodes} "
+                   "shared test episodes, the epoch kept, what stopped its training; `source` says whether it was "
+                   "trained in this run (computed) or reused from the cache (cached).")
+seeds = [cell["seed"] for cell in cells]
+models = grid_models("fewshot_tables", runs.arm, seeds, grid.results)
+figures.save_table(models, "models", caption="Every trained model: epochs run (`steps`), the best one, whether "
+                   "patience stopped it (`converged`) or the epoch cap, its final and best validation accuracy.")
+display(Markdown(f"{grid.sources.count('computed')} model(s) trained in this run, "
+                 f"{grid.sources.count('cached')} reused from the cache."))
 
 # %% [markdown]
 # ## Learning curves
-# Training loss (mean over each epoch's episodes) and validation accuracy (5-way, with its 95% CI band).
+# Training loss (mean over each epoch's episodes) and validation accuracy (5-way, with its 95% CI band; one thin
+# line per seed when there are several).
 
 # %%
-histories = pd.concat([result["history"] for result in results], ignore_index=True)
-fig = learning_curves(histories, "run", [("train_loss", "training loss"), ("val_accuracy", "validation accuracy")],
-                      band={"val_accuracy": "val_ci95"})
-figures.save_figure(fig, "learning_curves",
-                    caption="Training loss and validation accuracy per epoch, per geometry and shot.")
-figures.save_table(histories, "learning_curves", caption="Per-epoch training loss/accuracy and validation accuracy.")
+histories = grid_curves(runs.arm, seeds, grid.results)
+fig = learning_curves(histories, "arm", [("train_loss", "training loss"), ("val_accuracy", "validation accuracy")],
+                      band={"val_accuracy": "val_ci95"}, unit="seed")
+figures.save_figure(fig, "learning_curves", caption="Training loss and validation accuracy per epoch, per geometry "
+                    "and shot (one line per seed).")
+figures.save_table(histories, "learning_curves", caption="Per-epoch training loss/accuracy and validation accuracy "
+                   "of every model (`run`, `seed`).")
 
 # %% [markdown]
 # ## The table
-# Accuracy (%) on novel classes, mean ± 95% CI over the test episodes. The paper's numbers (from the
-# official configs' comments for the hyperbolic model, Snell et al. as commonly cited for the Euclidean
+# Accuracy (%) on novel classes: the mean over seeds, ± the 95% CI over the shared test episodes of the
+# seed-averaged accuracy (with one seed: that model's CI), and the standard deviation over seeds (`seed_std_%`,
+# empty with one seed; `ours` shows it in place of the CI when there are several seeds). The paper's numbers (from
+# the official configs' comments for the hyperbolic model, Snell et al. as commonly cited for the Euclidean
 # one) are shown only when `dataset` is one the paper used, "—" otherwise. A hyperbolic row whose dataset,
 # backbone and shot match one of the eight official configs names it under `official_config`, with the
 # parameters in which this run differs from it (none when run with that config's `full-…` profile).
 
 # %%
+episodes_of = {arm: torch.stack([result["test_accuracies"] for a, result in zip(runs.arm, grid.results) if a == arm])
+               for arm in runs.arm.unique()}  # (seeds, test_episodes) per setting, seeds in order
+
+
+def over_seeds(arm: str) -> dict:
+    """Accuracy (%) of one setting: mean over seeds, 95% CI over the test episodes of the seed-averaged accuracy,
+    std over seeds (NaN with one seed), seeds, and the epochs kept (one per seed)."""
+    accuracies = episodes_of[arm]
+    spread = float(accuracies.mean(1).std()) if len(accuracies) > 1 else float("nan")
+    return {**accuracy_columns(accuracies.mean(0)), "seed_std_%": round(100 * spread, 2), "seeds": len(accuracies),
+            "best_epoch": "/".join(map(str, runs.best_epoch[runs.arm == arm]))}
+
+
 method = {"euclidean": "ProtoNet (Euclidean)", "hyperbolic": "Hyperbolic ProtoNet"}
 table = pd.DataFrame([{
-    "method": method[r["geometry"]], "geometry": r["geometry"], "backbone": backbone,
-    "dim": dim if backbone == "conv4" else 512, "shot": r["shot"],
-    "test_way": test_way, "train_way": r["train_way"], "c": r["c"] if r["geometry"] == "hyperbolic" else float("nan"),
-    "accuracy_%": round(100 * r["accuracy"], 2), "ci95_%": round(100 * r["ci95"], 2),
-    "ours": f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}",
-    **paper_columns({**globals(), **r}), "best_epoch": r["best_epoch"], "test_episodes": test_episodes,
-    "dataset": dataset,
-} for r in results])
+    "method": method[geometry_name], "geometry": geometry_name, "backbone": backbone,
+    "dim": dim if backbone == "conv4" else 512, "shot": shot, "test_way": test_way, "train_way": way,
+    "c": float("nan") if curvature is None else curvature, **(summary := over_seeds(arm)),
+    "ours": f"{summary['accuracy_%']:.2f} ± {summary['seed_std_%' if n_seeds > 1 else 'ci95_%']:.2f}",
+    **paper_columns({**globals(), "geometry": geometry_name, "shot": shot, "train_way": way, "c": curvature}),
+    "test_episodes": test_episodes, "dataset": dataset,
+} for arm, (geometry_name, shot, way, curvature) in zip(main_arms, settings)])
 figures.save_table(table, "accuracy", caption=f"{test_way}-way few-shot accuracy (%) on the novel classes of "
-                   f"{dataset}, mean ± 95% CI over {test_episodes} episodes; paper's numbers beside ours.")
+                   f"{dataset}, mean over {n_seeds} seed(s) ± 95% CI over {test_episodes} test episodes ("
+                   + ("`ours`: ± std over seeds" if n_seeds > 1 else "one seed") + "); paper's numbers beside ours.")
 table
 
 # %% [markdown]
 # ## Accuracy vs curvature
-# Hyperbolic ProtoNets at several curvatures c (first shot setting, same protocol); the Euclidean model is
-# the c → 0 limit, drawn as a horizontal band when it was trained.
+# Hyperbolic ProtoNets at several curvatures c (first shot setting, same protocol, every seed); the Euclidean
+# model is the c → 0 limit, drawn as a horizontal band when it was trained.
 
 # %%
-sweep_shot, sweep_way = shots[0], train_way[0]
-sweep = [r for r in results if r["geometry"] == "hyperbolic" and r["shot"] == sweep_shot]
-for curvature in sorted(set(curvatures) - {r["c"] for r in sweep}):
-    sweep.append(row("hyperbolic", sweep_shot, sweep_way, curvature))
-curvature_table = pd.DataFrame([{"c": r["c"], "shot": sweep_shot, "accuracy_%": round(100 * r["accuracy"], 2),
-                                 "ci95_%": round(100 * r["ci95"], 2), "best_epoch": r["best_epoch"]}
-                                for r in sweep]).sort_values("c")
+sweep = runs[(runs.geometry == "hyperbolic") & (runs.shot == sweep_shot)]
+curvature_table = pd.DataFrame([{"c": curvature, "shot": sweep_shot, **over_seeds(arm)}
+                                for arm, curvature in sweep.groupby("arm", sort=False).c.first().items()],
+                               columns=["c", "shot", "accuracy_%", "ci95_%", "seed_std_%", "seeds", "best_epoch"]
+                               ).sort_values("c")
 if len(curvature_table) > 1:
-    references = [(100 * r["accuracy"], 100 * r["ci95"]) for r in results
-                  if r["geometry"] == "euclidean" and r["shot"] == sweep_shot]
-    fig = accuracy_vs_curvature(curvature_table, references,
+    references = [(row["accuracy_%"], row["ci95_%"]) for row in table.to_dict("records")
+                  if row["geometry"] == "euclidean" and row["shot"] == sweep_shot]
+    fig = accuracy_vs_curvature(curvature_table, references, seeds=sweep if n_seeds > 1 else None,
                                 title=f"{test_way}-way {sweep_shot}-shot accuracy vs curvature ({dataset})")
-    figures.save_figure(fig, "accuracy_vs_curvature", caption=f"{test_way}-way {sweep_shot}-shot accuracy (mean ± 95% "
-                        "CI) of hyperbolic ProtoNets at several curvatures; Euclidean for reference.")
-    figures.save_table(curvature_table, "accuracy_vs_curvature", caption="Accuracy (%) vs curvature, hyperbolic.")
+    figures.save_figure(fig, "accuracy_vs_curvature", caption=f"{test_way}-way {sweep_shot}-shot accuracy (mean over "
+                        f"{n_seeds} seed(s) ± 95% CI over the test episodes) of hyperbolic ProtoNets at several "
+                        "curvatures; Euclidean for reference.")
+    figures.save_table(curvature_table, "accuracy_vs_curvature", caption="Accuracy (%) vs curvature, hyperbolic, "
+                       f"mean over {n_seeds} seed(s).")
 curvature_table
 
 # %% [markdown]
 # ## What we observed
 
 # %%
-by_key = {(r["geometry"], r["shot"]): r for r in results}
-gains = {shot: mean_ci95(by_key[("hyperbolic", shot)]["episode_accuracies"]  # same test episodes: paired
-                         - by_key[("euclidean", shot)]["episode_accuracies"]) for shot in shots if len(geometries) == 2}
-claims = claims_table(gain_claims({shot: (100 * gain, 100 * half) for shot, (gain, half) in gains.items()},
-                                  setting="shot", paper=FEWSHOT_GAIN, paper_trend=FEWSHOT_GAIN_TREND,
-                                  data=f"{dataset} novel classes, {backbone}",
-                                  interval=f"95% CI paired over {test_episodes} test episodes"))
-figures.save_table(claims, "claims", caption="The paper's few-shot claims on our data, decided by the 95% interval.")
+gains = {shot: (100 * (episodes_of[arm_name("hyperbolic", shot, c)] - episodes_of[arm_name("euclidean", shot, None)])
+                .mean(1)).tolist()  # one value per seed, on the same test episodes: paired
+         for shot in shots if len(geometries) == 2}
+converged = converged_arms(models, *main_arms)
+claims = claims_table(gain_claims(gains, setting="shot", paper=FEWSHOT_GAIN, paper_trend=FEWSHOT_GAIN_TREND,
+                                  data=f"{dataset} novel classes, {backbone}", sesoi=POINTS, converged=converged))
+figures.save_table(claims, "claims", caption="The paper's few-shot claims on our data: per-seed hyperbolic − "
+                   f"Euclidean accuracy on the same {test_episodes} test episodes, decided by the shared rule over "
+                   "seeds.")
+stopped = models.groupby("arm", sort=False).converged.mean().mul(100)
 lines = [f"Data: {kind}; profile `{profile}`, {backbone} (dim {table['dim'].iloc[0]}), {test_way}-way tests over "
-         f"{test_episodes} episodes, {epochs} epochs × {episodes} episodes, c = {c}, seed {seed}."]
+         f"{test_episodes} episodes, at most {epochs} epochs × {episodes} episodes (patience {patience}), c = {c}, "
+         f"{n_seeds} seed(s) from {seed}; {grid.sources.count('computed')} of {len(cells)} models trained in this run.",
+         f"Models stopped by patience (converged): {models.converged.mean():.0%} of {len(models)}"
+         + "".join(f"; {arm} {share:.0f}%" for arm, share in stopped.items() if share < 100) + "."]
 lines += claims_lines(claims) or ["- The geometry comparison needs both geometries; not tested in this run."]
 if len(curvature_table) > 1:
     best = curvature_table.loc[curvature_table["accuracy_%"].idxmax()]

@@ -60,15 +60,16 @@ attributes: Literal["normalised", "original"] = "normalised"  # IPN's semantic i
 prototype_dim: int = 256  # [≥ 1] width of each space's prototypes (official: 2048)
 graph_dim: int = 64  # [≥ 1] width of the attention projection (official: 256)
 hidden_dim: int = 256  # [≥ 1] hidden width of the scoring MLP (official: 2048)
-epochs: int = 30  # [≥ 1] training epochs of each model-selection run (official: 360)
+epochs: int = 45  # [≥ 1] at most this many training epochs in each model-selection run (official: 360)
+patience: int = 5  # [≥ 1] a selection run stops after this many epochs without a better validation H
 lr: float = 1e-3  # [> 0] Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
-n_seeds: int = 3  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+n_seeds: int = 5  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # [≥ 0] cells trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)
 executor: Literal["local", "slurm"] = "local"  # local: cells computed here (workers);
     # slurm: one SLURM job per missing cell (cache on a shared file system)
-profile: str = "default"  # smoke | default | full
+profile: str = "default"  # smoke | quick | default | full
 seed: int = 0  # [≥ 0] first random seed (the embedded data set is built with this seed)
 device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
@@ -82,11 +83,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
-from protolab.claims import claim, claims_lines, claims_table
+from protolab.claims import POINTS, claims_lines, claims_table, compare, paired_effect, paired_seed_differences
 from protolab.data import load_zsl
 from protolab.data.xlsa17 import PAPER_DATASETS
+from protolab.training.convergence import converged_arms, grid_models
 from protolab.zsl.grid import ablation_cell, base_configs, run_ipn_grid, seed_table
-from protolab.metrics import clear_direction, paired_seed_change
 from protolab.plots import metric_sweeps, name_spread, seed_bars
 
 session = figures.start("ipn_ablations", globals())
@@ -112,7 +113,7 @@ base_model, base_train = base_configs(
     data, steps=steps, threshold=threshold, temperature=temperature, logit_scale=logit_scale,
     prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, lr=lr, n_way=n_way,
     episode_unseen=episode_unseen, episodes_per_epoch=episodes_per_epoch, consistency_weight=lambda_consistency,
-    episodes_rule=episodes_rule, attributes=attributes)
+    episodes_rule=episodes_rule, attributes=attributes, patience=patience)
 BASE = "IPN (base)"
 variants = {BASE: ("base", base_model, base_train),
             "visual space only": ("spaces", replace(base_model, spaces="visual"), base_train),
@@ -127,11 +128,15 @@ cells, grid = run_ipn_grid("ipn_ablations", data, {name: v[1:] for name, v in va
 runs = pd.DataFrame([{"variant": cell["variant"], "factor": variants[cell["variant"]][0],
                       "seed": cell["train"]["seed"], "steps": cell["model"]["steps"],
                       "threshold": cell["model"]["threshold"], "spaces": cell["model"]["spaces"],
-                      "episodic": cell["train"]["episodic"], "source": source, **result}
+                      "episodic": cell["train"]["episodic"], "source": source,
+                      **{key: value for key, value in result.items() if key not in ("convergence", "wall_seconds")}}
                      for cell, result, source in zip(cells, grid.results, grid.sources)])
 figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell of the ablation grid on {dataset}: test U/S/H "
                    "(fractions), selected epoch, mean graph neighbours per class; `source` says whether the cell "
                    "was computed in this run or reused from the cache.")
+models = grid_models("ipn_ablations", runs.variant, runs.seed, grid.results)
+figures.save_table(models, "models", caption="Every trained model: selection epochs run (`steps`), the best one, "
+                   "whether patience stopped it (`converged`) or the epoch cap, its final and best validation H.")
 display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, "
                  f"{grid.sources.count('cached')} reused from the cache."))
 
@@ -147,10 +152,13 @@ summary.insert(2, "factor", [variants[v][0] for v in summary.variant])
 neighbours = runs.groupby("variant")[["neighbours_semantic", "neighbours_visual"]].mean().round(1)
 summary = summary.join(neighbours, on="variant").assign(
     paper="not available here" if dataset.upper() in PAPER_DATASETS else "—")
+collapses = (runs.H < 2 / data.n_classes).groupby(runs.variant).agg(["sum", "size"])  # H below twice chance
+summary["collapsed"] = [f"{collapses.loc[v, 'sum']}/{collapses.loc[v, 'size']}" for v in summary.variant]
 figures.save_table(summary, "ablations", caption=f"IPN ablations on {dataset}: GZSL U/S/H (%), mean ± std over "
                    f"{n_seeds} seed(s), one factor changed at a time from the base IPN; neighbours = mean number of "
-                   "other classes each class attends to in the first propagation step (test search space).")
-summary[["variant", "factor", "U", "S", "H", "neighbours_semantic", "neighbours_visual", "paper"]]
+                   "other classes each class attends to in the first propagation step (test search space); collapsed: "
+                   "seeds with H below twice chance.")
+summary[["variant", "factor", "U", "S", "H", "collapsed", "neighbours_semantic", "neighbours_visual", "paper"]]
 
 # %% [markdown]
 # ## H per variant
@@ -181,41 +189,48 @@ figures.save_figure(fig, "h_vs_steps_and_threshold", caption="U, S and H (mean �
 
 # %% [markdown]
 # ## Claims
-# Each claim about a component of IPN is decided by the shared rule (`protolab.metrics.claim_verdict`) on
-# the change of H, Student-t 95% interval paired over seeds. The paper's ablation numbers could not be read.
+# Each claim about a component of IPN is decided by the shared rule (`protolab.claims.decide`) on the per-seed
+# paired change of H: a Student-t 95% interval over seeds, the smallest effect of interest `POINTS`, inconclusive
+# below 5 seeds or when a compared model did not converge. A run *collapsed* when its H is below twice chance
+# (2 / number of classes); declared beforehand: collapsed seeds stay in (a collapse is the method's outcome) and
+# are counted in `collapsed`. The paper's ablation numbers could not be read.
 
 # %%
 CLAIMS = {"both spaces > semantic space only (H)": (BASE, "semantic space only"),
           "semantic space only > visual space only (H)": ("semantic space only", "visual space only"),
           "episodic training helps (H)": (BASE, "non-episodic"),
           f"propagation (K = {steps} > 0) helps (H)": (BASE, "K = 0")}
-claims = claims_table([claim(text, "not available offline", dataset, *paired_seed_change(runs, a, b, "H", scale=100),
-                             unit=" points", interval="t 95%, paired over seeds")
+claims = claims_table([compare(text, "not available offline", dataset, runs, a, b, "H", scale=100, sesoi=POINTS,
+                               converged=converged_arms(models, a, b), collapse_below=2 / data.n_classes)
                        for text, (a, b) in CLAIMS.items() if a in variants and b in variants])
-figures.save_table(claims, "claims", caption=f"IPN's component claims on {dataset}: change of H (points), "
-                   "paired over seeds, verdict by the 95% interval.")
+figures.save_table(claims, "claims", caption=f"IPN's component claims on {dataset}: per-seed paired change of H "
+                   f"(points), verdict by the shared rule (SESOI {POINTS.value:g} {POINTS.unit}: {POINTS.reason}).")
 claims
 
 # %% [markdown]
 # ## What we observed
-# A change is called clear when its paired 95% interval over seeds excludes 0
-# (`protolab.metrics.clear_direction`); with one seed nothing is clear.
+# A change against the base is called clear when its paired 95% interval over seeds excludes 0; with fewer than
+# two seeds there is no interval.
 
 # %%
 rows, best = summary.set_index("variant"), summary.set_index("variant").H_mean.idxmax()
-change = {v: paired_seed_change(runs, v, BASE, "H", scale=100) for v in variants if v != BASE}
-CLEAR = {1: "95% interval excludes 0", -1: "95% interval excludes 0",
-         0: "within the seed noise" if n_seeds > 1 else "one seed, no interval"}
+change = {v: paired_effect(paired_seed_differences(runs, v, BASE, "H", scale=100)) for v in variants if v != BASE}
+stopped = models.groupby("arm", sort=False).converged.mean().mul(100)
 lines = [f"Data: {dataset} "
          f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
-         f"profile `{profile}`, {n_seeds} seed(s) per variant, {epochs} selection epoch(s); "
-         f"{grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
+         f"profile `{profile}`, {n_seeds} seed(s) per variant, at most {epochs} selection epoch(s), patience "
+         f"{patience}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
          f"Base IPN: U {rows.loc[BASE, 'U']}, S {rows.loc[BASE, 'S']}, H {rows.loc[BASE, 'H']}. "
          f"Best variant: {best} (H {rows.loc[best, 'H']}).",
-         "Changes of H against the base, paired over seeds (mean ± t 95% half-width, points):"]
-lines += [f"- {v}: H {rows.loc[v, 'H']} ({c:+.1f} ± {h:.1f} vs base; {CLEAR[clear_direction(c, h)]})"
-          for v, (c, h) in change.items()]
-lines += ["Claims (H, paired over seeds, t 95%; inconclusive with one seed):", *claims_lines(claims)]
+         f"Models stopped by patience (converged): {models.converged.mean():.0%} of {len(models)}; "
+         + ", ".join(f"{arm} {share:.0f}%" for arm, share in stopped.items() if share < 100) + ".",
+         "Changes of H against the base, paired over seeds (mean, t 95% interval, points):"]
+lines += [f"- {v}: H {rows.loc[v, 'H']} ({e['estimate']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}] vs base; "
+          + ("no interval" if np.isnan(e["ci_low"]) else "interval excludes 0" if e["ci_low"] > 0 or e["ci_high"] < 0
+             else "within the seed noise") + ")"
+          for v, e in change.items()]
+lines += ["Claims (H, paired over seeds; verdict and Holm's verdict over this notebook's claims):",
+          *claims_lines(claims)]
 if not np.isnan(rows.loc[BASE, "neighbours_semantic"]):
     lines.append(f"The base model's learned graphs keep {rows.loc[BASE, 'neighbours_semantic']:.1f} (semantic) and "
                  f"{rows.loc[BASE, 'neighbours_visual']:.1f} (visual) neighbours per class on average at the test "

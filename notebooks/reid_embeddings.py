@@ -48,19 +48,26 @@ schedules: list[Literal["sch1", "sch2"]] = ["sch1"]  # [non-empty] sch1: lr ×0.
     # warm-up (10% of epochs), then cosine to 0
 c: float = 0.1  # [> 0] curvature of the Poincaré ball (our choice: the paper gives none for re-ID)
 clip_r: float | None = 2.3  # [> 0] clip feature norms to this radius before ToPoincare (None: no clipping)
-epochs: int = 15  # [≥ 1] training epochs, the same for both geometries
+val_identities: int = 20  # [≥ 1] training identities held out to validate every epoch (Rank-1 of their first image
+    # per camera against their other images); the models are trained on the other identities
+epochs: int = 40  # [≥ 1] at most this many training epochs, the same for both geometries (the schedules span them);
+    # patience may stop earlier
+patience: int = 5  # [≥ 1] training stops after this many epochs in a row without a better validation Rank-1
 batch_size: int = 64  # [≥ 1] training batch size
 lr: float = 1e-3  # [> 0] Adam base learning rate
 weight_decay: float = 5e-4  # [≥ 0] Adam weight decay
 flip: bool = False  # random horizontal flip (True on real data; a mirrored character is another identity)
 pad: int = 3  # [≥ 0] zero-pad by this many pixels, then random crop back (real 256×128: 10)
 erasing: float = 0.5  # [≥ 0, ≤ 1] probability of random erasing per training image
-n_seeds: int = 3  # [≥ 1] models trained per setting with seeds seed, seed+1, ...; mean ± std over them
+n_seeds: int = 5  # [≥ 1] models trained per setting with seeds seed, seed+1, ...; mean ± std over them
 strip_queries: int = 4  # [≥ 1] queries shown with their top-5 gallery images
 num_workers: int = 0  # [≥ 0] batches prepared ahead (worker processes for image files, a thread for decoded data;
     # 0: when needed)
 amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
-profile: Literal["smoke", "default", "full"] = "default"  # smoke | default | full
+reuse_cache: bool = True  # reuse the models an earlier run of the same code trained on the same data
+workers: int = 0  # [≥ 0] models trained at once in worker processes, one thread each
+    # (0 = this notebook's CPU threads; 1 on CUDA)
+profile: Literal["smoke", "quick", "default", "full"] = "default"  # smoke | quick | default | full
 seed: int = 0  # [≥ 0] first random seed (the stand-in is built with this seed)
 device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
@@ -71,25 +78,28 @@ import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
-from protolab.core import dryrun
-from protolab.claims import claim, claims_lines, claims_table
+from protolab.claims import POINTS, claims_lines, claims_table, decide
 from protolab.data import load_reid
-from protolab.metrics import mean_ci95
-from protolab.plots import cmc_curves, image_grid, metric_vs_dim, retrieval_strips
-from protolab.reid.fit import SCHEDULES, evaluate_retrieval, reid_training
-from protolab.reid.model import GEOMETRIES, OUR_CHOICES, build_reid_model
+from protolab.plots import cmc_curves, image_grid, learning_curves, metric_vs_dim, retrieval_strips
+from protolab.reid.cells import ReidData, cell_model, reid_cell, validation_identities
+from protolab.reid.fit import SCHEDULES, evaluate_retrieval
+from protolab.reid.model import GEOMETRIES, OUR_CHOICES
 from protolab.reid.tables import paired_gains, paper_layout, summarise
-from protolab.training.loops import fit_classifier
+from protolab.runner.model_grid import data_fingerprint, run_model_grid
+from protolab.training.convergence import converged_arms, grid_curves, grid_models
 
 session = figures.start("reid_embeddings", globals())
 device = resolve_device(device)
 seed_everything(seed)
 splits = load_reid(dataset, data_root, image_size=tuple(image_size), seed=seed)
+reid_data = ReidData(*validation_identities(splits.train, n_ids=val_identities, seed=seed), splits.query,
+                     splits.gallery)
 figures.describe_data(f"{splits.query.description}; {splits.train.n_classes} training identities, "
                       f"{len(splits.train)} train / {len(splits.query)} query / {len(splits.gallery)} gallery images")
 display(Markdown(f"**Data:** {splits.train.description}.\n\n" + "\n".join(
     f"- {name}: {len(part)} images, {len(set(part.person_ids.tolist()))} person ids, "
-    f"cameras {sorted(set(part.domains.tolist()))}" for name, part in zip(("train", "query", "gallery"), splits))))
+    f"cameras {sorted(set(part.domains.tolist()))}"
+    for name, part in zip(("train (used)", "validation query", "validation gallery", "query", "gallery"), reid_data))))
 display(Markdown("**Our choices (the paper is silent; no official code exists):**\n\n"
                  + "\n".join(f"- {line}" for line in OUR_CHOICES)
                  + "\n" + "\n".join(f"- `{name}`: {text}" for name, text in SCHEDULES.items())))
@@ -104,39 +114,57 @@ figures.save_figure(fig, "train_samples", caption="The first training images wit
 # %% [markdown]
 # ## Training and retrieval
 # For every schedule, dimension and seed, both geometries start from the same seed and see the same
-# batches and augmentation; each is then evaluated on the whole query / gallery split (same-camera
-# matches of a query's identity and junk images removed, distractors kept).
+# batches and augmentation. `val_identities` training identities are held out for validation: unseen identities
+# cannot be classified, so after every epoch the model retrieves them — Rank-1 of each one's first image per
+# camera against its other images, under the same protocol as the test. Training stops after `patience` epochs
+# without a better validation Rank-1 (a *converged* model) or at `epochs`, and the weights of the best epoch are
+# kept. Each model is then evaluated on the whole query / gallery split (same-camera matches of a query's identity
+# and junk images removed, distractors kept).
+#
+# Every model is one cell of a grid stored on disk the moment it is trained; a rerun of the same code on the same
+# data trains only the missing models (`reuse_cache = False` retrains all). Models are trained `workers` at a
+# time, one thread each, so a model's numbers do not depend on how many train at once.
 
 # %%
-runs, cmcs, kept = [], {}, {}
-in_channels = splits.train[0][0].shape[0]
-for schedule in dryrun.alike(schedules):  # a dry run (protolab run --dry-run) times the first schedule and seed
-    for dim in dims:
-        for run_seed in dryrun.alike(range(seed, seed + n_seeds)):
-            for geometry in GEOMETRIES:
-                seed_everything(run_seed)
-                model = build_reid_model(geometry, backbone=backbone, in_channels=in_channels, dim=dim,
-                                         n_classes=splits.train.n_classes, c=c, clip_r=clip_r,
-                                         pretrained_weights=pretrained_weights)
-                history = fit_classifier(model, splits.train, epochs=epochs, batch_size=batch_size, lr=lr,
-                                         device=device, seed=run_seed, weight_decay=weight_decay,
-                                         **reid_training(schedule, epochs, flip=flip, pad=pad, erasing=erasing),
-                                         description=f"{geometry} d={dim} {schedule} seed={run_seed}",
-                                         num_workers=num_workers, amp=amp)
-                result = evaluate_retrieval(model, splits.query, splits.gallery, device=device,
-                                            num_workers=num_workers, amp=amp)
-                runs.append({"dataset": dataset, "schedule": schedule, "dim": dim, "geometry": geometry,
-                             "seed": run_seed, "rank1": result["rank1"], "rank5": result["rank5"],
-                             "mAP": result["mAP"], "train_accuracy": history.accuracy.iloc[-1],
-                             "valid_queries": result["n_valid_queries"]})
-                if run_seed == seed:
-                    cmcs[(schedule, dim, geometry)] = result["cmc"]
-                if run_seed == seed and schedule == schedules[0] and dim == min(dims):  # for the retrieval strips
-                    kept[geometry] = result["distances"].float()
-runs = pd.DataFrame(runs)
-figures.save_table(runs.round(4), "runs",
-                   caption="Every trained model: Rank-1, Rank-5, mAP (fractions), last-epoch training accuracy.")
+first = schedules[0]
+settings = {"dataset": dataset, "data": data_fingerprint(*reid_data), "backbone": backbone,
+            "pretrained_weights": pretrained_weights, "c": c, "clip_r": clip_r, "epochs": epochs, "patience": patience,
+            "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "flip": flip, "pad": pad,
+            "erasing": erasing, "amp": amp, "device": device.type}
+cells = [{**settings, "schedule": schedule, "dim": dim, "seed": run_seed, "geometry": geometry,
+          "keep_state": run_seed == seed and schedule == first and dim == min(dims)}  # for the retrieval strips
+         for schedule in schedules for dim in dims for run_seed in range(seed, seed + n_seeds)
+         for geometry in GEOMETRIES]
+grid = run_model_grid("reid_embeddings", cells, reid_cell, reid_data, device=device, reuse=reuse_cache,
+                      workers=workers, num_workers=num_workers)
+arms = [f"{cell['geometry']}, d={cell['dim']}, {cell['schedule']}" for cell in cells]
+measures = ("rank1", "rank5", "mAP", "train_accuracy", "valid_queries")
+runs = pd.DataFrame([{"dataset": dataset, "schedule": cell["schedule"], "dim": cell["dim"],
+                      "geometry": cell["geometry"], "seed": cell["seed"], **{key: result[key] for key in measures},
+                      "source": source}
+                     for cell, result, source in zip(cells, grid.results, grid.sources)])
+figures.save_table(runs.round(4), "runs", caption="Every trained model: Rank-1, Rank-5, mAP (fractions), training "
+                   "accuracy in the kept epoch; `source` says whether it was trained in this run or reused from the "
+                   "cache.")
+seeds = [cell["seed"] for cell in cells]
+models = grid_models("reid_embeddings", arms, seeds, grid.results)
+figures.save_table(models, "models", caption="Every trained model: epochs run (`steps`), the best one (its weights are "
+                   "kept), whether patience stopped it (`converged`) or the epoch cap, its final and best validation "
+                   "Rank-1, training seconds.")
+curves = grid_curves(arms, seeds, grid.results)
+figures.save_table(curves, "curves", caption="Per-epoch training loss and accuracy and validation Rank-1 "
+                   "(`val_score`) of every trained model.")
+cmcs = {(cell["schedule"], cell["dim"], cell["geometry"]): result["cmc"]
+        for cell, result in zip(cells, grid.results) if cell["seed"] == seed}
+display(Markdown(f"{grid.sources.count('computed')} model(s) trained in this run, "
+                 f"{grid.sources.count('cached')} reused from the cache."))
 runs
+
+# %%
+fig = learning_curves(curves, "arm", [("loss", "training loss"), ("accuracy", "training accuracy"),
+                                      ("val_score", "validation Rank-1")], unit="seed")
+figures.save_figure(fig, "training_curves", caption="Training loss and accuracy and validation Rank-1 per epoch of "
+                    "every model (one thin line per seed).")
 
 # %% [markdown]
 # ## Rank-1 and mAP (%), mean ± std over seeds, in the paper's layout
@@ -154,7 +182,6 @@ layout
 fig = metric_vs_dim(table, title=f"{dataset}: retrieval vs embedding size ({n_seeds} seed(s))")
 figures.save_figure(fig, "metrics_vs_dim", caption="Rank-1 and mAP against the embedding dimension, both "
                     "geometries; error bars: std over seeds.")
-first = schedules[0]
 fig = cmc_curves({f"{g}, d={d}": cmcs[(first, d, g)] for d in dims for g in GEOMETRIES},
                  title=f"CMC, {dataset}, {first}, seed {seed}")
 figures.save_figure(fig, "cmc", caption="Cumulative matching characteristic of every dimension and geometry "
@@ -167,32 +194,43 @@ figures.save_figure(fig, "cmc", caption="Cumulative matching characteristic of e
 # %%
 valid = [i for i in range(len(splits.query)) if int(splits.query.person_ids[i]) > 0]
 picks = [valid[k * len(valid) // strip_queries] for k in range(min(strip_queries, len(valid)))]
-for geometry in GEOMETRIES:
-    fig = retrieval_strips(splits.query, splits.gallery, kept[geometry], picks,
+for cell, result in zip(cells, grid.results):
+    if not cell["keep_state"]:
+        continue
+    geometry = cell["geometry"]
+    distances = evaluate_retrieval(cell_model(reid_data, cell, result), splits.query, splits.gallery, device=device,
+                                   num_workers=num_workers, amp=amp)["distances"].float()
+    fig = retrieval_strips(splits.query, splits.gallery, distances, picks,
                            title=f"{geometry}, d={min(dims)}, {first}, seed {seed}")
     figures.save_figure(fig, f"retrieval_{geometry}",
                         caption=f"Queries and their top-5 gallery images, {geometry} model, d={min(dims)}.")
 
 # %% [markdown]
 # ## Claims
-# Decided by the Student-t 95% interval over seeds of the hyperbolic − Euclidean difference, paired by seed.
+# Decided by the shared rule (`protolab.claims.decide`) on the per-seed hyperbolic − Euclidean Rank-1 difference
+# (both geometries trained with the same seed, batches and augmentation, tested on the same query/gallery split):
+# Student-t 95% interval over seeds, smallest effect of interest `POINTS`, inconclusive below 5 seeds or when a
+# compared model did not converge. The paper's "≥" is tested as "> 0".
 
 # %%
 gains, rows = paired_gains(runs), []
 for schedule, part in gains.groupby("schedule", sort=False):
-    data = f"{dataset}, {schedule}, {n_seeds} seed(s)"
+    data = f"{dataset}, {schedule}"
     for dim, group in part.groupby("dim"):
-        rows.append(claim(f"Hyperbolic Rank-1 ≥ Euclidean at d = {dim} (difference, points of %)",
-                          "re-ID table (Market-1501, DukeMTMC)", data, *mean_ci95(torch.tensor(group.gain.values)),
-                          interval="t 95%, paired by seed"))
+        converged = converged_arms(models, *(f"{g}, d={dim}, {schedule}" for g in GEOMETRIES))
+        rows.append(decide(f"Hyperbolic Rank-1 > Euclidean at d = {dim} (difference, points of %)",
+                           "re-ID table (Market-1501, DukeMTMC)", data, group.gain.tolist(), sesoi=POINTS,
+                           converged=converged))
     low, high = (part[part.dim == d].set_index("seed").gain for d in (min(dims), max(dims)))
     if len(dims) > 1:
-        rows.append(claim(f"The hyperbolic gain is larger at d = {min(dims)} than at d = {max(dims)} (gain difference)",
-                          "re-ID table: larger gains at small d", data,
-                          *mean_ci95(torch.tensor((low - high).values)), interval="t 95%, paired by seed"))
+        converged = converged_arms(models, *(f"{g}, d={d}, {schedule}" for g in GEOMETRIES for d in (min(dims),
+                                                                                                      max(dims))))
+        rows.append(decide(f"The hyperbolic gain is larger at d = {min(dims)} than at d = {max(dims)} "
+                           "(gain difference)", "re-ID table: larger gains at small d", data,
+                           (low - high).dropna().tolist(), sesoi=POINTS, converged=converged))
 claims = claims_table(rows)
-figures.save_table(claims, "claims",
-                   caption="The paper's re-ID claims on our data, decided by the paired 95% interval.")
+figures.save_table(claims, "claims", caption="The paper's re-ID claims on our data, decided by the shared rule over "
+                   "training seeds.")
 claims
 
 # %% [markdown]
@@ -200,8 +238,11 @@ claims
 
 # %%
 kind = "embedded stand-in, not a re-ID benchmark" if dataset == "reid-glyphs" else "real files"
-lines = [f"Data: {dataset} ({kind}), "
-         f"profile `{profile}`, backbone {backbone}, {epochs} epoch(s), {n_seeds} seed(s), c = {c}, clip_r = {clip_r}."]
+lines = [f"Data: {dataset} ({kind}), profile `{profile}`, backbone {backbone}, at most {epochs} epoch(s) with patience "
+         f"{patience} on {val_identities} held-out training identities, {n_seeds} seed(s), c = {c}, clip_r = {clip_r}.",
+         f"{models.converged.mean():.0%} of the {len(models)} models stopped by patience (converged) before the cap "
+         f"of {epochs} epoch(s); {grid.sources.count('computed')} trained in this run, {grid.sources.count('cached')} "
+         "reused from the cache."]
 for row in table.itertuples():
     spread = "" if pd.isna(row.rank1_std) else f" (std {row.rank1_std:.1f})"
     lines.append(f"- {row.schedule}, d = {row.dim}, {row.geometry}: Rank-1 {row.rank1_mean:.1f}%{spread}, "

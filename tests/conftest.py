@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -60,3 +61,12 @@ def write_notebook(path: Path, parameters: str, *cells: str, title: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
     return path
+
+
+@pytest.fixture
+def fresh_grid_cache(tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache holding the session's built datasets but no grid results (trained models)."""
+    cache = tmp_path / "cache"
+    shutil.copytree(isolated_cache, cache, ignore=shutil.ignore_patterns("grids"))
+    monkeypatch.setenv("PROTOLAB_CACHE_DIR", str(cache))
+    return cache

@@ -7,14 +7,15 @@ import json
 import pandas as pd
 import pytest
 
-from protolab.claims import claim, claims_table
-from protolab.metrics import VERDICTS
+from protolab.claims import POINTS, VERDICTS, claims_table, decide
 from protolab.runner.execute import run_notebooks
 from tests.layouts import write_awa2_like
 
 
 def _write_claims(out_dir, notebook: str, rows: list[tuple[str, float, float]]) -> None:
-    table = claims_table([claim(statement, "—", "test data", change, half) for statement, change, half in rows])
+    """A claims table whose rows have the given mean over five seeds (mean ± spread)."""
+    table = claims_table([decide(statement, "—", "test data", [change - spread, change, change + spread, change, change],
+                                 sesoi=POINTS) for statement, change, spread in rows])
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / f"{notebook}__claims.csv", index=False)
 
@@ -43,7 +44,7 @@ def test_smoke_profile_measures_every_space_and_pairs_other_notebooks_claims(tmp
     assert set(points.space) == {"glyphs-conv4", "mnist-5k"}
     claims = pd.read_csv(figures / "delta_hyperbolicity__claims.csv")
     assert len(claims) == 1 and claims.verdict.iloc[0] in VERDICTS
-    assert claims.verdict.iloc[0] == "inconclusive"  # three comparisons: no Fisher-z interval
+    assert claims.verdict.iloc[0] == "inconclusive" and "not scored" in claims.note.iloc[0]  # described only
     observations = (figures / "delta_hyperbolicity__observations.md").read_text()
     assert "reid_embeddings skipped" in observations and "glyphs-conv4" in observations
     assert (figures / "delta_hyperbolicity__delta_rel.png").exists()

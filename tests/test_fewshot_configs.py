@@ -110,6 +110,6 @@ def test_the_runner_accepts_a_notebooks_own_full_profiles_only(tmp_path, capsys)
     assert "full-paper-a epochs=200" in capsys.readouterr().out
     assert main(["--notebooks", str(notebooks), "run", "exp", "--profile", "full-paper-b"]) == 2
     assert "choose one of smoke, default, full, full-paper-a" in capsys.readouterr().err
-    (notebooks / "profiles.yaml").write_text("exp:\n  quick: {epochs: 1}\n")
-    with pytest.raises(ParameterError, match="'quick'.*full-"):
+    (notebooks / "profiles.yaml").write_text("exp:\n  fast: {epochs: 1}\n")
+    with pytest.raises(ParameterError, match="'fast'.*full-"):
         discover(notebooks)

@@ -200,19 +200,39 @@ def test_a_parameter_papermill_injected_that_the_notebook_does_not_declare_is_re
     figures.start("exp", _namespace(In=history[:2] + ['# Parameters\nepochs = 3\n'], epochs=3))
 
 
-def test_the_dirty_flag_ignores_changes_under_the_runs_own_out_dir(tmp_path, monkeypatch):
+README = "# exp\n\n<!-- scorecard:start -->\nold scorecard\n<!-- scorecard:end -->\n\n## More\n"
+
+
+def test_the_dirty_flag_ignores_what_runs_write_but_not_other_changes(tmp_path, monkeypatch):
+    """Outputs under figures/, runs/ or the run's out_dir and the README's scorecard block leave a checkout clean."""
     repo = _checkout(tmp_path / "repo")
-    (repo / "figures").mkdir()
-    (repo / "figures" / "exp__old.md").write_text("old\n")
-    _git(repo, "add", "figures")
+    for path, text in [("figures/exp__old.md", "old\n"), ("runs/kept/summary.md", "old\n"), ("out/exp__x.md", "x\n"),
+                       ("README.md", README), ("lib/code.py", "x = 1\n")]:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    _git(repo, "add", "-f", ".")
     _git(repo, "commit", "-q", "-m", "outputs")
     monkeypatch.setenv("PROTOLAB_NOTEBOOKS_DIR", str(repo / "notebooks"))
     monkeypatch.setenv("PROTOLAB_STAGE_DIR", str(tmp_path / "stage"))
-    (repo / "figures" / "exp__old.md").write_text("rewritten by this run\n")
     head = _git(repo, "rev-parse", "HEAD")
-    assert figures.start("exp", _namespace(out_dir=str(repo / "figures"))).git_commit == head
-    assert figures.start("exp", _namespace(out_dir=str(tmp_path / "other"))).git_commit == \
-        f"{head} (with uncommitted changes)"
+
+    def commit(out_dir: str = str(tmp_path / "other")) -> str:
+        return figures.start("exp", _namespace(out_dir=out_dir)).git_commit
+
+    (repo / "figures" / "exp__old.md").write_text("rewritten by a run\n")
+    (repo / "runs" / "kept" / "summary.md").write_text("rewritten\n")
+    (repo / "README.md").write_text(README.replace("old scorecard", "new scorecard\n| rows |"))
+    assert commit() == head
+    (repo / "out" / "exp__x.md").write_text("rewritten by this run\n")
+    assert commit(str(repo / "out")) == head, "the run's own out_dir"
+    assert commit() == f"{head} (with uncommitted changes)", "another out_dir"
+    _git(repo, "checkout", "out")
+    (repo / "README.md").write_text(README.replace("## More", "## More, edited"))
+    assert commit() == f"{head} (with uncommitted changes)", "the README outside its scorecard block"
+    _git(repo, "checkout", "README.md")
+    assert commit() == head
+    (repo / "lib" / "code.py").write_text("x = 2\n")
+    assert commit() == f"{head} (with uncommitted changes)"
 
 
 def test_start_refuses_a_value_outside_the_declared_choices(elsewhere):

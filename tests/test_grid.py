@@ -254,3 +254,23 @@ def test_progress_on_a_terminal_is_a_bar_with_no_plain_lines(tmp_path: Path, cap
 def test_an_unknown_executor_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="executor must be one of local, slurm, got 'pbs'"):
         run_grid(CELLS, Recorder(), tmp_path, progress=False, executor="pbs")
+
+
+def test_every_grid_reports_its_models_done_for_the_runners_progress_line(tmp_path: Path, monkeypatch) -> None:
+    from protolab.runner.environment import PROGRESS_DIR
+    from protolab.runner.progress import models_progress
+
+    progress = tmp_path / "progress"
+    monkeypatch.setenv(PROGRESS_DIR, str(progress))
+    seen: list[tuple[int, int]] = []
+    recorder = Recorder()
+
+    def compute(cell: dict) -> dict:
+        seen.append(models_progress(progress))
+        return recorder(cell)
+
+    run_grid(CELLS[:2], compute, tmp_path / "first", progress=False)
+    assert seen == [(0, 2), (1, 2)] and models_progress(progress) == (2, 2)
+    run_grid(CELLS, Recorder(), tmp_path / "second", progress=False)
+    assert models_progress(progress) == (8, 8), "two grids: their counts add up"
+    assert models_progress(tmp_path / "nothing") == (0, 0)

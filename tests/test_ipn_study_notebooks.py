@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 import torch
 
 from protolab.runner.execute import run_notebooks
 from tests.layouts import write_awa2_like
-
-
-@pytest.fixture
-def fresh_grid_cache(tmp_path, isolated_cache, monkeypatch):
-    """A cache holding the session's built datasets but no grid results."""
-    cache = tmp_path / "cache"
-    shutil.copytree(isolated_cache, cache, ignore=shutil.ignore_patterns("grids"))
-    monkeypatch.setenv("PROTOLAB_CACHE_DIR", str(cache))
-    return cache
 
 
 def _run(tmp_path, name: str, profile: str, run: str, **overrides):
@@ -97,4 +86,4 @@ def test_consistency_study_full_profile_on_xlsa17_files(tmp_path):
     claims = pd.read_csv(out / "consistency_study__claims.csv")
     assert claims.claim[0] == "consistency loss (λ = 1) > shared attention (H)" and len(claims) == 4
     both = runs.pivot(index="seed", columns="variant", values="H")
-    assert claims.change[0] == pytest.approx(100 * (both["λ = 1"] - both["shared attention"]).mean())
+    assert claims.estimate[0] == pytest.approx(100 * (both["λ = 1"] - both["shared attention"]).mean())

@@ -21,7 +21,8 @@ PACKAGE = ROOT / "lib" / "protolab"
 RUNNER_CLIENTS = {
     "figures.py": {"protolab.runner.parameters", "protolab.runner.project", "protolab.runner.report",
                    "protolab.runner.scratch"},
-    "zsl/grid.py": {"protolab.runner.grid"},
+    "zsl/grid.py": {"protolab.runner.grid", "protolab.runner.model_grid"},
+    "fewshot/cells.py": {"protolab.runner.grid", "protolab.runner.model_grid"},
 }
 
 

@@ -246,3 +246,11 @@ def test_list_shows_each_parameters_range_before_its_help(capsys):
     assert "[len = shots, ≥ 2] classes per training episode" in shown["train_way"]
     assert "[≥ 0, ≤ 1] probability of random erasing" in shown["erasing"]
     assert any(line.split()[0] == "device" and "[device]" in line for line in lines if line.startswith("    "))
+
+
+def test_a_profile_naming_an_undeclared_parameter_is_a_clear_error():
+    from protolab.runner.parameters import parse_parameters_cell
+
+    parameters = parse_parameters_cell("epochs: int = 3  # [≥ 1] epochs\n")
+    with pytest.raises(ParameterError, match="unknown parameter 'patience'; known: epochs"):
+        check_values(parameters, {"epochs": 2, "patience": 1})

@@ -1,4 +1,5 @@
-"""The Poincaré-uncertainty notebook's full profile reads the real MNIST/Omniglot layouts."""
+"""The Poincaré-uncertainty notebook: its full profile reads the real MNIST/Omniglot layouts; its smoke profile
+stores every trained model and a rerun reuses them all."""
 
 from __future__ import annotations
 
@@ -33,3 +34,28 @@ def test_real_dataset_without_data_root_is_refused_before_any_kernel(tmp_path):
                       out_dir=tmp_path / "figures", runs_dir=tmp_path / "runs", timeout=300)
     assert "dataset='mnist'" in str(refused.value) and "MNIST/raw/train-images-idx3-ubyte" in str(refused.value)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "figures").exists()
+
+
+@pytest.mark.notebook
+def test_smoke_rerun_reuses_every_trained_model_and_models_has_one_row_each(tmp_path, fresh_grid_cache):
+    def smoke(run: str):
+        result = run_notebooks(["poincare_uncertainty"], profile="smoke", out_dir=tmp_path / run,
+                               runs_dir=tmp_path / "runs", timeout=400)[0]
+        assert result.status == "ok", f"{result.failing_cell} {result.error}"
+        return tmp_path / run
+
+    first, second = smoke("first"), smoke("second")
+    runs, rerun = (pd.read_csv(out / "poincare_uncertainty__runs.csv") for out in (first, second))
+    assert (runs.source == "computed").all() and (rerun.source == "cached").all()
+    pd.testing.assert_frame_equal(runs.drop(columns="source"), rerun.drop(columns="source"))
+    assert len(list((fresh_grid_cache / "grids" / "poincare_uncertainty").glob("*.pt"))) == 2
+    models = pd.read_csv(first / "poincare_uncertainty__models.csv")
+    assert sorted(models.arm) == ["euclidean, d=2", "hyperbolic, d=2"] and set(models.seed) == {0}  # 1 seed, d = 2
+    assert set(models.stopped_by) <= {"patience", "max_steps"} and (models.steps == 1).all()  # smoke: 1 epoch
+    pd.testing.assert_frame_equal(models, pd.read_csv(second / "poincare_uncertainty__models.csv"))
+    curves = pd.read_csv(first / "poincare_uncertainty__curves.csv")
+    assert curves.groupby("arm").epoch.max().to_dict() == dict(zip(models.arm, models.steps))
+    assert curves.val_score.between(0, 1).all()
+    observations = (second / "poincare_uncertainty__observations.md").read_text()
+    assert "stopped by patience" in observations and "0 trained in this run, 2 reused from the cache" in observations
+    assert (second / "poincare_uncertainty__training_curves.png").exists()

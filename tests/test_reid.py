@@ -13,6 +13,7 @@ import torchvision
 from protolab.data.images import LabeledImages
 from protolab.hyperbolic import pairwise_dist
 from protolab.backbones import resnet50_trunk
+from protolab.reid.cells import ReidData, cell_model, reid_cell, validation_identities
 from protolab.reid.fit import SCHEDULES, augment, evaluate_retrieval, held_out_identities, lr_factor, reid_training
 from protolab.reid.model import GEOMETRIES, ReidNet, build_reid_model, retrieval_distances
 from protolab.reid.tables import paired_gains, paper_layout, summarise
@@ -116,6 +117,35 @@ def test_held_out_identities_holds_out_training_identities() -> None:
     pairs = list(zip(query.person_ids.tolist(), query.domains.tolist()))
     assert len(pairs) == len(set(pairs)) == 4  # one query per held-out identity and camera
 
+
+
+def test_validation_identities_refuse_splits_that_cannot_validate() -> None:
+    data = _toy(n_ids=4)
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        validation_identities(data, n_ids=4, seed=0)
+    with pytest.raises(ValueError, match="raise val_identities"):  # one image per camera: no validation gallery
+        validation_identities(_toy(n_ids=4, per_camera=1), n_ids=2, seed=0)
+    train, query, gallery = validation_identities(data, n_ids=2, seed=0)
+    assert train.n_classes == 2 and set(query.person_ids.tolist()) == set(gallery.person_ids.tolist())
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_a_reid_cell_stops_on_the_validation_rank1_and_its_stored_model_retrieves_alike(geometry: str) -> None:
+    data = _toy(n_ids=6)
+    splits = ReidData(*validation_identities(data, n_ids=2, seed=0), *(data.subset(torch.arange(k, len(data), 2))
+                                                                      for k in (0, 1)))
+    cell = {"geometry": geometry, "dim": 8, "schedule": "sch1", "seed": 0, "keep_state": True, "backbone": "conv4",
+            "pretrained_weights": "", "c": 0.5, "clip_r": 2.0, "epochs": 6, "patience": 1, "batch_size": 8,
+            "lr": 3e-3, "weight_decay": 5e-4, "flip": False, "pad": 1, "erasing": 0.0, "amp": False, "device": "cpu"}
+    result = reid_cell(splits, cell)
+    convergence, history = result["convergence"], pd.DataFrame(result["history"])
+    assert convergence["steps"] == len(history) <= 6 and history.val_score.between(0, 1).all()
+    assert convergence["best_score"] == history.val_score.max() and 0 <= result["rank1"] <= 1
+    assert convergence["stopped_by"] == ("patience" if convergence["converged"] else "max_steps")
+    model = cell_model(splits, cell, result)
+    again = evaluate_retrieval(model, splits.query, splits.gallery, device=torch.device("cpu"))
+    assert again["rank1"] == result["rank1"] and again["mAP"] == pytest.approx(result["mAP"])
+    assert "state" not in reid_cell(splits, {**cell, "keep_state": False, "epochs": 1})
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_fit_and_evaluate_on_an_easy_toy_set(geometry: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from protolab.claims import claim, claims_table
+from protolab.claims import Sesoi, claims_table, decide
 from protolab.runner.report import (
     README_END, README_START, build_report, first_sentence, humanise, markdown_table, readme_scorecard, record_runs,
     scorecard, write_readme_scorecard,
@@ -27,15 +27,19 @@ def _save(out_dir: Path, notebook: str, name: str, table: pd.DataFrame, run_id: 
         "git_commit": "abc", "versions": {}, "wall_time_s": 1.0}))
 
 
-def _claims(*rows: tuple[str, float, float]) -> pd.DataFrame:
-    return claims_table([claim(statement, "Table 1: +2", "toy", change, half) for statement, change, half in rows])
+SESOI = Sesoi(1.0, "points", "a test's")
+
+
+def _claims(*rows: tuple[str, list[float]]) -> pd.DataFrame:
+    return claims_table([decide(statement, "Table 1: +2", "toy", differences, sesoi=SESOI)
+                         for statement, differences in rows])
 
 
 def _figures(tmp_path: Path) -> Path:
     figures = tmp_path / "figures"
     figures.mkdir()
-    _save(figures, "alpha", "claims", _claims(("A beats B", 2.0, 0.5), ("C beats D", 0.1, 1.0)))
-    _save(figures, "beta", "claims", _claims(("E beats F", -3.0, 0.5)), run_id="run-0")
+    _save(figures, "alpha", "claims", _claims(("A beats B", [2.0, 2.1, 1.9, 2.0, 2.2]), ("C beats D", [1, -1, 2, 0, 1])))
+    _save(figures, "beta", "claims", _claims(("E beats F", [-3.0, -2.9, -3.1, -3.0, -2.8])), run_id="run-0")
     record_runs(figures, [{"notebook": "alpha", "status": "ok", "run_id": "run-1", "profile": "default",
                            "wall_time_s": 1.0},
                           {"notebook": "beta", "status": "failed", "run_id": "run-2", "profile": "default",
@@ -51,19 +55,35 @@ def test_the_report_opens_with_every_notebooks_claims_and_their_verdict_counts(t
         html_path.read_text()
     card = markdown[markdown.index("## Claims scorecard"):markdown.index("## Experiments")]
     assert markdown.index("## Claims scorecard") < markdown.index('<a id="nb-')
-    assert ("3 claims from 2 notebooks: **1 holds**, **1 does not hold**, **1 inconclusive**; 1 **stale**" in card)
-    assert "| notebook | claim | paper's evidence | our data | our measurement | verdict |" in card
+    assert ("3 claims from 2 notebooks, with Holm's correction across the scorecard (family-wise 5%): **1 holds**, "
+            "**1 does not hold**, **1 inconclusive**. Without it (each claim at 95%): 1 holds, 1 does not hold, "
+            "1 inconclusive; 1 **stale**" in card)
+    assert "| notebook | claim | paper's evidence | our data | our measurement | verdict (Holm) | verdict (raw) |" in card
     rows = [line for line in card.splitlines() if line.startswith("| [")]
     assert [row.split("](")[0] for row in rows] == ["| [beta", "| [alpha", "| [alpha"], "notebooks in the given order"
     assert rows[0].startswith("| [beta](#nb-beta) — **stale** (run `run-0`) | E beats F | Table 1: +2 | toy |")
-    assert rows[0].endswith("| **does not hold** |") and "stale" not in rows[1] + rows[2]
-    assert "+2.00 ± 0.50 (95% CI) | **holds** |" in rows[1]
+    assert rows[0].endswith("| **does not hold** | does not hold | — |") and "stale" not in rows[1] + rows[2]
+    assert "+2.04 points, 95% CI [+1.90, +2.18] over 5 seed(s) | **holds** | holds |" in rows[1]
 
 
 def test_scorecard_rows_are_the_csv_rows(tmp_path):
-    rows, counts = scorecard(_figures(tmp_path))
+    rows, raw, holm = scorecard(_figures(tmp_path))
     assert [row["claim"] for row in rows] == ["A beats B", "C beats D", "E beats F"]
-    assert counts == {"holds": 1, "inconclusive": 1, "does not hold": 1}
+    assert raw == holm == {"holds": 1, "inconclusive": 1, "does not hold": 1}
+
+
+def test_the_scorecard_applies_holm_across_notebooks(tmp_path):
+    """Each claim alone holds at 95% (p ≈ 0.03); across three claims Holm tests the smallest p at 0.05/3: none."""
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    marginal = [0.3, 2.5, 1.0, 0.6, 1.6]
+    for notebook in ("alpha", "beta", "gamma"):
+        _save(figures, notebook, "claims", _claims((f"{notebook} holds alone", marginal)))
+    rows, raw, holm = scorecard(figures)
+    assert 0.01 < float(rows[0]["p_value"]) < 0.05
+    assert raw == {"holds": 3} and holm == {"inconclusive": 3}
+    alone = pd.read_csv(figures / "alpha__claims.csv")
+    assert alone.verdict_holm.tolist() == ["holds"], "one claim in its notebook: Holm changes nothing there"
 
 
 def test_regenerating_the_readme_block_from_the_figures_csvs_is_exact(tmp_path):
@@ -71,15 +91,15 @@ def test_regenerating_the_readme_block_from_the_figures_csvs_is_exact(tmp_path):
     readme = tmp_path / "README.md"
     before, after = "# project\n\n## Quick start\n\ntext\n\n", "\n\n## The runner\n\nmore text\n"
     readme.write_text(before + f"{README_START}\nhand-typed, outdated\n{README_END}" + after)
-    assert write_readme_scorecard(readme, figures, order=["alpha", "beta"])
+    assert write_readme_scorecard(readme, figures)
     text = readme.read_text()
-    assert text == before + readme_scorecard(figures, order=["alpha", "beta"]) + after
+    assert text == before + readme_scorecard(figures) + after
     block = text[len(before):-len(after)]
     assert block.startswith(README_START + "\n## Claims scorecard") and block.endswith(README_END)
-    assert "| [alpha](figures/REPORT.md#nb-alpha) | A beats B | Table 1: +2 | toy | +2.00 ± 0.50 (95% CI) | **holds** |" \
-        in block
+    assert ("| [alpha](figures/REPORT.md#nb-alpha) | A beats B | Table 1: +2 | toy | +2.04 points, 95% CI [+1.90, +2.18] "
+            "over 5 seed(s) | **holds** | holds | — |") in block
     assert "hand-typed" not in block
-    assert write_readme_scorecard(readme, figures, order=["alpha", "beta"]) and readme.read_text() == text
+    assert write_readme_scorecard(readme, figures) and readme.read_text() == text
 
 
 def test_a_readme_without_markers_is_left_alone(tmp_path):
@@ -112,3 +132,25 @@ def test_title_helpers():
     assert first_sentence("Accuracy vs c, e.g. 1-shot. More.") == "Accuracy vs c, e.g. 1-shot"
     assert markdown_table(pd.DataFrame({"x": [float("nan"), None, 1.5]}).astype(object)).splitlines()[2:] == [
         "| — |", "| — |", "| 1.5 |"]
+
+
+def test_the_readme_scorecard_is_the_one_generated_from_the_committed_figures():
+    """README.md's scorecard block must be what `protolab run` writes from figures/*__claims.csv: a README showing
+    another run's verdicts than figures/ fails here (regenerate with `make figures`)."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    assert text[start:end] == readme_scorecard(root / "figures")
+
+
+def test_quick_and_skipped_runs_are_marked_in_the_report(tmp_path):
+    from protolab.runner.report import run_marks
+
+    assert run_marks({"indicative": "quick profile"}) == ("**indicative** (quick profile: a first look, not a "
+                                                          "decision)")
+    assert run_marks({"status": "ok"}) == ""
+    figures = _figures(tmp_path)
+    record_runs(figures, [{"notebook": "beta", "status": "skipped", "run_id": "run-3", "profile": "default",
+                           "wall_time_s": 0.0, "error": "not started: it reads the outputs of alpha"}])
+    markdown = build_report(figures)[0].read_text()
+    assert "**Last run was skipped (a notebook it reads did not succeed)**" in markdown

@@ -442,9 +442,11 @@ def test_estimated_durations_come_from_the_last_successful_run_of_the_profile(tm
         "a": 12.5, "b": None, "c": None, "d": None}
 
 
-CLAIMER = ["from protolab import figures\nfrom protolab.claims import claim, claims_table\n"
+CLAIMER = ["from protolab import figures\nfrom protolab.claims import Sesoi, claims_table, decide\n"
            "figures.start('claimer', globals())\n"
-           "figures.save_table(claims_table([claim('A beats B', 'Table 1', 'toy', 2.0 + seed, 0.5)]), 'claims')"]
+           "differences = [seed + d for d in (2.0, 2.1, 1.9, 2.0, 2.0)]\n"
+           "figures.save_table(claims_table([decide('A beats B', 'Table 1', 'toy', differences, "
+           "sesoi=Sesoi(1.0, 'points', 'test'))]), 'claims')"]
 README = "# toy\n\n## Quick start\n\nrun it\n\n<!-- scorecard:start -->\nold\n<!-- scorecard:end -->\n\n## More\n"
 
 
@@ -457,15 +459,15 @@ def test_publishing_into_the_committed_figures_rewrites_the_readme_scorecard_onl
     notebooks = str(project / "notebooks")
     assert main(["--notebooks", notebooks, "run", "claimer"]) == 0
     expected = README.replace("<!-- scorecard:start -->\nold\n<!-- scorecard:end -->",
-                              readme_scorecard(project / "figures", order=["claimer", "failing", "healthy"]))
+                              readme_scorecard(project / "figures"))
     assert readme.read_text() == expected
-    assert "| [claimer](figures/REPORT.md#nb-claimer) | A beats B | Table 1 | toy | +2.00 ± 0.50 (95% CI) | " \
-           "**holds** |" in expected
+    assert "| [claimer](figures/REPORT.md#nb-claimer) | A beats B | Table 1 | toy | +2.00 points, 95% CI [+1.91, " \
+           "+2.09] over 5 seed(s) | **holds** |" in expected
     assert "## Claims scorecard" in (project / "figures" / "REPORT.md").read_text()
     assert main(["--notebooks", notebooks, "run", "claimer", "-p", "seed=5", "--out-dir", str(project / "other")]) == 0
     assert main(["--notebooks", notebooks, "run", "claimer", "--profile", "smoke"]) == 0
     assert readme.read_text() == expected, "runs into other out_dirs leave the README alone"
-    assert "+7.00 ± 0.50" in (project / "other" / "REPORT.md").read_text()
+    assert "+7.00 points" in (project / "other" / "REPORT.md").read_text()
 
 
 def test_an_overridden_default_run_does_not_touch_the_committed_figures_or_the_readme(project, capsys):
@@ -495,7 +497,7 @@ def test_an_overridden_run_published_explicitly_into_figures_is_marked_everywher
     assert json.loads((project / "figures" / "runs.json").read_text())["claimer"]["overrides"] == {"seed": 3}
     mark = "**overridden**: `seed=3`"
     report = (project / "figures" / "REPORT.md").read_text()
-    assert "+5.00 ± 0.50" in report
+    assert "+5.00 points, 95% CI [+4.91, +5.09]" in report
     section = report[report.index('<a id="nb-claimer">'):]
     assert mark in section.splitlines()[4], "the section header names the override"
     scorecard_row = next(line for line in report.splitlines() if "A beats B" in line)
@@ -611,3 +613,120 @@ def test_the_papermill_filters_drop_only_the_parameter_warnings():
     assert not keep["papermill.translators"](record("papermill.translators", "Unable to parse line 3 'a: int'."))
     assert keep["papermill"](record("papermill", "Executing notebook with kernel: python3"))
     assert keep["papermill"](record("papermill", "Ending Cell 3-----"))
+
+
+UPSTREAM = ["from protolab import figures\nimport time\nimport pandas as pd\nfigures.start('upstream', globals())",
+            "time.sleep(3)\nassert not fail, 'failed on purpose'\n"
+            "figures.save_table(pd.DataFrame({'value': [seed]}), 'numbers')"]
+READER = ["from protolab import figures\nimport pandas as pd\nsession = figures.start('reader', globals())",
+          "table, run_id, folder = figures.upstream_table('upstream', 'numbers')\n"
+          "figures.save_table(pd.DataFrame({'value': table.value, 'run_id': run_id, 'folder': folder, "
+          "'this_run': session.run_id}), 'read')"]
+
+
+@pytest.fixture
+def pipeline(project):
+    """``reader`` reads the table ``upstream`` publishes; by name it would run first."""
+    notebooks = project / "notebooks"
+    write_notebook(notebooks / "upstream.ipynb", STANDARD_PARAMETERS + "fail: bool = False  # fail on purpose\n",
+                   *UPSTREAM)
+    write_notebook(notebooks / "reader.ipynb", STANDARD_PARAMETERS, *READER)
+    (notebooks / "profiles.yaml").write_text("healthy:\n  smoke: {epochs: 2}\nreader:\n  depends_on: [upstream]\n")
+    return project
+
+
+def test_a_notebook_runs_after_its_dependency_and_reads_that_runs_outputs(pipeline, capsys):
+    notebooks = pipeline / "notebooks"
+    assert list(plan(discover(notebooks), ["reader", "healthy", "upstream"], "default", {})) == \
+        ["healthy", "upstream", "reader"]
+    assert main(["--notebooks", str(notebooks), "list"]) == 0
+    assert "reads the outputs of: upstream (run first when in the same run)" in capsys.readouterr().out
+    results = run_notebooks(["reader", "upstream"], notebooks=notebooks, jobs=2, overrides={"seed": "4"},
+                            out_dir=pipeline / "out")
+    assert [(result.notebook, result.status) for result in results] == [("upstream", "ok"), ("reader", "ok")], results
+    read = (pipeline / "out" / "reader__read.csv").read_text().splitlines()[1].split(",")
+    assert read == ["4", results[0].run_id, "out", results[0].run_id], "the table this run's upstream just published"
+
+
+def test_a_notebook_run_alone_reads_the_last_published_outputs_and_names_their_run(pipeline):
+    notebooks = pipeline / "notebooks"
+    published = run_notebooks(["upstream"], notebooks=notebooks)[0]
+    assert published.status == "ok" and (pipeline / "figures" / "upstream__numbers.csv").exists()
+    alone = run_notebooks(["reader"], notebooks=notebooks, profile="smoke")[0]
+    assert alone.status == "ok", alone.error
+    read = next((pipeline / "runs").glob("*-smoke-*/figures/reader__read.csv")).read_text().splitlines()[1].split(",")
+    assert read == ["0", published.run_id, "figures", alone.run_id]
+
+
+def test_a_notebook_whose_dependency_failed_in_the_run_is_skipped_naming_it(pipeline, capsys):
+    code = main(["--notebooks", str(pipeline / "notebooks"), "run", "reader", "upstream", "-p", "fail=true",
+                 "--out-dir", "out"])
+    assert code == 1
+    runs = json.loads((pipeline / "out" / "runs.json").read_text())
+    assert runs["upstream"]["status"] == "failed" and runs["reader"]["status"] == "skipped"
+    assert runs["reader"]["error"] == "not started: it reads the outputs of upstream, which did not succeed in this run"
+    assert not (_run_dir(pipeline) / "reader.log").exists()
+    assert "skipped reader: it reads the outputs of upstream" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("depends_on, fragment", [
+    ("reader:\n  depends_on: [upstream]\nupstream:\n  depends_on: [healthy]\nhealthy:\n  depends_on: [reader]\n",
+     "cycle: healthy → reader → upstream → healthy"),
+    ("reader:\n  depends_on: [upstreem]\n", "no such other notebook: reader depends on 'upstreem'"),
+    ("reader:\n  depends_on: upstream\n", "depends_on must be a list of notebook names"),
+])
+def test_a_dependency_cycle_or_unknown_name_is_refused_before_any_kernel(pipeline, capsys, depends_on, fragment):
+    (pipeline / "notebooks" / "profiles.yaml").write_text(depends_on)
+    assert main(["--notebooks", str(pipeline / "notebooks"), "run", "--profile", "smoke"]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (pipeline / "runs").exists()
+
+
+def test_recorded_paths_are_relative_to_the_checkout_and_outside_ones_stay_absolute(project):
+    notebooks = project / "notebooks"
+    assert run_notebooks(["healthy"], notebooks=notebooks)[0].status == "ok"
+    assert run_notebooks(["healthy"], notebooks=notebooks, overrides={"data_root": "/elsewhere/data"})[0].status == "ok"
+    published = project / "figures"
+    sidecar = json.loads((published / "healthy__table.json").read_text())
+    assert sidecar["parameters"]["out_dir"] == "figures"
+    run = json.loads((published / "runs.json").read_text())["healthy"]
+    assert run["output"] == f"runs/{run['run_id']}/healthy.ipynb" and run["log"] == f"runs/{run['run_id']}/healthy.log"
+    for path in [*published.glob("*.json"), published / "REPORT.md"]:
+        assert str(project) not in path.read_text(), path.name
+    other = next((project / "runs").glob("*/figures/healthy__table.json"))
+    parameters = json.loads(other.read_text())["parameters"]
+    assert parameters["data_root"] == "/elsewhere/data" and parameters["out_dir"] == f"runs/{other.parent.parent.name}/figures"
+
+
+def test_a_quick_run_is_never_published_into_figures_and_is_marked_indicative(project, capsys):
+    (project / "notebooks" / "profiles.yaml").write_text("healthy:\n  quick: {epochs: 3}\n")
+    notebooks = str(project / "notebooks")
+    for out_dir in (["--out-dir", "figures"], ["-p", f"out_dir={project / 'figures'}"]):
+        assert main(["--notebooks", notebooks, "run", "healthy", "--profile", "quick", *out_dir]) == 2
+        assert "only indicative (quick profile): it never publishes into" in capsys.readouterr().err
+    assert not (project / "figures").exists() and not (project / "runs").exists()
+    assert main(["--notebooks", notebooks, "run", "healthy", "--profile", "quick"]) == 0
+    assert not (project / "figures").exists()
+    run = json.loads(next((project / "runs").glob("*-quick-*/figures/runs.json")).read_text())["healthy"]
+    assert run["indicative"] == "quick profile" and run["profile"] == "quick"
+    assert main(["--notebooks", notebooks, "run", "healthy", "--profile", "smoke"]) == 0
+    assert json.loads(next((project / "runs").glob("*-smoke-*/figures/runs.json")).read_text())["healthy"][
+        "indicative"] == ""
+
+
+def test_the_progress_line_shows_the_models_the_runs_grids_reported(tmp_path):
+    import json as _json
+    import time as _time
+
+    from protolab.runner.progress import RunProgress
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    (folder / "ipn_ablations.json").write_text(_json.dumps({"done": 3, "total": 10}))
+    (folder / "fewshot_tables.json").write_text(_json.dumps({"done": 1, "total": 5}))
+    tracker = RunProgress({"a": 10.0, "b": None}, enabled=True, models_dir=folder)
+    try:
+        _time.sleep(1.5)
+        assert "models 4/15" in str(tracker.bar)
+    finally:
+        tracker.close()

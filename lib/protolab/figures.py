@@ -8,7 +8,9 @@ saves a ``claims`` table (:mod:`protolab.claims`); the report opens with all of 
 intact), and gets a JSON sidecar ``<notebook>__<name>.json`` holding its provenance: notebook,
 parameters, seed, profile, dataset, run id, git commit, library versions and wall time. Each returns a
 :class:`Saved`, which a notebook cell ending in the call shows as the report's heading, the caption and the
-names of the files written (not a list of paths).
+names of the files written (not a list of paths). Paths in the provenance are relative to the checkout when they lie
+inside it (:func:`~protolab.runner.project.checkout_relative`). A notebook reads another notebook's published table
+with :func:`upstream_table`, which says which run made it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from datetime import datetime, timezone
 from html import escape
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -38,8 +40,8 @@ from protolab.core import dryrun
 from protolab.core.atomic import atomic_write, atomic_write_text
 from protolab.runner.parameters import (REQUIRED_PARAMETERS, Parameter, ParameterError, check_values, load_experiment,
                                         parse_parameters_cell)
-from protolab.runner.project import find_root
-from protolab.runner.report import markdown_table, output_title
+from protolab.runner.project import checkout_relative, find_root
+from protolab.runner.report import README_END, README_START, markdown_table, output_title
 from protolab.runner.scratch import SCRATCH_ENV, claim_run, scratch_folder
 
 TRACKED_PACKAGES = ("protolab", "torch", "torchvision", "geoopt", "numpy", "pandas", "scikit-learn",
@@ -60,6 +62,8 @@ class Session:
     versions: dict[str, str]
     started: float = field(default_factory=time.monotonic)
     data: str = ""
+    published_to: Path | None = None  # where out_dir's files end up (the runner publishes its staging folder there)
+    root: Path | None = None  # the checkout: paths in the provenance are relative to it
 
     def provenance(self, name: str, kind: str, files: list[str], caption: str, title: str = "") -> dict[str, Any]:
         return {
@@ -74,7 +78,7 @@ class Session:
             "profile": self.parameters.get("profile"),
             "seed": self.parameters.get("seed"),
             "dataset": {"name": self.parameters.get("dataset"), "description": self.data},
-            "parameters": self.parameters,
+            "parameters": {name: _portable(value, self.root) for name, value in self.parameters.items()},
             "git_commit": self.git_commit,
             "versions": self.versions,
             "wall_time_s": round(time.monotonic() - self.started, 3),
@@ -157,8 +161,50 @@ def start(notebook: str, namespace: Mapping[str, Any]) -> Session:
         run_id=os.environ.get("PROTOLAB_RUN_ID") or "interactive-" + datetime.now().strftime("%Y%m%d-%H%M%S"),
         git_commit=_git_commit(root, ignore=published_to),
         versions=_versions(),
+        published_to=published_to,
+        root=root,
     )
     return _session
+
+
+def _portable(value: Any, root: Path | None) -> Any:
+    """A parameter's value as the provenance records it: a path (or list of them) inside the checkout ``root``
+    relative to it (:func:`~protolab.runner.project.checkout_relative`), any other value as it is."""
+    if root is None:
+        return value
+    if isinstance(value, list):
+        return [_portable(item, root) for item in value]
+    return checkout_relative(value, root) if isinstance(value, str) and value else value
+
+
+class Upstream(NamedTuple):
+    """A table another notebook published (:func:`upstream_table`), and which run made it."""
+
+    table: pd.DataFrame
+    run_id: str  # the run that wrote it (its sidecar's), "unknown run" without a sidecar
+    folder: str  # where it was read, relative to the checkout when inside it
+
+
+def upstream_table(notebook: str, name: str = "claims") -> Upstream:
+    """The table ``<notebook>__<name>.csv`` that notebook ``notebook`` (one this notebook depends on: ``depends_on``
+    in ``notebooks/profiles.yaml``) published, with the run that wrote it.
+
+    Looked for first where this execution publishes (its ``out_dir``): in a ``protolab run`` that also runs
+    ``notebook``, the runner starts this notebook only once ``notebook`` has published there, so the table is that
+    run's (``run_id`` is then this session's). Then in the checkout's ``figures/``: the last published outputs,
+    for a notebook run alone. ``FileNotFoundError`` names both folders when neither holds the table.
+    """
+    session = _current()
+    root = session.root or _checkout()
+    folders = list(dict.fromkeys(Path(folder).resolve() for folder in (session.published_to or session.out_dir,
+                                                                       root / DEFAULT_OUT_DIR)))
+    file = f"{notebook}__{name}.csv"
+    for folder in folders:
+        if (folder / file).is_file():
+            sidecar = folder / f"{notebook}__{name}.json"
+            run_id = json.loads(sidecar.read_text()).get("run_id") if sidecar.is_file() else None
+            return Upstream(pd.read_csv(folder / file), run_id or "unknown run", checkout_relative(folder, root))
+    raise FileNotFoundError(f"no {file} in {' or '.join(checkout_relative(folder, root) for folder in folders)}")
 
 
 def parameters_cell(notebook: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, Parameter]]:
@@ -304,20 +350,38 @@ def _saved(session: Session, name: str, kind: str, paths: list[Path], caption: s
     return Saved(kind, name, caption, title, tuple(paths), str(shown))
 
 
+RUN_OUTPUTS = ("figures", "runs")  # what runs write in the checkout; changes there leave a checkout clean
+README = "README.md"  # whose scorecard block (README_START…README_END) the runner rewrites when it publishes
+
+
 def _git_commit(root: Path, ignore: Path) -> str:
-    """``HEAD`` of the checkout at ``root``, marked when tracked files differ from it outside ``ignore``
-    (the run's own out_dir, whose committed outputs the run is rewriting)."""
-    checkout, excluded = root.resolve(), Path(ignore).resolve()
-    inside = excluded != checkout and excluded.is_relative_to(checkout)
-    pathspec = [f":(exclude){excluded.relative_to(checkout)}"] if inside else []
+    """``HEAD`` of the checkout at ``root``, marked "(with uncommitted changes)" when tracked files differ from it,
+    except in what runs write: :data:`RUN_OUTPUTS`, ``ignore`` (the run's own out_dir, whose outputs the run is
+    rewriting) and the README's scorecard block (a change elsewhere in the README counts)."""
+    checkout = root.resolve()
+    excluded = {checkout / folder for folder in RUN_OUTPUTS} | {Path(ignore).resolve()}
+    pathspec = [f":(exclude){path.relative_to(checkout)}" for path in sorted(excluded)
+                if path != checkout and path.is_relative_to(checkout)]
+
+    def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=check, timeout=10)
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *pathspec],
-                               cwd=root, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        commit = git("rev-parse", "HEAD").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){README}",
+                    *pathspec).stdout.strip()
+        if not dirty and git("diff", "--quiet", "HEAD", "--", README, check=False).returncode:
+            committed = git("show", f"HEAD:./{README}", check=False)
+            dirty = committed.returncode or _without_scorecard(committed.stdout) != _without_scorecard(
+                (root / README).read_text() if (root / README).is_file() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def _without_scorecard(readme: str) -> str:
+    """``readme`` without its scorecard block (the markers kept), which the runner rewrites."""
+    start, end = readme.find(README_START), readme.find(README_END)
+    return readme[:start + len(README_START)] + readme[end:] if 0 <= start < end else readme
 
 
 def _versions() -> dict[str, str]:

@@ -43,22 +43,6 @@ def mean_ci95(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), float(stats.t.ppf(0.975, n - 1) * values.std(unbiased=True) / math.sqrt(n))
 
 
-def paired_seed_change(runs: pd.DataFrame, variant: str, baseline: str, column: str,
-                       scale: float = 1.0) -> tuple[float, float]:
-    """:func:`mean_ci95` of ``scale`` × (``column`` of ``variant`` − ``column`` of ``baseline``), paired by seed.
-
-    ``runs`` has one row per (``variant``, ``seed``), with the same seeds for both variants.
-    """
-    table = runs[runs.variant.isin([variant, baseline])].pivot(index="seed", columns="variant", values=column)
-    return mean_ci95(torch.tensor(scale * (table[variant] - table[baseline]).to_numpy()))
-
-
-def independent_difference(first: tuple[float, float], second: tuple[float, float]) -> tuple[float, float]:
-    r"""``(mean, half-width)`` of ``first − second`` for two independent estimates ``(mean, half-width)``:
-    the half-widths add in quadrature, :math:`\sqrt{h_1^2 + h_2^2}`."""
-    return first[0] - second[0], math.hypot(first[1], second[1])
-
-
 def spearman_ci95(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
     r"""Spearman's ρ of ``x`` and ``y`` (``n`` paired values) with its Fisher-z 95% interval
     :math:`\tanh(\operatorname{artanh}\rho \pm 1.96\sqrt{1.06/(n-3)})` (Fieller et al.'s standard error).
@@ -72,26 +56,6 @@ def spearman_ci95(x: Sequence[float], y: Sequence[float]) -> tuple[float, float,
         return rho, math.nan, math.nan
     z, spread = math.atanh(float(np.clip(rho, -0.999999, 0.999999))), 1.96 * math.sqrt(1.06 / (n - 3))
     return rho, math.tanh(z - spread), math.tanh(z + spread)
-
-
-VERDICTS = ("holds", "does not hold", "inconclusive")
-
-
-def clear_direction(change: float, half_width: float) -> int:
-    """The one rule every verdict uses: the sign of a change whose 95% interval excludes 0.
-
-    ``+1`` when ``change − half_width > 0``, ``−1`` when ``change + half_width < 0``, ``0`` when the interval
-    ``change ± half_width`` contains 0 or either number is NaN (one seed, say).
-    """
-    if math.isnan(change) or math.isnan(half_width):
-        return 0
-    return 1 if change - half_width > 0 else -1 if change + half_width < 0 else 0
-
-
-def claim_verdict(change: float, half_width: float) -> str:
-    """Verdict on a claim that predicts ``change > 0``: ``"holds"`` when the 95% interval lies above 0,
-    ``"does not hold"`` when it lies below 0, ``"inconclusive"`` otherwise (:func:`clear_direction`)."""
-    return {1: "holds", -1: "does not hold", 0: "inconclusive"}[clear_direction(change, half_width)]
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> float:

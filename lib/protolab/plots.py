@@ -38,21 +38,27 @@ def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, column
 
 
 def learning_curves(history, group: str, metrics: Sequence[tuple[str, str]], x: str = "epoch",
-                    band: dict[str, str] | None = None, panel_width: float = 5.0) -> plt.Figure:
-    """One panel per ``(column, label)`` of ``metrics``, one line per value of ``history[group]``.
+                    band: dict[str, str] | None = None, panel_width: float = 5.0, unit: str | None = None
+                    ) -> plt.Figure:
+    """One panel per ``(column, label)`` of ``metrics``, one colour per value of ``history[group]``.
 
     ``history`` is a long DataFrame (e.g. the rows of :func:`protolab.training.loops.train_episodic` of several
     runs, with a ``group`` column naming the run); ``band`` maps a metric column to a column of
-    half-widths drawn as a shaded band (e.g. ``{"val_accuracy": "val_ci95"}``).
+    half-widths drawn as a shaded band (e.g. ``{"val_accuracy": "val_ci95"}``). With ``unit`` (e.g. ``"seed"``),
+    a group holding several values of ``history[unit]`` is drawn as one thin line per value, without bands.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(panel_width * len(metrics), 3.6), squeeze=False)
     for ax, (column, label) in zip(axes[0], metrics):
-        for name, rows in history.groupby(group, sort=False):
-            rows = rows.sort_values(x)
-            line, = ax.plot(rows[x], rows[column], marker="o", ms=3, label=str(name))
-            if band and column in band:
-                ax.fill_between(rows[x], rows[column] - rows[band[column]], rows[column] + rows[band[column]],
-                                color=line.get_color(), alpha=0.15)
+        for i, (name, rows) in enumerate(history.groupby(group, sort=False)):
+            curves = list(rows.groupby(unit, sort=False)) if unit else [(None, rows)]
+            thin = len(curves) > 1
+            style = {"lw": 0.8, "alpha": 0.7} if thin else {"marker": "o", "ms": 3}
+            for k, (_, curve) in enumerate(curves):
+                curve = curve.sort_values(x)
+                ax.plot(curve[x], curve[column], color=f"C{i % 10}", label=str(name) if k == 0 else None, **style)
+                if band and column in band and not thin:
+                    ax.fill_between(curve[x], curve[column] - curve[band[column]],
+                                    curve[column] + curve[band[column]], color=f"C{i % 10}", alpha=0.15)
         ax.set(xlabel=x, ylabel=label, title=label)
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
@@ -187,13 +193,17 @@ def score_histograms(panels: Sequence[tuple[str, torch.Tensor, torch.Tensor]], n
     return fig
 
 
-def accuracy_vs_curvature(table, references: Sequence[tuple[float, float]], *, title: str) -> plt.Figure:
+def accuracy_vs_curvature(table, references: Sequence[tuple[float, float]], *, title: str,
+                          seeds=None) -> plt.Figure:
     """Accuracy (%) ± 95% CI against curvature (log axis) from ``table`` (columns ``c``, ``accuracy_%``,
     ``ci95_%``), with each ``(accuracy %, half-width %)`` of ``references`` (the Euclidean model, the c → 0
-    limit) as a dashed line inside its CI band."""
+    limit) as a dashed line inside its CI band; ``seeds`` (columns ``c``, ``accuracy_%``: one row per model)
+    adds each training seed's accuracy as a dot."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.errorbar(table["c"], table["accuracy_%"], yerr=table["ci95_%"], marker="o", capsize=3,
                 label="hyperbolic (error bars: 95% CI)")
+    if seeds is not None:
+        ax.scatter(seeds["c"], seeds["accuracy_%"], color="black", s=10, zorder=3, label="single seeds")
     for accuracy, half_width in references:
         ax.axhline(accuracy, color="grey", ls="--", label="Euclidean (band: 95% CI)")
         ax.axhspan(accuracy - half_width, accuracy + half_width, color="grey", alpha=0.15)

@@ -4,20 +4,29 @@ The same backbone (the paper's MNIST network, :class:`~protolab.backbones.SmallC
 Euclidean softmax head, whose confidence is the maximum softmax probability :math:`p_{\\max}`, or in the
 Poincaré ball (ToPoincare → hyperbolic MLR), whose confidence is the distance of the embedding to the
 origin :math:`d_c(x, 0)`. Larger is more confident for both.
+
+Each model of the ``poincare_uncertainty`` notebook is one cell of a disk-cached grid
+(:func:`~protolab.runner.model_grid.run_model_grid`): :func:`uncertainty_cell` trains it with early stopping on
+held-out training images and scores it; :func:`cell_model` rebuilds it from what the cell stored.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import time
+from typing import Any, Literal, Mapping, NamedTuple
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from protolab.backbones import SmallCNN
+from protolab.core import dryrun
+from protolab.core.reproducibility import seed_everything
+from protolab.data.images import LabeledImages
 from protolab.hyperbolic import HyperbolicMLR, ToPoincare, dist0
 from protolab.metrics import auroc, ks_statistic
-from protolab.training.loops import apply_batched
+from protolab.training.convergence import StoppingRule
+from protolab.training.loops import apply_batched, fit_classifier
 
 Geometry = Literal["euclidean", "hyperbolic"]
 GEOMETRIES: tuple[Geometry, ...] = ("euclidean", "hyperbolic")
@@ -60,3 +69,68 @@ def separation(score_in: torch.Tensor, score_ood: torch.Tensor) -> dict[str, flo
     return {"auroc": auroc(score_in, score_ood), "ks": ks_statistic(score_in, score_ood),
             "mean_in": float(score_in.mean()), "mean_ood": float(score_ood.mean()),
             "nan_scores": int(torch.isnan(score_in).sum() + torch.isnan(score_ood).sum())}
+
+
+class UncertaintyData(NamedTuple):
+    """The images every cell of the notebook's grid reads: ``train`` (the training images minus ``val``), ``val``
+    (held-out training images, scored after every epoch), ``test`` (in-distribution test images) and ``ood``
+    (name → images of that OOD set)."""
+
+    train: LabeledImages
+    val: LabeledImages
+    test: LabeledImages
+    ood: dict[str, LabeledImages]
+
+
+def accuracy(model: nn.Module, data: LabeledImages, *, device: torch.device) -> float:
+    """Fraction of the images of ``data`` whose largest logit is their label."""
+    return float((apply_batched(model, data, batch_size=512, device=device).argmax(-1) == data.labels).float().mean())
+
+
+def uncertainty_cell(data: UncertaintyData, cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Train and score one model of the notebook's grid.
+
+    ``cell`` gives ``geometry``, ``dim``, ``seed`` and the training settings ``c``, ``clip_r``, ``epochs`` (the
+    cap), ``patience``, ``batch_size``, ``lr`` and ``device`` (its other keys name the data). The model
+    (:func:`build_classifier`, initialised after seeding with ``seed``) is trained on ``data.train`` with Adam;
+    its accuracy on ``data.val`` after every epoch drives early stopping
+    (:class:`~protolab.training.convergence.StoppingRule`), and the weights of the best epoch are kept.
+
+    Returns a dict: ``test_accuracy`` (on ``data.test``); ``separation``: per OOD set, :func:`separation` of
+    the confidences of the test and the OOD images plus ``saturated`` (the share of both on the float32 edge of
+    the ball, NaN for the Euclidean model); ``history`` (per-epoch records of
+    :func:`~protolab.training.loops.fit_classifier`: ``epoch, lr, loss, accuracy, val_score``); ``convergence``
+    (:meth:`~protolab.training.convergence.EarlyStopping.record`, steps are epochs); ``wall_seconds`` of the
+    training; ``state`` (the kept weights on the CPU, for :func:`cell_model`).
+    """
+    device, geometry, dim, c = torch.device(cell["device"]), cell["geometry"], cell["dim"], cell["c"]
+    seed_everything(cell["seed"])
+    model = build_classifier(geometry, in_channels=data.train.images.shape[1], dim=dim,
+                             n_classes=data.train.n_classes, c=c, clip_r=cell["clip_r"])
+    start = time.perf_counter()
+    history = fit_classifier(model, data.train, batch_size=cell["batch_size"], lr=cell["lr"], device=device,
+                             seed=cell["seed"], progress=False, validate=lambda m: accuracy(m, data.val, device=device),
+                             stopping=StoppingRule(patience=cell["patience"], max_steps=cell["epochs"]))
+    wall_seconds = time.perf_counter() - start
+    score_in = confidence(model, geometry, data.test, c=c, device=device)
+    edge = 0.999 * boundary_distance(dim, c=c)
+    scores = {}
+    for name, images in data.ood.items():
+        score_ood = confidence(model, geometry, images, c=c, device=device)
+        saturated = float((torch.cat([score_in, score_ood]) >= edge).float().mean())
+        scores[name] = {**separation(score_in, score_ood),
+                        "saturated": saturated if geometry == "hyperbolic" else float("nan")}
+    return {"test_accuracy": accuracy(model, data.test, device=device), "separation": scores,
+            "history": history.to_dict("records"), "convergence": history.attrs["convergence"],
+            "wall_seconds": wall_seconds, "state": {key: value.cpu() for key, value in model.state_dict().items()}}
+
+
+def cell_model(data: UncertaintyData, cell: Mapping[str, Any], result: Mapping[str, Any]) -> nn.Sequential:
+    """The model an :func:`uncertainty_cell` trained, rebuilt on the CPU from its stored ``state``, in eval mode.
+    In a dry run (:mod:`protolab.core.dryrun`) every cell's result is the first cell's, whose weights may not fit
+    this model: it is returned as initialised."""
+    model = build_classifier(cell["geometry"], in_channels=data.train.images.shape[1], dim=cell["dim"],
+                             n_classes=data.train.n_classes, c=cell["c"], clip_r=cell["clip_r"])
+    if not dryrun.dry_run_steps():
+        model.load_state_dict(result["state"])
+    return model.eval()

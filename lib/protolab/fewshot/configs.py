@@ -124,7 +124,8 @@ def profile_overrides(config: FewShotConfig) -> dict[str, Any]:
             "query": protocol.query, "c": config.c, "temperature": protocol.temperature,
             "riemannian": protocol.riemannian, "lr": config.lr, "step_size": config.step_size, "gamma": config.gamma,
             "epochs": protocol.epochs, "episodes": protocol.episodes, "val_episodes": protocol.val_episodes,
-            "test_episodes": protocol.test_episodes, "curvatures": []}
+            "test_episodes": protocol.test_episodes, "curvatures": [],
+            "patience": None}  # the paper's protocol: every epoch, the best on validation kept
 
 
 def profiles_yaml(width: int = 118) -> str:
@@ -146,6 +147,8 @@ def profiles_yaml(width: int = 118) -> str:
 
 
 def _yaml_value(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):

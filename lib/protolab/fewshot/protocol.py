@@ -8,7 +8,8 @@ one training way from one seed, then tested:
 2. **training** (:func:`~protolab.training.loops.train_episodic`): ``train_way``-way episodes of
    ``shot`` support and ``query`` query images per class (seed ``seed``), Adam with StepLR, after each
    epoch ``val_episodes`` ``test_way``-way validation episodes (seed ``seed + 1``); the weights with
-   the best validation accuracy are kept;
+   the best validation accuracy are kept; with ``patience``, training stops early by the shared rule
+   (:mod:`protolab.training.convergence`, ``epochs`` the cap);
 3. **test** (:func:`~protolab.training.loops.evaluate_episodic`): ``test_episodes`` ``test_way``-way
    episodes of the novel classes (seed ``seed + 2``), the same episodes for every geometry, so that
    two geometries' per-episode accuracies can be compared in pairs.
@@ -32,6 +33,7 @@ from protolab.core.reproducibility import seed_everything
 from protolab.data.fewshot_sets import FewShotSplits
 from protolab.data.images import LabeledImages
 from protolab.fewshot.protonet import ProtoNet
+from protolab.training.convergence import StoppingRule
 from protolab.training.loops import evaluate_episodic, train_episodic
 
 __all__ = ["FewShotResult", "ProtocolSettings", "evaluate_protonet", "train_and_test", "train_protonet"]
@@ -47,13 +49,20 @@ class ProtocolSettings:
     test_way: int  # classes per validation and test episode
     temperature: float  # logits = −distance / temperature
     riemannian: bool  # hyperbolic models: rescale the embedding's gradient by 1/λ_x² (ignored for Euclidean ones)
-    epochs: int  # training epochs, validation and best-weights selection after each
+    epochs: int  # training epochs at most, validation and best-weights selection after each
     episodes: int  # training episodes per epoch
     val_episodes: int  # validation episodes after each epoch
     test_episodes: int  # test episodes on the novel classes
     lr: float  # Adam learning rate
     step_size: int  # StepLR: epochs between learning-rate decays
     gamma: float  # StepLR: factor of each decay
+    patience: int | None = None  # early stopping: validations without an improvement > min_delta (None: never)
+    min_delta: float = 0.0  # early stopping: the smallest validation-accuracy gain that counts
+
+    def stopping(self) -> StoppingRule:
+        """The early-stopping rule of training (:class:`~protolab.training.convergence.StoppingRule`): validation
+        after every epoch, ``patience`` and ``min_delta`` as above, ``epochs`` the cap."""
+        return StoppingRule(eval_every=1, patience=self.patience, max_steps=self.epochs, min_delta=self.min_delta)
 
 
 class FewShotResult(NamedTuple):
@@ -64,7 +73,8 @@ class FewShotResult(NamedTuple):
     history : pandas.DataFrame
         One row per epoch, as :func:`~protolab.training.loops.train_episodic` returns it (``epoch``,
         ``episodes``, ``lr``, ``train_loss``, ``train_accuracy``, ``val_accuracy``, ``val_ci95``);
-        ``attrs["best_epoch"]`` is the epoch whose weights were tested.
+        ``attrs["best_epoch"]`` is the epoch whose weights were tested, ``attrs["convergence"]`` how training
+        stopped (:meth:`~protolab.training.convergence.EarlyStopping.record`).
     test_accuracies : torch.Tensor
         ``(test_episodes,)`` float64 accuracy of each test episode, in [0, 1]; episode ``k`` depends
         only on ``(seed + 2, k)``, whatever the geometry.
@@ -106,14 +116,15 @@ def train_protonet(settings: ProtocolSettings, splits: FewShotSplits, *, geometr
     model : ProtoNet
         The weights of the best validation epoch, in eval mode, on ``device``.
     history : pandas.DataFrame
-        One row per epoch (``settings.epochs`` rows), ``attrs["best_epoch"]`` the epoch kept.
+        One row per epoch trained (``settings.epochs`` rows unless stopped early by ``settings.patience``),
+        ``attrs["best_epoch"]`` the epoch kept, ``attrs["convergence"]`` how training stopped.
     """
     seed_everything(seed)
     backbone = build_backbone(settings.backbone, splits.train[0][0].shape[0], settings.dim)
     model = ProtoNet(backbone, geometry, c=c, temperature=settings.temperature,
                      riemannian=settings.riemannian and geometry == "hyperbolic")
     history = train_episodic(model, splits.train, splits.val, n_way=train_way, n_shot=shot, n_query=settings.query,
-                             episodes_per_epoch=settings.episodes, epochs=settings.epochs,
+                             episodes_per_epoch=settings.episodes, stopping=settings.stopping(),
                              val_episodes=settings.val_episodes, lr=settings.lr, step_size=settings.step_size,
                              gamma=settings.gamma, device=device, seed=seed, val_way=settings.test_way,
                              checkpoint=checkpoint, identity={"protocol": asdict(settings), "geometry": geometry,
@@ -145,7 +156,7 @@ def train_and_test(settings: ProtocolSettings, splits: FewShotSplits, *, geometr
     Returns
     -------
     FewShotResult
-        ``history`` (``settings.epochs`` rows, ``attrs["best_epoch"]``) and ``test_accuracies``
+        ``history`` (as :func:`train_protonet` returns it) and ``test_accuracies``
         ``(settings.test_episodes,)`` float64; their mean and 95% half-width are
         :func:`protolab.metrics.mean_ci95` ``(test_accuracies)``.
     """

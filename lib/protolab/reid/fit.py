@@ -1,14 +1,15 @@
 """Training and retrieval evaluation of :class:`~protolab.reid.model.ReidNet` (shared by both geometries):
 the re-ID training protocol as hooks of :func:`~protolab.training.loops.fit_classifier` (:func:`reid_training`:
-the learning-rate :data:`SCHEDULES` and :func:`augment`), :func:`evaluate_retrieval` (the Market-1501
-protocol of :func:`~protolab.metrics.reid_evaluate`) and :func:`held_out_identities` (a validation split by
-identity).
+the learning-rate :data:`SCHEDULES`, :func:`augment`, and optional early stopping on a validation score),
+:func:`evaluate_retrieval` (the Market-1501 protocol of :func:`~protolab.metrics.reid_evaluate`),
+:func:`held_out_identities` (a validation split by identity) and :func:`retrieval_score` (the validation score
+of a model on such a split).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from torch import nn
 from protolab.data.images import LabeledImages
 from protolab.metrics import reid_evaluate
 from protolab.reid.model import ReidNet, retrieval_distances
+from protolab.training.convergence import StoppingRule
 from protolab.training.loops import apply_batched
 
 SCHEDULES = {
@@ -68,18 +70,30 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
 
-def reid_training(schedule: str, epochs: int, *, flip: bool, pad: int, erasing: float) -> dict[str, Any]:
+def reid_training(schedule: str, epochs: int, *, flip: bool, pad: int, erasing: float,
+                  validate: Callable[[ReidNet], float] | None = None, patience: int | None = None,
+                  min_delta: float = 0.0) -> dict[str, Any]:
     """The keyword arguments that make :func:`~protolab.training.loops.fit_classifier` the re-ID training:
     ``augment`` (:func:`augment` with ``flip``, ``pad`` and ``erasing``, drawing from the loop's generator),
     ``lr_at`` (:func:`lr_factor` of ``schedule`` over ``epochs``) and ``drop_last=True`` (full batches only,
     when there are more images than a batch). An unknown ``schedule`` is refused here, before training.
 
+    With ``validate`` (a model → score callable, higher is better, e.g. :func:`retrieval_score` on
+    :func:`held_out_identities`), also ``validate`` and ``stopping``: validation after every epoch, the best
+    epoch's weights kept, and with ``patience`` an early stop after that many validations without a gain above
+    ``min_delta`` (:class:`~protolab.training.convergence.StoppingRule`; ``epochs`` the cap, so pass the same
+    ``epochs`` to the loop). The learning-rate schedule spans ``epochs`` whether or not training stops early.
+
     With the loop's Adam (give ``weight_decay``), cross-entropy over identities and one generator for the batch
     order and the augmentation, both geometries started from the same seed see the same batches."""
     lr_factor(schedule, 0, epochs)
+    if validate is None and patience is not None:
+        raise ValueError("early stopping (patience) needs a validate callable")
+    validation = {} if validate is None else {
+        "validate": validate, "stopping": StoppingRule(patience=patience, max_steps=epochs, min_delta=min_delta)}
     return {"augment": lambda images, generator: augment(images, flip=flip, pad=pad, erasing=erasing,
                                                          generator=generator),
-            "lr_at": lambda epoch: lr_factor(schedule, epoch, epochs), "drop_last": True}
+            "lr_at": lambda epoch: lr_factor(schedule, epoch, epochs), "drop_last": True, **validation}
 
 
 def evaluate_retrieval(model: ReidNet, query: LabeledImages, gallery: LabeledImages, *, device: torch.device,
@@ -95,6 +109,19 @@ def evaluate_retrieval(model: ReidNet, query: LabeledImages, gallery: LabeledIma
     distances = retrieval_distances(q, g, model.geometry, c=model.c)
     result = reid_evaluate(distances, query.person_ids, query.domains, gallery.person_ids, gallery.domains)
     return {**result, "distances": distances}
+
+
+def retrieval_score(query: LabeledImages, gallery: LabeledImages, *, device: torch.device, metric: str = "mAP",
+                    batch_size: int = 256, num_workers: int = 0,
+                    amp: bool = False) -> Callable[[ReidNet], float]:
+    """A ``validate`` callable for :func:`~protolab.training.loops.fit_classifier`: ``metric`` (``"mAP"``,
+    ``"rank1"``, ``"rank5"`` or ``"rank10"``) of :func:`evaluate_retrieval` of the model on ``query`` and
+    ``gallery`` (e.g. the validation split of :func:`held_out_identities`); other arguments as there. mAP, the
+    default, uses every match of every query, so it moves less between epochs than Rank-1."""
+    if metric not in ("mAP", "rank1", "rank5", "rank10"):
+        raise ValueError(f"unknown retrieval metric {metric!r}; choose mAP, rank1, rank5 or rank10")
+    return lambda model: evaluate_retrieval(model, query, gallery, device=device, batch_size=batch_size,
+                                            num_workers=num_workers, amp=amp)[metric]
 
 
 def held_out_identities(train: LabeledImages, *, n_val_ids: int,

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="execute notebooks headless and rebuild the report")
     run.add_argument("names", nargs="*", help="notebooks to run (default: all)")
     run.add_argument("--profile", default="default",
-                     help="smoke, default, full, or a notebook's own full-<name> profile (see `list`)")
+                     help="smoke, quick (a first look; never published into figures/), default, full, or a "
+                          "notebook's own full-<name> profile (see `list`)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter (typed by the notebook's parameters cell)")
     run.add_argument("--jobs", type=int, default=None,
@@ -184,7 +185,10 @@ def _where(root: Path) -> str:
 def _listing(notebooks: Path) -> str:
     lines = []
     for experiment in discover(notebooks).values():
-        lines += [f"{experiment.name} — {experiment.title}", "  parameters:"]
+        lines.append(f"{experiment.name} — {experiment.title}")
+        if experiment.depends_on:
+            lines.append(f"  reads the outputs of: {', '.join(experiment.depends_on)} (run first when in the same run)")
+        lines.append("  parameters:")
         width = max(len(name) for name in experiment.parameters)
         for parameter in experiment.parameters.values():
             described = " ".join(part for part in (str(parameter.range), parameter.help) if part)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from protolab.runner.allocator import allocator_environment
+from protolab.runner.kernel_paths import kernel_path_environment
 
 
 def headless_environment(variables: Mapping[str, str]) -> dict[str, str]:
@@ -44,14 +45,24 @@ def write_kernel_startup(run_dir: Path) -> Path:
     return path
 
 
+PROGRESS_DIR = "PROTOLAB_PROGRESS_DIR"
+"""Environment variable naming the folder where a run's grids report their models done."""
+
+
+def models_progress_dir(run_dir: Path) -> Path:
+    """Where a run's grids report their models done (:func:`protolab.runner.grid.report_models`), read by the
+    progress line."""
+    return Path(run_dir) / "progress"
+
+
 def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
     """What the runner sets for a notebook: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
 
     Jupyter's data/config dirs point into the run so that no user kernelspec named ``python3``
     can substitute another interpreter for this one. ``PROTOLAB_STAGE_DIR`` tells
     :func:`protolab.figures.start` where to write. The kernel and its workers get ``threads`` threads (a
-    user's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` kept) and the tuned allocator of
-    :mod:`protolab.runner.allocator`.
+    user's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` kept), the tuned allocator of :mod:`protolab.runner.allocator`
+    and the pinned CPU code path of :mod:`protolab.runner.kernel_paths`.
     """
     variables = {
         "MPLBACKEND": "Agg",
@@ -65,8 +76,10 @@ def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, 
         "PROTOLAB_NOTEBOOKS_DIR": str(notebooks),
         "PROTOLAB_STAGE_DIR": str(stage),
         "PYTHONUNBUFFERED": "1",
+        PROGRESS_DIR: str(models_progress_dir(run_dir)),
     }
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         variables[name] = os.environ.get(name, str(threads))
     variables.update(allocator_environment({**os.environ, **variables}))
+    variables.update(kernel_path_environment({**os.environ, **variables}))
     return variables

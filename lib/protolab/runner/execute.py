@@ -9,6 +9,10 @@ the others; the summary names each failure's cell and error line. A timeout, or 
 notebook started (:mod:`protolab.runner.processes`); the summary, ``runs.json`` and the report are written
 in every case.
 
+A notebook that reads other notebooks' outputs (``depends_on`` in ``profiles.yaml``) runs after those of them in the
+same run (:func:`~protolab.runner.parameters.run_order`), and starts only once they have published: they share the
+run's ``out_dir``, which it reads. When one of them did not succeed, it is ``skipped`` (its result names them).
+
 Where the papermill process runs is the *executor*'s business: :class:`~protolab.runner.local.LocalProcesses`
 (the default) starts it as a child of this process; :class:`~protolab.runner.slurm.SlurmNotebooks` submits it as
 one SLURM job per notebook (the run directory lies on a shared file system; results are published here as jobs
@@ -25,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,12 +41,12 @@ import yaml
 
 from protolab.core.atomic import atomic_write_text
 from protolab.core.dryrun import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
-from protolab.runner.environment import runner_variables, write_kernel_startup
+from protolab.runner.environment import models_progress_dir, runner_variables, write_kernel_startup
 from protolab.runner.local import LocalProcess, LocalProcesses
-from protolab.runner.parameters import Experiment, ParameterError, discover
+from protolab.runner.parameters import QUICK_PROFILE, Experiment, ParameterError, discover, run_order
 from protolab.runner.processes import signals_ignored
 from protolab.runner.progress import RunProgress, estimated_durations
-from protolab.runner.project import ProjectError, project_root
+from protolab.runner.project import ProjectError, checkout_relative, project_root
 from protolab.runner.publish import out_dir_lock, publish
 from protolab.runner.report import build_report, markdown_table, read_runs, record_runs, write_readme_scorecard
 from protolab.runner.scratch import claim_run, clean_scratch, remove_scratch, scratch_variables
@@ -51,6 +55,7 @@ from protolab.runner.slurm import (EXECUTORS, GRID_TIME_MIN, JOBS_FILE_ENV, Note
 
 KERNEL_NAME = "python3"
 PUBLISHED_PROFILE = "default"  # the only profile whose outputs go to the committed figures/ by default
+INDICATIVE = {QUICK_PROFILE: "quick profile"}  # profiles whose outputs are a first look: runs.json's "indicative"
 
 
 @dataclass
@@ -58,7 +63,7 @@ class NotebookResult:
     """How one notebook execution ended."""
 
     notebook: str
-    status: str  # "ok", "failed", "timeout" or "interrupted"
+    status: str  # "ok", "failed", "timeout", "interrupted" or "skipped" (a dependency in the run did not succeed)
     wall_time_s: float
     run_id: str
     profile: str
@@ -71,6 +76,7 @@ class NotebookResult:
     estimated_s: float | None = None  # a dry run's prediction of the full run's wall time (protolab.core.dryrun)
     overrides: dict[str, Any] = field(default_factory=dict)  # parameters set away from the profile's values
     dry_run: int = 0  # timed steps per metered loop of a dry run (its numbers mean nothing); 0: a real run
+    indicative: str = ""  # why its numbers are only a first look ("quick profile"); "": a run of its profile
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -92,10 +98,12 @@ def plan(experiments: Mapping[str, Experiment], names: Sequence[str], profile: s
     An override applies to each selected notebook that declares it; one that no selected notebook
     declares is refused, as are an unknown notebook name and every value of the wrong type or outside its
     declared range (:meth:`Experiment.resolve`): every notebook's problems, all in one error, before any
-    kernel starts.
+    kernel starts. The notebooks come in the order they run: each after those it depends on
+    (:func:`~protolab.runner.parameters.run_order`), in the given order otherwise.
     """
     problems = [f"unknown notebook {name!r}; known: {', '.join(experiments)}" for name in names if name not in experiments]
-    selected = [experiments[name] for name in (names or experiments) if name in experiments]
+    selected = [experiments[name] for name in run_order(experiments, [name for name in (names or experiments)
+                                                                      if name in experiments])]
     declared = {name for experiment in selected for name in experiment.parameters}
     if selected:
         problems += [f"unknown parameter {key!r}: no selected notebook declares it" for key in overrides
@@ -185,6 +193,10 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     timed steps and stops; each result's ``estimated_s`` is the predicted wall time of the full run. Its outputs
     (meaningless numbers) never go to ``<root>/figures`` nor to any ``out_dir`` holding a real run's outputs
     (:func:`holds_real_outputs`), and they are marked as a dry run's in ``runs.json``, the report and the sidecars.
+
+    The ``quick`` profile (a first look at every notebook) never publishes into ``<root>/figures``: its results are
+    marked ``indicative`` in ``runs.json`` (:data:`INDICATIVE`). Paths recorded in ``runs.json`` (each result's
+    ``output`` and ``log``) are relative to ``root`` when inside it (:func:`~protolab.runner.project.checkout_relative`).
     """
     if jobs is not None and jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
@@ -214,6 +226,9 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
         out_dir = run_dir / "figures"
     if dry_run and out_dir == (root / "figures").resolve():
         raise ParameterError(f"a dry run's outputs are meaningless: it does not write into {out_dir}")
+    if profile in INDICATIVE and out_dir == (root / "figures").resolve():
+        raise ParameterError(f"the {profile} profile's outputs are only indicative ({INDICATIVE[profile]}): it never "
+                             f"publishes into {out_dir}; leave out --out-dir (runs/<run-id>/figures) or give another")
     if dry_run and holds_real_outputs(out_dir):
         raise ParameterError(f"a dry run's outputs are meaningless: {out_dir} holds a real run's outputs, which it "
                              "would replace; give another --out-dir")
@@ -226,18 +241,18 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     out_dir.mkdir(parents=True, exist_ok=True)
     show_bar = sys.stderr.isatty() if bar is None else bar
     tracker = RunProgress(estimated_durations([out_dir, root / "figures"], list(parameters), profile),
-                          enabled=show_bar)
+                          enabled=show_bar, models_dir=models_progress_dir(run_dir))
     readme = root / "README.md" if out_dir.resolve() == (root / "figures").resolve() else None
-    context = _Context(run_dir, run_id, out_dir, list(experiments), timeout, runner.threads(jobs),
-                       progress or (lambda line: None), tracker, readme, runner, dry_run, changed)
+    context = _Context(root, run_dir, run_id, out_dir, list(experiments), timeout, runner.threads(jobs),
+                       progress or (lambda line: None), tracker, readme, runner, dry_run, changed,
+                       INDICATIVE.get(profile, ""))
     for folder, size in clean_scratch(run_dir.parent):
         context.progress(f"protolab: removed {folder} ({size / 2**20:.1f} MiB), left by a run that has ended")
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(parameters))))
     futures: dict[str, Future[NotebookResult]] = {}
     interruption = None
     try:
-        for name in parameters:
-            futures[name] = pool.submit(_execute, experiments[name], parameters[name], context)
+        _schedule(pool, experiments, parameters, context, futures)
         for future in futures.values():
             future.result()
     except KeyboardInterrupt as error:
@@ -263,6 +278,28 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     if interruption:
         raise RunInterrupted(interruption, results, run_dir)
     return results
+
+
+def _schedule(pool: ThreadPoolExecutor, experiments: Mapping[str, Experiment], parameters: Mapping[str, dict[str, Any]],
+              context: _Context, futures: dict[str, Future[NotebookResult]]) -> None:
+    """Submit each notebook of ``parameters`` (in :func:`plan`'s order) to ``pool`` once every notebook of the run it
+    depends on has ended, so that it reads their published outputs; one whose dependency did not succeed gets a
+    ``skipped`` result naming it, without starting. ``futures`` receives each notebook's future as it is submitted."""
+    waiting = list(parameters)
+    while waiting:
+        for name in list(waiting):
+            upstream = [other for other in experiments[name].depends_on if other in parameters]
+            if not all(other in futures and futures[other].done() for other in upstream):
+                continue
+            waiting.remove(name)
+            failed = [other for other in upstream if futures[other].result().status != "ok"]
+            if failed:
+                futures[name] = Future()
+                futures[name].set_result(context.skipped(experiments[name], parameters[name], failed))
+            else:
+                futures[name] = pool.submit(_execute, experiments[name], parameters[name], context)
+        if waiting:
+            wait([future for future in futures.values() if not future.done()], return_when=FIRST_COMPLETED)
 
 
 def summary_table(results: Sequence[NotebookResult]) -> pd.DataFrame:
@@ -297,6 +334,7 @@ def make_executor(executor: str | Executor, resources: SlurmResources | None = N
 class _Context:
     """What every notebook of one run shares, and the process trees running now."""
 
+    root: Path  # the checkout: paths recorded in runs.json are relative to it
     run_dir: Path
     run_id: str
     out_dir: Path
@@ -309,6 +347,7 @@ class _Context:
     executor: Executor = field(default_factory=LocalProcesses)
     dry_run: int = 0  # timed steps per metered loop in a dry run (protolab.core.dryrun); 0: a real run
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per notebook: :func:`overridden`
+    indicative: str = ""  # the results' ``indicative`` (:data:`INDICATIVE`)
     stopped: bool = False
     trees: list[Started] = field(default_factory=list)  # what the executor started, running or not
     recorded: set[str] = field(default_factory=set)  # notebooks whose outcome is in runs.json
@@ -348,17 +387,34 @@ class _Context:
         with out_dir_lock(self.out_dir, self.progress):
             if stage is not None:
                 publish(stage, self.out_dir, results[0].notebook)
-            record_runs(self.out_dir, [asdict(result) for result in results])
+            record_runs(self.out_dir, [self.recorded_form(result) for result in results])
             build_report(self.out_dir, order=self.order)
             if self.readme is not None:
-                write_readme_scorecard(self.readme, self.out_dir, self.order)
+                write_readme_scorecard(self.readme, self.out_dir)
         self.recorded.update(result.notebook for result in results)
 
-    def never_started(self, experiment: Experiment, parameters: Mapping[str, Any]) -> NotebookResult:
-        return NotebookResult(experiment.name, "interrupted", 0.0, self.run_id, parameters["profile"],
+    def recorded_form(self, result: NotebookResult) -> dict[str, Any]:
+        """``result`` as ``runs.json`` records it: its notebook and log paths relative to the checkout."""
+        return {**asdict(result), **{key: checkout_relative(getattr(result, key), self.root)
+                                     for key in ("output", "log") if getattr(result, key)}}
+
+    def result(self, experiment: Experiment, parameters: Mapping[str, Any], status: str, **fields: Any) -> NotebookResult:
+        """A result of ``experiment`` in this run, with what every result of the run shares."""
+        return NotebookResult(experiment.name, status, 0.0, self.run_id, parameters["profile"],
                               str(self.run_dir / f"{experiment.name}.ipynb"),
-                              error="the run was interrupted before this notebook started",
-                              overrides=self.overrides.get(experiment.name, {}), dry_run=self.dry_run)
+                              overrides=self.overrides.get(experiment.name, {}), dry_run=self.dry_run,
+                              indicative=self.indicative, **fields)
+
+    def never_started(self, experiment: Experiment, parameters: Mapping[str, Any]) -> NotebookResult:
+        return self.result(experiment, parameters, "interrupted",
+                           error="the run was interrupted before this notebook started")
+
+    def skipped(self, experiment: Experiment, parameters: Mapping[str, Any], failed: Sequence[str]) -> NotebookResult:
+        """The result of ``experiment``, not started because the notebooks ``failed`` of this run, whose outputs it
+        reads, did not succeed."""
+        reason = f"it reads the outputs of {', '.join(failed)}, which did not succeed in this run"
+        self.progress(f"protolab: skipped {experiment.name}: {reason}")
+        return self.result(experiment, parameters, "skipped", error=f"not started: {reason}")
 
 
 def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Context) -> NotebookResult:
@@ -370,8 +426,7 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
     stage.mkdir()
     command = [sys.executable, "-m", "protolab.runner.papermill_main", str(experiment.path), str(output),
                "-f", str(params_file), "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
-    result = NotebookResult(name, "ok", 0.0, context.run_id, parameters["profile"], str(output), log=str(log),
-                            overrides=context.overrides.get(name, {}), dry_run=context.dry_run)
+    result = context.result(experiment, parameters, "ok", log=str(log))
     started = time.monotonic()
     variables = context.variables(experiment.path.parent, stage, run_dir / f"{name}.jobs")
     variables.update(scratch_variables(run_dir, name))

@@ -46,8 +46,9 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from protolab.core import dryrun
-from protolab.core.atomic import atomic_write
+from protolab.core.atomic import atomic_write, atomic_write_text
 from protolab.core.reproducibility import one_thread
+from protolab.runner.environment import PROGRESS_DIR
 from protolab.runner.processes import exit_when_orphaned
 from protolab.runner.slurm import EXECUTORS, run_cells
 
@@ -62,8 +63,11 @@ class GridRun(NamedTuple):
 
 
 def cell_key(cell: Cell, fingerprint: str = "") -> str:
-    """Stable hex key of ``cell`` (key order does not matter) and ``fingerprint``."""
-    canonical = json.dumps({"cell": cell, "fingerprint": fingerprint}, sort_keys=True, separators=(",", ":"))
+    """Stable hex key of ``cell`` (key order does not matter), ``fingerprint`` and the CPU code path PyTorch's
+    kernels take (:mod:`protolab.runner.kernel_paths`: a result computed on another path has other numbers)."""
+    canonical = json.dumps({"cell": cell, "fingerprint": fingerprint,
+                            "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+                           sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
 
@@ -220,6 +224,16 @@ def _jobs(compute: Callable[[Cell], dict[str, Any]], cells: Sequence[Cell], path
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def report_models(grid: str, done: int, total: int) -> None:
+    """Write ``{"done": done, "total": total}`` for ``grid`` into ``$PROTOLAB_PROGRESS_DIR/<grid>.json``
+    (atomically; nothing without the variable): the runner's progress line sums these over a run
+    (:func:`protolab.runner.progress.models_progress`)."""
+    folder = os.environ.get(PROGRESS_DIR)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(folder) / f"{grid}.json", json.dumps({"done": done, "total": total}))
+
+
 def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], directory: Path,
              fingerprint: str = "", reuse: bool = True, progress: bool = True, workers: int = 1,
              executor: str = "local") -> GridRun:
@@ -264,11 +278,13 @@ def run_grid(cells: Sequence[Cell], compute: Callable[[Cell], dict[str, Any]], d
     terminal = sys.stderr.isatty()
     if progress and not terminal:
         print(f"grid: {cached}/{total} cells done ({cached} cached)", flush=True)
+    report_models(directory.name, cached, total)
     bar = tqdm(finished, total=total, initial=cached, desc=f"grid ({cached} cached)",
                disable=not (progress and terminal), leave=False)
     try:
         for done, (index, result) in enumerate(bar, start=cached + 1):
             results[index] = result
+            report_models(directory.name, done, total)
             if progress and not terminal:
                 print(f"grid: {done}/{total} cells done ({cached} cached)", flush=True)
     finally:

@@ -46,7 +46,20 @@ list`` shows each range before the help.
 
 Profiles (``smoke``, ``default``, ``full``) live in ``notebooks/profiles.yaml`` as parameter overrides per
 notebook; a notebook's own defaults are its ``default`` profile. A notebook may add variants of ``full``
-named ``full-<something>`` there (e.g. one per official paper config); they exist for that notebook only.
+named ``full-<something>`` there (e.g. one per official paper config), and a ``quick`` profile (a first look,
+between ``smoke`` and ``default``; its outputs are indicative and never published into ``figures/``); they exist
+for the notebooks that define them only.
+
+A notebook that reads other notebooks' outputs names them under ``depends_on`` in the same file::
+
+    delta_hyperbolicity:
+      depends_on: [fewshot_tables, poincare_uncertainty, reid_embeddings]
+
+It is declared there, beside the notebook's profiles, rather than as a parameter: which notebooks it reads is a
+fact about its code, not a setting of one run (no ``-p`` changes it, and it is not recorded as a parameter in the
+provenance). The runner runs a notebook's dependencies first when they are in the same run
+(:func:`run_order`), and the notebook reads their outputs with :func:`protolab.figures.upstream_table`. An
+unknown name or a cycle is refused when the notebooks are discovered, before any kernel starts.
 """
 
 from __future__ import annotations
@@ -58,7 +71,7 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import nbformat
 import yaml
@@ -67,6 +80,8 @@ from protolab.runner.project import ProjectError, notebooks_dir
 
 PROFILES = ("smoke", "default", "full")
 EXTRA_PROFILE_PREFIX = "full-"  # profiles.yaml may define more profiles per notebook, named full-<something>
+QUICK_PROFILE = "quick"  # profiles.yaml may define it per notebook: a first look, indicative, never in figures/
+DEPENDS_ON = "depends_on"  # profiles.yaml's key, per notebook, naming the notebooks whose outputs it reads
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 _BOUNDS = {"≥": operator.ge, ">": operator.gt, "≤": operator.le, "<": operator.lt}
@@ -323,6 +338,9 @@ def check_values(parameters: Mapping[str, Parameter], values: Mapping[str, Any])
     """
     checked, problems = {}, []
     for name, value in values.items():
+        if name not in parameters:  # e.g. a profiles.yaml entry naming a parameter the notebook does not declare
+            problems.append(f"unknown parameter {name!r}; known: {', '.join(parameters)}")
+            continue
         try:
             checked[name] = parameters[name].type.check(name, value)
         except ParameterError as error:
@@ -345,10 +363,12 @@ class Experiment:
     title: str
     parameters: dict[str, Parameter]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()  # notebooks whose outputs it reads (profiles.yaml's depends_on)
 
     @property
     def profile_names(self) -> tuple[str, ...]:
-        """The profiles this notebook accepts: :data:`PROFILES`, then its own ``full-…`` ones from profiles.yaml."""
+        """The profiles this notebook accepts: :data:`PROFILES`, then its own ``quick`` and ``full-…`` ones from
+        profiles.yaml."""
         return PROFILES + tuple(name for name in self.profiles if name not in PROFILES)
 
     def resolve(self, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -443,8 +463,10 @@ out_dir: str = "figures"  # where outputs go
 ''', "REQUIRED_PARAMETERS")
 
 
-def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None = None) -> Experiment:
-    """Read one notebook's title (first Markdown heading) and parameters cell."""
+def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None = None,
+                    depends_on: Any = ()) -> Experiment:
+    """Read one notebook's title (first Markdown heading) and parameters cell; ``profiles`` and ``depends_on`` are its
+    entries in profiles.yaml."""
     notebook = nbformat.read(path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     if not code_cells or "parameters" not in code_cells[0].metadata.get("tags", []):
@@ -455,11 +477,16 @@ def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None
          for line in cell.source.splitlines() if line.startswith("# ")),
         path.stem,
     )
-    experiment = Experiment(path.stem, path, title, parameters)
+    if not (isinstance(depends_on, list | tuple) and all(isinstance(name, str) for name in depends_on)):
+        raise ParameterError(f"profiles.yaml, {path.stem}: {DEPENDS_ON} must be a list of notebook names, "
+                             f"got {depends_on!r}")
+    experiment = Experiment(path.stem, path, title, parameters, depends_on=tuple(depends_on))
     for profile, overrides in (profiles or {}).items():
-        if profile not in PROFILES and not (isinstance(profile, str) and profile.startswith(EXTRA_PROFILE_PREFIX)):
+        if profile not in (*PROFILES, QUICK_PROFILE) and not (isinstance(profile, str)
+                                                              and profile.startswith(EXTRA_PROFILE_PREFIX)):
             raise ParameterError(f"profiles.yaml, {path.stem}: unknown profile {profile!r}; use "
-                                 f"{', '.join(PROFILES)} or a name starting with {EXTRA_PROFILE_PREFIX!r}")
+                                 f"{', '.join((*PROFILES, QUICK_PROFILE))}, a name starting with "
+                                 f"{EXTRA_PROFILE_PREFIX!r} or {DEPENDS_ON}")
         experiment.profiles[profile] = dict(overrides or {})
         try:
             experiment.resolve(profile)
@@ -475,12 +502,39 @@ def discover(directory: Path | None = None) -> dict[str, Experiment]:
     if not directory.is_dir():
         raise ProjectError(f"notebooks directory {directory} does not exist")
     profiles_file = directory / "profiles.yaml"
-    all_profiles = yaml.safe_load(profiles_file.read_text()) if profiles_file.exists() else {}
-    experiments = {
-        path.stem: load_experiment(path, (all_profiles or {}).get(path.stem))
-        for path in sorted(directory.glob("*.ipynb"))
-    }
-    unknown = sorted(set(all_profiles or {}) - set(experiments))
+    entries = (yaml.safe_load(profiles_file.read_text()) if profiles_file.exists() else None) or {}
+    experiments = {}
+    for path in sorted(directory.glob("*.ipynb")):
+        profiles = dict(entries.get(path.stem) or {})
+        experiments[path.stem] = load_experiment(path, profiles, profiles.pop(DEPENDS_ON, ()))
+    unknown = sorted(set(entries) - set(experiments))
     if unknown:
         raise ParameterError(f"profiles.yaml names notebooks that do not exist: {', '.join(unknown)}")
+    unknown = [f"{name} depends on {other!r}" for name, experiment in experiments.items()
+               for other in experiment.depends_on if other not in experiments or other == name]
+    if unknown:
+        raise ParameterError(f"profiles.yaml, {DEPENDS_ON}: no such other notebook: {'; '.join(unknown)}")
+    run_order(experiments)
     return experiments
+
+
+def run_order(experiments: Mapping[str, Experiment], names: Sequence[str] | None = None) -> list[str]:
+    """``names`` (default: every notebook), each after the ones among them it depends on (``depends_on``), in their
+    given order otherwise (a stable topological order); a dependency that is not among ``names`` does not count
+    (the notebook then reads what that dependency last published). A cycle is a :class:`ParameterError` naming
+    it."""
+    left = list(dict.fromkeys(experiments if names is None else names))
+    selected, ordered = set(left), []
+    while left:
+        ready = next((name for name in left
+                      if all(other in ordered for other in experiments[name].depends_on if other in selected)), None)
+        if ready is None:
+            cycle = [left[0]]
+            while (step := next(other for other in experiments[cycle[-1]].depends_on if other in left)) not in cycle:
+                cycle.append(step)
+            cycle = cycle[cycle.index(step):] + [step]
+            raise ParameterError(f"profiles.yaml, {DEPENDS_ON}: the notebooks depend on each other in a cycle: "
+                                 + " → ".join(cycle))
+        ordered.append(ready)
+        left.remove(ready)
+    return ordered

@@ -31,6 +31,16 @@ def project_root(start: Path | None = None) -> Path:
     return root
 
 
+def checkout_relative(path: str | Path, root: Path) -> str:
+    """An absolute ``path`` inside the checkout ``root`` made relative to it (``figures``, ``runs/<run-id>/x.log``);
+    any other path (relative, or outside the checkout: ``/shared/data``) as given. What provenance records, so that
+    committed files name no machine's checkout."""
+    if not Path(path).is_absolute():
+        return str(path)
+    resolved, checkout = Path(path).resolve(), Path(root).resolve()
+    return resolved.relative_to(checkout).as_posix() if resolved.is_relative_to(checkout) else str(path)
+
+
 def notebooks_dir() -> Path:
     """``$PROTOLAB_NOTEBOOKS_DIR`` (set by the runner for its kernels) or the checkout's ``notebooks/``."""
     override = os.environ.get("PROTOLAB_NOTEBOOKS_DIR")

@@ -17,7 +17,6 @@ The report opens with the claims scorecard: every notebook's ``<notebook>__claim
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -34,11 +33,12 @@ if TYPE_CHECKING:
 
 RUNS_FILE = "runs.json"
 REPORT_MD, REPORT_HTML = "REPORT.md", "report.html"
-_ENDINGS = {"failed": "failed", "timeout": "timed out", "interrupted": "was interrupted"}
+_ENDINGS = {"failed": "failed", "timeout": "timed out", "interrupted": "was interrupted",
+            "skipped": "was skipped (a notebook it reads did not succeed)"}
 LONG_TABLE_ROWS, SHOWN_ROWS = 40, 10  # tables longer than this are shown by their first rows and linked
 MISSING = "—"  # how a missing number (NaN, None) is shown in tables
 CLAIMS = "claims"  # the table every notebook saves (protolab.claims)
-VERDICTS = ("holds", "does not hold", "inconclusive")
+VERDICTS = ("holds", "does not hold", "inconclusive")  # protolab.claims.VERDICTS, without importing scipy
 README_START, README_END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
 
 
@@ -110,14 +110,17 @@ def build_report(out_dir: Path, order: list[str] | None = None) -> tuple[Path, P
 
 
 def run_marks(run: dict[str, Any]) -> str:
-    """What sets a run's outputs apart from its profile's: ``**overridden**: `epochs=1`, …`` and ``**dry run**
-    (N timed steps per loop; numbers meaningless)``, joined by ``; `` ("" for an unmodified real run)."""
+    """What sets a run's outputs apart from its profile's: ``**overridden**: `epochs=1`, …``, ``**dry run**
+    (N timed steps per loop; numbers meaningless)`` and ``**indicative** (quick profile: …)``, joined by ``; ``
+    ("" for an unmodified real run of a decisive profile)."""
     marks = []
     if run.get("overrides"):
         marks.append("**overridden**: " + ", ".join(f"`{name}={value!r}`" for name, value
                                                     in sorted(run["overrides"].items())))
     if run.get("dry_run"):
         marks.append(f"**dry run** ({run['dry_run']} timed steps per loop; numbers meaningless)")
+    if run.get("indicative"):
+        marks.append(f"**indicative** ({run['indicative']}: a first look, not a decision)")
     return "; ".join(marks)
 
 
@@ -127,40 +130,58 @@ def _is_current(run: dict[str, Any], record: dict[str, Any]) -> bool:
 
 
 def scorecard(out_dir: Path, order: list[str] | None = None,
-              runs: dict[str, dict[str, Any]] | None = None) -> tuple[list[dict[str, str]], Counter]:
+              runs: dict[str, dict[str, Any]] | None = None) -> tuple[list[dict[str, str]], Counter, Counter]:
     """Every claim of every ``<notebook>__claims.csv`` in ``out_dir`` (notebooks in ``order``, then by name):
-    dicts with ``notebook``, ``stale`` ("" or the run that made it) and the claims columns; and the count
-    of each verdict."""
+    dicts with ``notebook``, ``stale`` ("" or the run that made it) and the claims columns, ``verdict_holm``
+    recomputed over all of them (:func:`protolab.claims.with_holm`); and the count of each raw verdict and of each
+    Holm-corrected verdict."""
+    import pandas as pd
+
+    from protolab.claims import with_holm
+
     out_dir = Path(out_dir)
     runs = read_runs(out_dir) if runs is None else runs
     files = {path.name[:-len(f"__{CLAIMS}.csv")]: path for path in out_dir.glob(f"*__{CLAIMS}.csv")}
     names = [name for name in (order or []) if name in files] + sorted(set(files) - set(order or []))
-    rows: list[dict[str, str]] = []
+    tables = []
     for name in names:
         sidecar = out_dir / f"{name}__{CLAIMS}.json"
         record = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         stale = "" if _is_current(runs.get(name, {}), record) else str(record.get("run_id", "unknown run"))
-        with open(files[name], newline="") as handle:
-            rows += [{**row, "notebook": name, "stale": stale} for row in csv.DictReader(handle)]
-    return rows, Counter(row.get("verdict", "") for row in rows)
+        table = pd.read_csv(files[name], keep_default_na=False, na_values=["", "nan", "NaN"])
+        tables.append(table.assign(notebook=name, stale=stale))
+    if not tables:
+        return [], Counter(), Counter()
+    table = pd.concat(tables, ignore_index=True)
+    if {"p_value", "std_error", "seeds", "sesoi", "estimate"} <= set(table.columns):
+        table = with_holm(table)
+    rows = [{key: value for key, value in row.items()} for row in table.to_dict("records")]
+    return (rows, Counter(str(row.get("verdict", "")) for row in rows),
+            Counter(str(row.get("verdict_holm", "")) for row in rows))
+
+
+def _counts(counts: Counter) -> str:
+    shown = [f"**{counts[verdict]} {verdict}**" for verdict in VERDICTS]
+    return ", ".join(shown + [f"{count} {verdict or 'no verdict'}" for verdict, count in sorted(counts.items())
+                              if verdict not in VERDICTS])
 
 
 def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict[str, dict[str, Any]] | None = None,
                        link: str = "#") -> str:
-    """The counts line and the scorecard table; ``link`` prefixes each notebook's section anchor
-    (``#`` in the report, ``figures/REPORT.md#`` in the README)."""
+    """The counts line (Holm-corrected verdicts first, the raw ones beside them) and the scorecard table; ``link``
+    prefixes each notebook's section anchor (``#`` in the report, ``figures/REPORT.md#`` in the README)."""
     runs = read_runs(Path(out_dir)) if runs is None else runs
-    rows, counts = scorecard(out_dir, order, runs)
+    rows, raw, holm = scorecard(out_dir, order, runs)
     if not rows:
         return "_No claims tables yet (each notebook saves `<notebook>__claims.csv`)._\n"
-    shown = [f"**{counts[verdict]} {verdict}**" for verdict in VERDICTS]
-    shown += [f"{count} {verdict or 'no verdict'}" for verdict, count in sorted(counts.items()) if verdict not in VERDICTS]
     stale = sum(bool(row["stale"]) for row in rows)
-    summary = (f"{len(rows)} claims from {len({row['notebook'] for row in rows})} notebooks: " + ", ".join(shown)
+    summary = (f"{len(rows)} claims from {len({row['notebook'] for row in rows})} notebooks, with Holm's correction "
+               f"across the scorecard (family-wise 5%): {_counts(holm)}. Without it (each claim at 95%): "
+               f"{_counts(raw).replace('**', '')}"
                + (f"; {stale} **stale** (from an earlier run: the notebook's last run did not succeed)" if stale else "")
                + ".")
-    table = ["| notebook | claim | paper's evidence | our data | our measurement | verdict |",
-             "|---|---|---|---|---|---|"]
+    table = ["| notebook | claim | paper's evidence | our data | our measurement | verdict (Holm) | verdict (raw) "
+             "| note |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         notebook = f"[{row['notebook']}]({link}{_anchor(row['notebook'])})"
         marks = run_marks(runs.get(row["notebook"], {}))
@@ -169,20 +190,21 @@ def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict
         if row["stale"]:
             notebook += f" — **stale** (run `{row['stale']}`)"
         cells = [notebook] + [_cell(row.get(key)) for key in ("claim", "paper_evidence", "data", "measurement")]
-        cells.append(f"**{_cell(row.get('verdict'))}**")
+        cells += [f"**{_cell(row.get('verdict_holm'))}**", _cell(row.get("verdict")), _cell(row.get("note"))]
         table.append("| " + " | ".join(cells) + " |")
     return summary + "\n\n" + "\n".join(table) + "\n"
 
 
-def readme_scorecard(figures_dir: Path, order: list[str] | None = None) -> str:
-    """The README's generated block, markers included, from ``figures_dir``'s claims CSVs."""
+def readme_scorecard(figures_dir: Path) -> str:
+    """The README's generated block, markers included, from ``figures_dir``'s claims CSVs (notebooks by name, so
+    the block depends on the CSVs alone, not on which notebooks a run ran)."""
     return (f"{README_START}\n## Claims scorecard\n\n"
             "_Generated by `protolab run` from `figures/*__claims.csv` whenever it publishes into `figures/`; "
             "do not edit by hand. Details: [figures/REPORT.md](figures/REPORT.md)._\n\n"
-            f"{scorecard_markdown(figures_dir, order, link='figures/REPORT.md#')}{README_END}")
+            f"{scorecard_markdown(figures_dir, link='figures/REPORT.md#')}{README_END}")
 
 
-def write_readme_scorecard(readme: Path, figures_dir: Path, order: list[str] | None = None) -> bool:
+def write_readme_scorecard(readme: Path, figures_dir: Path) -> bool:
     """Replace the block between the markers of ``readme`` by :func:`readme_scorecard`; False (README left
     alone) when it has no such block."""
     readme = Path(readme)
@@ -192,14 +214,15 @@ def write_readme_scorecard(readme: Path, figures_dir: Path, order: list[str] | N
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
         return False
-    updated = text[:start] + readme_scorecard(figures_dir, order) + text[end + len(README_END):]
+    updated = text[:start] + readme_scorecard(figures_dir) + text[end + len(README_END):]
     if updated != text:
         atomic_write_text(readme, updated)
     return True
 
 
 def _cell(value: Any) -> str:
-    text = MISSING if value in (None, "", "nan", "NaN") else str(value)
+    missing = value in (None, "", "nan", "NaN") or (isinstance(value, float) and math.isnan(value))
+    text = MISSING if missing else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
 

@@ -2,7 +2,8 @@
 
 Model selection never looks at test data: :func:`fit_ipn` holds out :func:`validation_split` of the
 ``train`` classes' images (validation-seen) and uses the ``val`` classes as validation-unseen, keeps the
-epoch with the best validation H, then retrains on ``trainval``. The closed-form baselines
+epoch with the best validation H (stopping early by the shared rule of :mod:`protolab.training.convergence`
+with ``TrainConfig.patience``), then retrains on ``trainval``. The closed-form baselines
 (:func:`protolab.zsl.baselines.select_baseline`) are selected on the same held-out images.
 
 Three switches of :class:`TrainConfig` choose between our documented defaults and the official code:
@@ -13,7 +14,6 @@ refit copies from the selection run so that it replays that run's schedule exact
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
@@ -29,7 +29,8 @@ from protolab.data.xlsa17 import ZSLData
 from protolab.training.episodes import EpisodeSampler
 from protolab.zsl.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes
 from protolab.metrics import gzsl_scores
-from protolab.training.loops import adam, optimizer_step
+from protolab.training.convergence import EarlyStopping, StoppingRule
+from protolab.training.loops import BestWeights, adam, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class TrainConfig:
         (:func:`semantic_input`).
     batch_size : minibatch size of non-episodic training.
     val_fraction : fraction of each train class's images held out as validation-seen images (:func:`validation_split`).
+    patience : early stopping of :func:`fit_ipn`'s selection run: validations (one per epoch) without a gain of
+        validation H above ``min_delta`` before it stops (``epochs`` the cap); None: it trains all ``epochs``.
+    min_delta : the smallest gain of validation H that counts (:class:`~protolab.training.convergence.StoppingRule`).
     """
 
     epochs: int = 30
@@ -74,12 +78,21 @@ class TrainConfig:
     lr_step_epoch: int | None = None
     episodes_rule: str = "ours"
     semantic_input: str = "normalised"
+    patience: int | None = None
+    min_delta: float = 0.0
 
     def __post_init__(self) -> None:
         if self.episodes_rule not in ("ours", "official"):
             raise ValueError(f"episodes_rule must be 'ours' or 'official', not {self.episodes_rule!r}")
         if self.semantic_input not in ("normalised", "original"):
             raise ValueError(f"semantic_input must be 'normalised' or 'original', not {self.semantic_input!r}")
+        selection_rule(self)  # refuses an impossible patience, epochs or min_delta here, before training
+
+
+def selection_rule(config: TrainConfig) -> StoppingRule:
+    """The early-stopping rule of :func:`fit_ipn`'s selection run: validation after every epoch, ``config``'s
+    ``patience`` and ``min_delta``, ``config.epochs`` the cap."""
+    return StoppingRule(eval_every=1, patience=config.patience, max_steps=config.epochs, min_delta=config.min_delta)
 
 
 def episodes_per_epoch(n_images: int, config: TrainConfig) -> int:
@@ -234,8 +247,9 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     1. Train on the ``train`` split (``train_classes``) minus the ``validation`` images (bool mask over
        ``data.train``; default :func:`validation_split` of ``config.val_fraction`` with ``config.seed``);
        after each epoch measure U/S/H with ``val_classes`` as unseen (``val`` split) and the held-out images
-       as seen; keep the epoch with the best validation H. (The official code instead keeps the epoch with
-       the best H on the *test* sets — model selection on test data.)
+       as seen; keep the epoch with the best validation H (the earliest on ties); with ``config.patience``,
+       stop once it has spent its patience (:func:`selection_rule`). (The official code instead keeps the
+       epoch with the best H on the *test* sets — model selection on test data.)
     2. If ``refit``, retrain from scratch on ``trainval`` (all seen classes) for that many epochs, replaying the
        selection run's learning-rate schedule (same step epoch, :func:`lr_step_epoch`): the refit model has
        the learning rates the selected one had, epoch by epoch.
@@ -249,7 +263,8 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     -------
     (model in eval mode on ``device``, history): the selection run's per-epoch rows (``epoch``, ``loss``,
     ``kl``, ``train_accuracy``, ``val_U``, ``val_S``, ``val_H``, ``phase = "select"``), then the refit's
-    rows (``phase = "refit"``) when ``refit``.
+    rows (``phase = "refit"``) when ``refit``; ``attrs["convergence"]`` is how the selection run stopped
+    (:meth:`~protolab.training.convergence.EarlyStopping.record`, steps are epochs).
     """
     device = torch.device(device)
     data = semantic_input(data, config.semantic_input)
@@ -260,20 +275,22 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     centres = attribute_centres(data.attributes[data.train_classes], model_config.n_clusters, config.seed)
     torch.manual_seed(config.seed)
     model = IPN(data.feature_dim, centres, model_config)
-    best_h, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+    best = BestWeights(EarlyStopping(selection_rule(config)))
     rows = []
     for row in training_epochs(model, train_x, train_y, data.attributes, config, device, progress):
         with dryrun.measured("IPN validation U/S/H", device, config.epochs):
             scores = evaluate_gzsl(model, train_x, train_y, data.attributes, val_seen, val_unseen,
                                    data.train_classes, data.val_classes)
-        if scores["H"] > best_h:
-            best_h, best_epoch, best_state = scores["H"], row["epoch"], copy.deepcopy(model.state_dict())
+        best.validated(model, row["epoch"], scores["H"])
         rows.append({**row, **{f"val_{key}": value for key, value in scores.items()},
                      **(monitor(model) if monitor else {})})
+        if best.stopping.stop(row["epoch"]):
+            break
     history = pd.DataFrame(rows).assign(phase="select")
-    model.load_state_dict(best_state)
+    best.restore(model)
     if refit:
-        refit_epochs = config.epochs if dryrun.dry_run_steps() else max(1, best_epoch)  # a dry run: the upper bound
+        refit_epochs = (config.epochs if dryrun.dry_run_steps()  # a dry run: the upper bound
+                        else max(1, best.stopping.best_step))
         centres = attribute_centres(data.attributes[data.seen_classes], model_config.n_clusters, config.seed)
         torch.manual_seed(config.seed)
         model = IPN(data.feature_dim, centres, model_config)
@@ -281,6 +298,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
                                      replace(config, epochs=refit_epochs, lr_step_epoch=lr_step_epoch(config)),
                                      device, progress, monitor)
         history = pd.concat([history, refit_history.assign(phase="refit")], ignore_index=True)
+    history.attrs["convergence"] = best.stopping.record()
     return model.to(device).eval(), history
 
 

@@ -1,6 +1,6 @@
 """The set-up the IPN notebooks share: the grid behind ``ipn_ablations`` and ``consistency_study`` (base
 configurations, one cell per (variant, seed), what a cell computes, run by
-:func:`protolab.runner.grid.run_grid`), and their tables of mean ± std over seeds (:func:`seed_table`).
+:func:`protolab.runner.model_grid.run_model_grid`), and their tables of mean ± std over seeds (:func:`seed_table`).
 
 A cell is ``{"variant", "dataset", "data_root", "data_seed", "device", "model", "train"}`` with the two
 configurations as dicts (the training seed in ``train``); finished cells are stored under
@@ -11,20 +11,19 @@ the cells run, not the plots, claims or runner (editing those keeps the stored c
 
 from __future__ import annotations
 
-import sys
+import time
 from dataclasses import asdict, replace
-from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
 
-from protolab.data.cache import cache_dir
 from protolab.data.xlsa17 import ZSLData
 from protolab.zsl.ipn import IPN, IPNConfig, class_means, space_alignment
 from protolab.zsl.fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
 from protolab.core.reproducibility import seed_everything
-from protolab.runner.grid import GridRun, code_fingerprint, run_grid
+from protolab.runner.grid import GridRun
+from protolab.runner.model_grid import run_model_grid
 
 Variants = Mapping[str, tuple[IPNConfig, TrainConfig]]
 
@@ -32,16 +31,17 @@ Variants = Mapping[str, tuple[IPNConfig, TrainConfig]]
 def base_configs(data: ZSLData, *, steps: int, threshold: float, temperature: float, logit_scale: float,
                  prototype_dim: int, graph_dim: int, hidden_dim: int, epochs: int, lr: float, n_way: int,
                  episode_unseen: int, episodes_per_epoch: int | None, consistency_weight: float = 1.0,
-                 episodes_rule: str = "ours", attributes: str = "normalised") -> tuple[IPNConfig, TrainConfig]:
+                 episodes_rule: str = "ours", attributes: str = "normalised",
+                 patience: int | None = None) -> tuple[IPNConfig, TrainConfig]:
     """The base IPN of the studies (both spaces, episodic) from the notebooks' parameters; ``n_way`` is capped
     at the number of ``train`` classes; ``attributes`` is :class:`~protolab.zsl.fit.TrainConfig`'s
-    ``semantic_input``."""
+    ``semantic_input``; ``patience`` its early-stopping patience (``epochs`` the cap)."""
     model = IPNConfig(prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, steps=steps,
                       threshold=threshold, temperature=temperature, logit_scale=logit_scale)
     train = TrainConfig(epochs=epochs, lr=lr, consistency_weight=consistency_weight, episodic=True,
                         n_way=min(n_way, len(data.train_classes)), episode_unseen=episode_unseen,
                         episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
-                        semantic_input=attributes)
+                        semantic_input=attributes, patience=patience)
     return model, train
 
 
@@ -68,43 +68,46 @@ def run_ipn_grid(notebook: str, data: ZSLData, variants: Variants,
     """
     cells = grid_cells(variants, range(seed, seed + n_seeds), dataset=dataset, data_root=data_root,
                        data_seed=seed, device=device)
-    workers = 1 if device.type == "cuda" else workers or torch.get_num_threads()
-    grid = run_grid(cells, partial(compute, data), cache_dir() / "grids" / notebook,
-                    fingerprint=code_fingerprint(sys.modules[__name__]), reuse=reuse, workers=workers,
-                    executor=executor)
-    return cells, grid
+    return cells, run_model_grid(notebook, cells, compute, data, device=device, reuse=reuse, workers=workers,
+                                 executor=executor)
 
 
-def _fit(data: ZSLData, cell: Mapping[str, Any], **options: Any) -> tuple[IPN, pd.DataFrame]:
-    """The cell's IPN fitted with selection on the validation classes and refitted on all seen classes."""
+def _fit(data: ZSLData, cell: Mapping[str, Any], **options: Any) -> tuple[IPN, pd.DataFrame, dict[str, Any]]:
+    """The cell's IPN fitted with selection on the validation classes and refitted on all seen classes, its
+    history, and what every cell stores about the training: the selection run's ``convergence`` record
+    (:meth:`~protolab.training.convergence.EarlyStopping.record`) and the fit's ``wall_seconds``."""
     model_config, train_config = IPNConfig(**cell["model"]), TrainConfig(**cell["train"])
     seed_everything(train_config.seed)
-    return fit_ipn(data, model_config, train_config, device=torch.device(cell["device"]), progress=False, **options)
+    start = time.perf_counter()
+    model, history = fit_ipn(data, model_config, train_config, device=torch.device(cell["device"]), progress=False,
+                             **options)
+    return model, history, {"convergence": history.attrs["convergence"], "wall_seconds": time.perf_counter() - start}
 
 
 def ablation_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Ablation cell: test U/S/H, the selected epoch and the mean number of first-step graph neighbours per
-    class in each space on the test search space (NaN with one space)."""
-    model, history = _fit(data, cell)
+    """Ablation cell: test U/S/H, the training record of :func:`_fit`, the selected epoch and the mean number of
+    first-step graph neighbours per class in each space on the test search space (NaN with one space)."""
+    model, history, training = _fit(data, cell)
     data = semantic_input(data, cell["train"].get("semantic_input", "normalised"))
     selected = int(history[history.phase == "select"].val_H.idxmax()) + 1
     graph = (space_alignment(model, search_space_means(model, data), data.attributes)
              if model.config.spaces == "both" else {})
-    return {**evaluate_test(model, data), "selected_epoch": selected,
+    return {**evaluate_test(model, data), **training, "selected_epoch": selected,
             "neighbours_semantic": graph.get("neighbours_semantic", float("nan")),
             "neighbours_visual": graph.get("neighbours_visual", float("nan"))}
 
 
 def consistency_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Consistency cell: test U/S/H, :func:`~protolab.zsl.ipn.space_alignment` at the end on the test search space
-    (``final_*``), the per-epoch history with the alignment on the seen classes (``history``, records) and
+    """Consistency cell: test U/S/H, the training record of :func:`_fit`,
+    :func:`~protolab.zsl.ipn.space_alignment` at the end on the test search space (``final_*``), the per-epoch history with the alignment on the seen classes (``history``, records) and
     the trained weights (``state``)."""
     data = semantic_input(data, cell["train"].get("semantic_input", "normalised"))
     seen_means = class_means(data.trainval.features, data.trainval.labels, data.n_classes)[0][data.seen_classes]
     seen_attributes = data.attributes[data.seen_classes]
-    model, history = _fit(data, cell, monitor=lambda current: space_alignment(current, seen_means, seen_attributes))
+    model, history, training = _fit(data, cell, monitor=lambda current: space_alignment(current, seen_means,
+                                                                                     seen_attributes))
     final = space_alignment(model, search_space_means(model, data), data.attributes)
-    return {**evaluate_test(model, data), **{f"final_{key}": value for key, value in final.items()},
+    return {**evaluate_test(model, data), **training, **{f"final_{key}": value for key, value in final.items()},
             "history": history.to_dict("records"),
             "state": {key: value.cpu() for key, value in model.state_dict().items()}}
 
