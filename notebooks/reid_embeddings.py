@@ -63,7 +63,8 @@ n_seeds: int = 5  # [≥ 1] models trained per setting with seeds seed, seed+1, 
 strip_queries: int = 4  # [≥ 1] queries shown with their top-5 gallery images
 num_workers: int = 0  # [≥ 0] batches prepared ahead (worker processes for image files, a thread for decoded data;
     # 0: when needed)
-amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32)
+amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32); on the CPU only with
+    # PROTOLAB_NATIVE_KERNELS=1 (on the runner's pinned AVX2 path bfloat16 is emulated: 6–8× slower, README)
 reuse_cache: bool = True  # reuse the models an earlier run of the same code trained on the same data
 workers: int = 0  # [≥ 0] models trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)

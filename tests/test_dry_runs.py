@@ -29,10 +29,22 @@ def test_every_notebook_runs_to_its_end_in_a_dry_run_and_prices_its_loops(tmp_pa
 def test_the_paper_size_script_dry_runs_ipn_and_delta_on_small_generated_xlsa17_files():
     from benchmarks.dry_runs import main, table_markdown
 
-    rows = main(["--only", "ipn_gzsl", "delta_hyperbolicity", "--scale", "0.05", "--steps", "1"])
+    rows = main(["--only", "ipn_gzsl", "delta_hyperbolicity", "--scale", "0.05", "--steps", "1",
+                 "--set", "ipn_gzsl.n_seeds=1", "delta_hyperbolicity.n_tries=2",
+                 "delta_hyperbolicity.compare_points=100"])  # fewer seeds and tries: the script's path, quicker
     assert [row["status"] for row in rows] == ["ok", "ok"], rows
     ipn, delta = rows
     assert ipn["estimate_s"] > 10 * ipn["dry run (s)"] and ipn["peak memory (GiB)"] > 0  # 360 epochs priced
     assert delta["estimate_s"] > 0 and delta["peak memory (GiB)"] == "—"  # no metered loop: its wall time
     table = table_markdown(rows, 0.05)
     assert "| ipn_gzsl (CUB) | `full` |" in table and "0.05× the real sizes" in table
+
+
+@pytest.mark.parametrize("argv", [["--set", "n_seeds=1"], ["--set", "nobook.n_seeds=1"],
+                                  ["--set", "ipn_gzsl.n_seeds=1", "--readme"]])
+def test_the_paper_size_script_refuses_a_malformed_change_or_one_bound_for_the_readme(argv, capsys):
+    from benchmarks.dry_runs import main
+
+    with pytest.raises(SystemExit):
+        main(["--only", "ipn_gzsl", *argv])
+    assert "--set" in capsys.readouterr().err

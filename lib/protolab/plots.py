@@ -193,21 +193,21 @@ def score_histograms(panels: Sequence[tuple[str, torch.Tensor, torch.Tensor]], n
     return fig
 
 
-def accuracy_vs_curvature(table, references: Sequence[tuple[float, float]], *, title: str,
-                          seeds=None) -> plt.Figure:
+def accuracy_vs_curvature(table, references: Sequence[tuple[float, float]], *, title: str, dots=None,
+                          dots_label: str = "single seeds", ylabel: str = "test accuracy (%)") -> plt.Figure:
     """Accuracy (%) ± 95% CI against curvature (log axis) from ``table`` (columns ``c``, ``accuracy_%``,
     ``ci95_%``), with each ``(accuracy %, half-width %)`` of ``references`` (the Euclidean model, the c → 0
-    limit) as a dashed line inside its CI band; ``seeds`` (columns ``c``, ``accuracy_%``: one row per model)
-    adds each training seed's accuracy as a dot."""
+    limit) as a dashed line inside its CI band; ``dots`` (columns ``c``, ``accuracy_%``: one row per model, e.g.
+    each training seed or each tuning run) adds each model's accuracy as a dot, labelled ``dots_label``."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.errorbar(table["c"], table["accuracy_%"], yerr=table["ci95_%"], marker="o", capsize=3,
                 label="hyperbolic (error bars: 95% CI)")
-    if seeds is not None:
-        ax.scatter(seeds["c"], seeds["accuracy_%"], color="black", s=10, zorder=3, label="single seeds")
+    if dots is not None:
+        ax.scatter(dots["c"], dots["accuracy_%"], color="black", s=10, zorder=3, label=dots_label)
     for accuracy, half_width in references:
         ax.axhline(accuracy, color="grey", ls="--", label="Euclidean (band: 95% CI)")
         ax.axhspan(accuracy - half_width, accuracy + half_width, color="grey", alpha=0.15)
-    ax.set(xscale="log", xlabel="curvature c", ylabel="test accuracy (%)", title=title)
+    ax.set(xscale="log", xlabel="curvature c", ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -117,14 +117,15 @@ def profile_name(config: FewShotConfig) -> str:
 
 
 def profile_overrides(config: FewShotConfig) -> dict[str, Any]:
-    """The ``fewshot_tables`` parameters of ``config`` run with :data:`PROTOCOL` (one shot, no curvature sweep)."""
+    """The ``fewshot_tables`` parameters of ``config`` run with :data:`PROTOCOL` (one shot, the config's learning
+    rate and curvature: no tuning grid)."""
     protocol = PROTOCOL
     return {"dataset": config.dataset, "image_size": protocol.image_size, "backbone": config.backbone,
             "dim": config.dim, "shots": [config.shot], "train_way": [config.train_way], "test_way": protocol.test_way,
             "query": protocol.query, "c": config.c, "temperature": protocol.temperature,
             "riemannian": protocol.riemannian, "lr": config.lr, "step_size": config.step_size, "gamma": config.gamma,
             "epochs": protocol.epochs, "episodes": protocol.episodes, "val_episodes": protocol.val_episodes,
-            "test_episodes": protocol.test_episodes, "curvatures": [],
+            "test_episodes": protocol.test_episodes, "euclidean_lrs": [], "hyperbolic_lrs": [], "curvatures": [],
             "patience": None}  # the paper's protocol: every epoch, the best on validation kept
 
 
@@ -163,7 +164,7 @@ def differences(config: FewShotConfig, run: Mapping[str, Any]) -> list[str]:
     ``train_way`` as numbers (not lists); a parameter missing from ``run`` counts as different.
     """
     expected = {**profile_overrides(config), "shot": config.shot, "train_way": config.train_way}
-    ignored = {"shots", "curvatures"} | ({"dim"} if config.backbone != "conv4" else set())  # dim only shapes Conv4
+    ignored = {"shots", "euclidean_lrs", "hyperbolic_lrs", "curvatures"} | ({"dim"} if config.backbone != "conv4" else set())  # dim only shapes Conv4
     return [key for key, value in expected.items() if key not in ignored and run.get(key) != value]
 
 

@@ -1,0 +1,58 @@
+"""Equal tuning of the few-shot geometries (fewshot/tuning.py): the grid, its budget check, the choice rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from protolab.fewshot.tuning import chosen_settings, tuning_models, tuning_table
+
+
+def test_both_geometries_get_the_same_number_of_runs_per_shot():
+    models = tuning_models(["euclidean", "hyperbolic"], [1, 5], [30, 20], euclidean_lrs=[1e-3, 2e-3, 4e-3, 8e-3],
+                           hyperbolic_lrs=[1e-3, 4e-3], curvatures=[0.1, 1.0])
+    assert len(models) == 16
+    assert models[:8] == [("euclidean", 1, 30, None, 1e-3), ("euclidean", 1, 30, None, 2e-3),
+                          ("euclidean", 1, 30, None, 4e-3), ("euclidean", 1, 30, None, 8e-3),
+                          ("hyperbolic", 1, 30, 0.1, 1e-3), ("hyperbolic", 1, 30, 1.0, 1e-3),
+                          ("hyperbolic", 1, 30, 0.1, 4e-3), ("hyperbolic", 1, 30, 1.0, 4e-3)]
+    assert {(shot, way) for _, shot, way, _, _ in models[8:]} == {(5, 20)}
+
+
+def test_unequal_budgets_are_refused_and_empty_grids_mean_no_tuning():
+    with pytest.raises(ValueError, match="unequal tuning budgets.*'euclidean': 2, 'hyperbolic': 3"):
+        tuning_models(["euclidean", "hyperbolic"], [1], [30], euclidean_lrs=[1e-3, 2e-3], hyperbolic_lrs=[1e-3],
+                      curvatures=[0.1, 0.5, 1.0])
+    with pytest.raises(ValueError, match="unequal"):
+        tuning_models(["euclidean", "hyperbolic"], [1], [30], euclidean_lrs=[], hyperbolic_lrs=[1e-3], curvatures=[1.0])
+    assert tuning_models(["euclidean", "hyperbolic"], [1], [30], euclidean_lrs=[], hyperbolic_lrs=[],
+                         curvatures=[]) == []
+    assert len(tuning_models(["hyperbolic"], [1], [30], euclidean_lrs=[], hyperbolic_lrs=[1e-3],
+                             curvatures=[0.1, 1.0])) == 2  # one geometry: nothing to match
+
+
+def _result(scores: list[float], best: int, stopped_by: str = "patience") -> dict:
+    history = [{"epoch": epoch, "val_accuracy": score, "val_ci95": 0.01 * epoch}
+               for epoch, score in enumerate(scores, start=1)]
+    return {"history": history, "best_epoch": best, "convergence": {"stopped_by": stopped_by}}
+
+
+def _cell(geometry: str, shot: int, c: float | None, lr: float) -> dict:
+    return {"geometry": geometry, "shot": shot, "train_way": 10, "c": c, "protocol": {"lr": lr}}
+
+
+def test_the_setting_with_the_best_validation_score_is_chosen_per_geometry_and_shot_first_on_ties():
+    cells = [_cell("euclidean", 1, None, 1e-3), _cell("euclidean", 1, None, 2e-3),
+             _cell("hyperbolic", 1, 0.1, 1e-3), _cell("hyperbolic", 1, 1.0, 1e-3),
+             _cell("euclidean", 5, None, 1e-3), _cell("euclidean", 5, None, 2e-3)]
+    results = [_result([0.40, 0.50, 0.45], 2), _result([0.52, 0.48], 1),
+               _result([0.60, 0.61], 2), _result([0.55, 0.58, 0.59], 3, "max_steps"),
+               _result([0.70], 1), _result([0.60, 0.70], 2)]  # a tie at 5-shot: the first listed wins
+    table = tuning_table(cells, results)
+    assert table["val_accuracy_%"].tolist() == [50.0, 52.0, 61.0, 59.0, 70.0, 70.0]
+    assert table["val_ci95_%"].tolist() == [2.0, 1.0, 2.0, 3.0, 1.0, 2.0]  # the CI of the selected epoch
+    assert table.chosen.tolist() == [False, True, True, False, True, False]
+    assert table.stopped_by.tolist()[3] == "max_steps" and table.epochs.tolist() == [3, 2, 2, 3, 1, 2]
+    assert chosen_settings(table) == {("euclidean", 1): (None, 2e-3), ("hyperbolic", 1): (0.1, 1e-3),
+                                      ("euclidean", 5): (None, 1e-3)}
+    assert pd.isna(table.c[0]) and table.c[2] == 0.1
