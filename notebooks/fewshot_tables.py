@@ -63,17 +63,12 @@ train_way: list[int] = [30, 20]  # [len = shots, ≥ 2] classes per training epi
     # (paper's configs: 30 for 1-shot, 20 for 5-shot; 10-way cost the hyperbolic model 2–4 validation points here)
 test_way: int = 5  # [≥ 2] classes per validation and test episode (paper: 5)
 query: int = 15  # [≥ 1] query images per class in every episode (paper: 15)
-euclidean_lrs: list[float] = [5e-4, 1e-3, 2e-3, 4e-3]  # [> 0] tuning grid of the Euclidean model:
-    # learning rates tried on the validation classes, as many runs as hyperbolic_lrs × curvatures (equal budget);
-    # all three empty: no tuning, lr and c are used
-hyperbolic_lrs: list[float] = [1e-3, 4e-3]  # [> 0] tuning grid of the hyperbolic model: learning rates, each tried
-    # with every curvature of curvatures
-curvatures: list[float] = [0.1, 1.0]  # [> 0] tuning grid of the hyperbolic model: curvatures of the Poincaré
-    # ball (the paper's rule, ball volume π, gives ≈0.24 for dim 64); the accuracy-vs-c figure shows them
-tuning_seed: int = 100  # [≥ 0] seed of every tuning model (not one of the seeds that decide the claims)
-lr: float = 1e-3  # [> 0] Adam learning rate when the tuning grids are empty (paper's configs: 5e-3 for Conv4 on
-    # MiniImageNet, 1e-3 for ResNet18 and CUB)
-c: float = 0.25  # [> 0] curvature when the tuning grids are empty (the paper's configs: 0.005–0.05 for dim 1600)
+euclidean_lrs: list[float] = [5e-4, 1e-3, 2e-3, 4e-3]  # [non-empty, > 0] learning rates the Euclidean model
+    # tries on the validation classes: as many as hyperbolic_lrs × curvatures (equal budget); one each: no tuning
+hyperbolic_lrs: list[float] = [1e-3, 4e-3]  # [non-empty, > 0] learning rates the hyperbolic model tries, each with
+    # every curvature (paper's configs: 5e-3 for Conv4 on MiniImageNet, 1e-3 for ResNet18 and CUB)
+curvatures: list[float] = [0.1, 1.0]  # [non-empty, > 0] curvatures of the Poincaré ball the hyperbolic model tries
+    # (the paper's rule, ball volume π, gives ≈0.24 for dim 64; its configs: 0.005–0.05 for dim 1600)
 temperature: float = 1.0  # [> 0] logits = −distance / temperature
 riemannian: bool = False  # rescale the embedding gradient by 1/λ_x² as every official run did (full profile: True)
 epochs: int = 40  # [≥ 1] training epochs at most (see patience); validation and checkpoint selection after each
@@ -87,9 +82,6 @@ gamma: float = 0.5  # [> 0, ≤ 1] StepLR: factor of each decay
 patience: int | None = 3  # [≥ 1] training stops after this many epochs in a row without a better validation accuracy
     # (None: never early, as in the paper's protocol):
     # stopped so, a model has converged; stopped by `epochs`, it has not, and the claims it enters are inconclusive
-min_delta: float = 0.005  # [≥ 0] the smallest validation-accuracy gain that counts as better (half a point; the
-    # validation episodes are the same at every epoch, so successive scores are paired and differ by less than the
-    # ≈ 1.6-point standard error of 50 1-shot episodes)
 n_seeds: int = 5  # [≥ 1] the chosen settings are trained with seeds seed, seed+1, ...; the claims pair the seeds (and
     # decide from 5 seeds on), the tables give the mean over seeds and their spread
 checkpoint_dir: str = ""  # training checkpoints (resumed when their configuration matches); empty: the run's
@@ -120,12 +112,13 @@ from protolab.claims import POINTS, claims_lines, claims_table, gain_claims
 from protolab.data import calibration_table, load_fewshot
 from protolab.fewshot.cells import arm_name, run_fewshot_grid
 from protolab.fewshot.configs import PROTOCOL as PAPER_PROTOCOL, paper_columns
-from protolab.fewshot.protocol import ProtocolSettings
-from protolab.fewshot.tuning import chosen_settings, tuning_models, tuning_table
+from protolab.fewshot.protocol import ProtocolSettings, paired_differences
+from protolab.fewshot.tuning import (chosen_settings, curvature_sweep, describe_settings, settings_grid,
+                                    tuning_models, tuning_table)
 from protolab.metrics import mean_ci95
 from protolab.paper_results import FEWSHOT_GAIN, FEWSHOT_GAIN_TREND
 from protolab.plots import accuracy_vs_curvature, image_grid, learning_curves
-from protolab.training.convergence import converged_arms, grid_curves, grid_models
+from protolab.training.convergence import converged_arms, convergence_summary, grid_curves, grid_models
 
 session = figures.start("fewshot_tables", globals())
 geometries = ["euclidean", "hyperbolic"] if geometry == "both" else [geometry]
@@ -183,30 +176,29 @@ figures.save_figure(fig, "novel_classes", caption="One image of each of the firs
 # ## Tuning, on the validation classes
 # Each geometry gets the same number of training runs per shot to choose its settings (`protolab.fewshot.tuning`):
 # the Euclidean ProtoNet tries every learning rate of `euclidean_lrs`, the hyperbolic one every learning rate of
-# `hyperbolic_lrs` with every curvature of `curvatures`. Each tuning model is trained once from `tuning_seed` (a
+# `hyperbolic_lrs` with every curvature of `curvatures`. Each tuning model is trained once from `seed + 100` (a
 # seed none of the compared models uses) with the protocol below and is never tested; per geometry and shot, the
 # setting with the highest best validation accuracy is kept (first in grid order on a tie). The rule was fixed
-# before any run.
+# before any run. With one setting per geometry nothing is tuned.
 
 # %%
 protocol = ProtocolSettings(backbone=backbone, dim=dim, query=query, test_way=test_way, temperature=temperature,
                             riemannian=riemannian, epochs=epochs, episodes=episodes, val_episodes=val_episodes,
-                            test_episodes=test_episodes, lr=lr, step_size=step_size, gamma=gamma, patience=patience,
-                            min_delta=min_delta)
+                            test_episodes=test_episodes, lr=0.0, step_size=step_size, gamma=gamma, patience=patience)
+# lr=0.0: every model gets its own (the grid's); min_delta: the protocol's default, half a validation point
 grid_options = {"dataset": dataset, "device": device, "amp": amp, "num_workers": num_workers,
                 "checkpoints": checkpoints, "reuse": reuse_cache, "workers": workers}
-candidates = tuning_models(geometries, shots, train_way, euclidean_lrs=euclidean_lrs, hyperbolic_lrs=hyperbolic_lrs,
-                           curvatures=curvatures)
-tuning_cells, tuning_grid = run_fewshot_grid(splits, protocol, candidates, [tuning_seed], test_seed=None,
+search = settings_grid(geometries, euclidean_lrs=euclidean_lrs, hyperbolic_lrs=hyperbolic_lrs, curvatures=curvatures)
+candidates = tuning_models(search, shots, train_way)
+tuning_cells, tuning_grid = run_fewshot_grid(splits, protocol, candidates, [seed + 100], test_seed=None,
                                              **grid_options)
 tuning = tuning_table(tuning_cells, tuning_grid.results)
-choice = chosen_settings(tuning) if candidates else {}
+choice = chosen_settings(search, shots, tuning)
 if candidates:
-    figures.save_table(tuning, "tuning", caption=f"Tuning on the validation classes (seed {tuning_seed}, never "
+    figures.save_table(tuning, "tuning", caption=f"Tuning on the validation classes (seed {seed + 100}, never "
                        "tested): every setting tried per geometry and shot, its best validation accuracy (%, ± 95% "
                        "CI over the validation episodes) and the one kept (`chosen`).")
-settings = [(geometry_name, shot, way, *choice.get((geometry_name, shot),
-                                                   (c if geometry_name == "hyperbolic" else None, lr)))
+settings = [(geometry_name, shot, way, *choice[geometry_name, shot])
             for shot, way in zip(shots, train_way) for geometry_name in geometries]
 tuning
 
@@ -242,7 +234,7 @@ figures.save_table(runs, "runs", caption=f"Every compared model: test accuracy (
 tuning_arms = ["tuning: " + arm_name(cell["geometry"], cell["shot"], cell["c"], cell["protocol"]["lr"])
                for cell in tuning_cells]
 models = pd.concat([grid_models("fewshot_tables", cell_arms, runs.seed, grid.results),
-                    grid_models("fewshot_tables", tuning_arms, [tuning_seed] * len(tuning_cells),
+                    grid_models("fewshot_tables", tuning_arms, [seed + 100] * len(tuning_cells),
                                 tuning_grid.results)], ignore_index=True)
 figures.save_table(models, "models", caption="Every trained model, compared and tuning (`tuning: …`): epochs run "
                    "(`steps`), the best one, whether patience stopped it (`converged`) or the epoch cap, its final "
@@ -317,9 +309,7 @@ table
 
 # %%
 sweep_shot = shots[0]
-sweep = tuning[(tuning.geometry == "hyperbolic") & (tuning.shot == sweep_shot)] if candidates else tuning
-curvature_table = (sweep.sort_values("val_accuracy_%", ascending=False, kind="stable").groupby("c").head(1)
-                   .sort_values("c")[["c", "lr", "val_accuracy_%", "val_ci95_%"]] if len(sweep) else sweep)
+sweep, curvature_table = curvature_sweep(tuning, sweep_shot)
 if len(sweep) and sweep.c.nunique() > 1:
     references = [(row["val_accuracy_%"], row["val_ci95_%"]) for row in tuning.to_dict("records")
                   if row["geometry"] == "euclidean" and row["shot"] == sweep_shot and row["chosen"]]
@@ -342,13 +332,9 @@ curvature_table
 
 # %%
 arm_of = {(geometry_name, shot): arm for arm, (geometry_name, shot, *_) in zip(main_arms, settings)}
-per_seed = pd.DataFrame([{"shot": shot, "seed": seed + k,
-                          "euclidean_%": round(100 * float(episodes_of[arm_of["euclidean", shot]][k].mean()), 2),
-                          "hyperbolic_%": round(100 * float(episodes_of[arm_of["hyperbolic", shot]][k].mean()), 2),
-                          "difference_points": 100 * float((episodes_of[arm_of["hyperbolic", shot]][k]
-                                                            - episodes_of[arm_of["euclidean", shot]][k]).mean())}
-                         for shot in shots for k in range(n_seeds)] if len(geometries) == 2 else [],
-                        columns=["shot", "seed", "euclidean_%", "hyperbolic_%", "difference_points"])
+compared = {name: {shot: episodes_of[arm_of[name, shot]] for shot in shots} if len(geometries) == 2 else {}
+            for name in ("euclidean", "hyperbolic")}  # (seeds, test_episodes) per shot
+per_seed = paired_differences(compared["euclidean"], compared["hyperbolic"], range(seed, seed + n_seeds))
 gains = {shot: part.difference_points.tolist() for shot, part in per_seed.groupby("shot")}  # paired, seeds in order
 figures.save_table(per_seed.round(2), "seed_differences", caption="Per seed: Euclidean and hyperbolic test accuracy "
                    f"(%) on the same {test_episodes} episodes and their difference (points), the claims' input.")
@@ -358,24 +344,17 @@ claims = claims_table(gain_claims(gains, setting="shot", paper=FEWSHOT_GAIN, pap
 figures.save_table(claims, "claims", caption="The paper's few-shot claims on our data: per-seed hyperbolic − "
                    f"Euclidean accuracy on the same {test_episodes} test episodes, decided by the shared rule over "
                    "seeds.")
-unconverged = models[~models.converged]
-chosen = "; ".join(f"{geometry_name} {shot}-shot lr {rate:g}" + (f", c {curvature:g}" if curvature else "")
-                   for geometry_name, shot, _, curvature, rate in settings)
-budget = len(candidates) // (len(shots) * len(geometries))
-tuned = f"chosen on validation, {budget} runs per geometry and shot" if candidates else "not tuned"
 lines = [f"Data: {kind}; profile `{profile}`, {backbone} (dim {table['dim'].iloc[0]}), {test_way}-way tests over "
          f"{test_episodes} episodes, at most {epochs} epochs × {episodes} episodes (patience {patience}), "
          f"{n_seeds} seed(s) from {seed}; {trained} of {len(models)} models trained in this run.",
-         f"Settings ({tuned}): {chosen}.",
-         f"Models stopped by patience (converged): {models.converged.mean():.0%} of {len(models)}"
-         + (f"; by the epoch cap: {'; '.join(f'{row.arm} (seed {row.seed})' for row in unconverged.itertuples())}"
-            if len(unconverged) else "") + "."]
+         describe_settings(settings, len(candidates) // (len(shots) * len(geometries))), convergence_summary(models)]
 lines += claims_lines(claims) or ["- The geometry comparison needs both geometries; not tested in this run."]
 if len(curvature_table) > 1:
     best = curvature_table.loc[curvature_table["val_accuracy_%"].idxmax()]
     lines.append(f"- Curvature (validation, {sweep_shot}-shot tuning runs): best validation accuracy from "
                  f"{curvature_table['val_accuracy_%'].min():.2f} to {curvature_table['val_accuracy_%'].max():.2f}% "
-                 f"over c in {curvature_table['c'].tolist()}, highest at c = {best['c']:g} (± {best['val_ci95_%']:.2f}).")
+                 f"over c in {curvature_table['c'].tolist()}, highest at c = {best['c']:g} "
+                 f"(± {best['val_ci95_%']:.2f}).")
 calibrated = dataset == "glyphs" and hard_glyphs and (image_size, instances_per_class) == (28, 20)
 if calibrated and "euclidean" in geometries and 1 in shots:  # the data and row the calibration used
     euclidean = models[models.arm == arm_of["euclidean", 1]].best_score.mean() * 100

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "lib" / "protolab" / "data" / "calibration" / "fewshot_train_way.csv"
 PROTOCOL = ProtocolSettings(backbone="conv4", dim=64, query=15, test_way=5, temperature=1.0, riemannian=False,
                             epochs=40, episodes=20, val_episodes=50, test_episodes=0, lr=1e-3, step_size=5, gamma=0.5,
-                            patience=3)
+                            patience=3, min_delta=0.0)
 OFFICIAL_WAY = {1: 30, 5: 20}
 SEED, CHECK_EPISODES, TOLERANCE = 100, 500, 2.0
 

@@ -73,24 +73,27 @@ def test_every_full_config_profile_resolves_to_the_config(config):
     values = EXPERIMENT.resolve(profile_name(config))
     assert values["profile"] == profile_name(config)
     assert values["shots"] == [config.shot] and values["train_way"] == [config.train_way]
-    assert (values["dataset"], values["backbone"], values["lr"], values["c"]) == (
-        config.dataset, config.backbone, config.lr, config.c)
+    assert (values["dataset"], values["backbone"], values["curvatures"]) == (config.dataset, config.backbone, [config.c])
+    assert values["euclidean_lrs"] == values["hyperbolic_lrs"] == [config.lr]  # one setting each: no tuning
     assert values["test_episodes"] == 10_000 and values["riemannian"] is True and values["image_size"] == 84
     assert EXPERIMENT.resolve(profile_name(config), {"epochs": "1"})["epochs"] == 1
-    row = {**values, "geometry": "hyperbolic", "shot": config.shot, "train_way": config.train_way}
+    row = {**values, "geometry": "hyperbolic", "shot": config.shot, "train_way": config.train_way, "lr": config.lr,
+           "c": config.c}
     assert differences(config, row) == []
     assert paper_columns(row) == {"paper": config.reported, "official_config": config.name}
 
 
 def test_paper_columns_name_the_config_and_how_a_run_differs():
     config = find_config("miniimagenet", "conv4", 1)
-    run = {**EXPERIMENT.resolve(profile_name(config)), "geometry": "hyperbolic", "shot": 1, "train_way": 30}
+    run = {**EXPERIMENT.resolve(profile_name(config)), "geometry": "hyperbolic", "shot": 1, "train_way": 30,
+           "lr": config.lr, "c": config.c}
     changed = paper_columns({**run, "lr": 1e-3, "epochs": 2})
-    assert changed == {"paper": "54.43 ± 0.20", "official_config": "mini-conv4-1shot (differs: lr, epochs)"}
+    assert changed == {"paper": "54.43 ± 0.20", "official_config": "mini-conv4-1shot (differs: epochs, lr)"}
     assert paper_columns({**run, "geometry": "euclidean"}) == {"paper": "49.42", "official_config": "—"}
     assert paper_columns({**run, "dataset": "glyphs"}) == {"paper": "—", "official_config": "—"}
     resnet = find_config("miniimagenet", "resnet12", 5)
-    assert "dim" not in differences(resnet, {**profile_overrides(resnet), "shot": 5, "train_way": 20, "dim": 64})
+    assert differences(resnet, {**profile_overrides(resnet), "shot": 5, "train_way": 20, "dim": 64, "lr": resnet.lr,
+                                "c": resnet.c}) == []  # dim does not shape a ResNet
     assert find_config("omniglot", "conv4", 1) is None
 
 

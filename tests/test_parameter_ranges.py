@@ -37,7 +37,8 @@ def _refused(name: str, overrides: dict[str, str], profile: str = "smoke") -> st
     ("fewshot_tables", {"epochs": "0"}, "parameter 'epochs' must be ≥ 1, got 0"),
     ("fewshot_tables", {"episodes": "0"}, "parameter 'episodes' must be ≥ 1, got 0"),
     ("fewshot_tables", {"train_way": "5"}, "parameter 'train_way' must have as many items as shots (2), got 1: [5]"),
-    ("fewshot_tables", {"c": "0"}, "parameter 'c' must be > 0, got 0.0"),
+    ("fewshot_tables", {"curvatures": "[0]"}, "parameter 'curvatures': every item must be > 0, got [0.0]"),
+    ("fewshot_tables", {"euclidean_lrs": "[]"}, "parameter 'euclidean_lrs' must be non-empty, got []"),
     ("reid_embeddings", {"erasing": "1.5"}, "parameter 'erasing' must be ≤ 1, got 1.5"),
     ("reid_embeddings", {"dims": "[]"}, "parameter 'dims' must be non-empty, got []"),
     ("ipn_gzsl", {"episode_unseen": "30"}, "parameter 'episode_unseen' must be < n_way (30), got 30"),
@@ -71,11 +72,11 @@ def test_every_bad_override_of_every_notebook_is_reported_in_one_error():
              {"epochs": "0", "episodes": "0", "device": "gpu", "c": "-1", "shots": "1,x"})
     message = str(caught.value)
     for problem in ["fewshot_tables: parameter 'epochs'", "fewshot_tables: parameter 'episodes'",
-                    "fewshot_tables: parameter 'device'", "fewshot_tables: parameter 'c'",
+                    "fewshot_tables: parameter 'device'",
                     "fewshot_tables: parameter 'shots' expects list[int]", "poincare_uncertainty: parameter 'epochs'",
                     "poincare_uncertainty: parameter 'device'", "poincare_uncertainty: parameter 'c'"]:
         assert problem in message, problem
-    assert len(message.splitlines()) == 1 + 8
+    assert len(message.splitlines()) == 1 + 7  # c is poincare_uncertainty's (fewshot_tables tunes curvatures)
     assert "train_way" not in message  # shots was ill-typed: nothing is compared with it
 
 

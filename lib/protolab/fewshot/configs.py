@@ -122,11 +122,11 @@ def profile_overrides(config: FewShotConfig) -> dict[str, Any]:
     protocol = PROTOCOL
     return {"dataset": config.dataset, "image_size": protocol.image_size, "backbone": config.backbone,
             "dim": config.dim, "shots": [config.shot], "train_way": [config.train_way], "test_way": protocol.test_way,
-            "query": protocol.query, "c": config.c, "temperature": protocol.temperature,
-            "riemannian": protocol.riemannian, "lr": config.lr, "step_size": config.step_size, "gamma": config.gamma,
+            "query": protocol.query, "temperature": protocol.temperature,
+            "riemannian": protocol.riemannian, "step_size": config.step_size, "gamma": config.gamma,
             "epochs": protocol.epochs, "episodes": protocol.episodes, "val_episodes": protocol.val_episodes,
-            "test_episodes": protocol.test_episodes, "euclidean_lrs": [], "hyperbolic_lrs": [], "curvatures": [],
-            "patience": None}  # the paper's protocol: every epoch, the best on validation kept
+            "test_episodes": protocol.test_episodes, "euclidean_lrs": [config.lr], "hyperbolic_lrs": [config.lr],
+            "curvatures": [config.c], "patience": None}  # the paper's protocol: every epoch, the best on validation kept
 
 
 def profiles_yaml(width: int = 118) -> str:
@@ -160,10 +160,11 @@ def _yaml_value(value: Any) -> str:
 def differences(config: FewShotConfig, run: Mapping[str, Any]) -> list[str]:
     """Parameters in which ``run`` differs from ``config``'s profile, e.g. ``["lr", "epochs"]``.
 
-    ``run`` maps the notebook's parameter names to one table row's values, with ``shot`` and
-    ``train_way`` as numbers (not lists); a parameter missing from ``run`` counts as different.
+    ``run`` maps the notebook's parameter names to one table row's values, with ``shot``, ``train_way``, ``lr`` and
+    ``c`` as numbers (the row's, not lists); a parameter missing from ``run`` counts as different.
     """
-    expected = {**profile_overrides(config), "shot": config.shot, "train_way": config.train_way}
+    expected = {**profile_overrides(config), "shot": config.shot, "train_way": config.train_way, "lr": config.lr,
+                "c": config.c}
     ignored = {"shots", "euclidean_lrs", "hyperbolic_lrs", "curvatures"} | ({"dim"} if config.backbone != "conv4" else set())  # dim only shapes Conv4
     return [key for key, value in expected.items() if key not in ignored and run.get(key) != value]
 

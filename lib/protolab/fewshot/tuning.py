@@ -2,9 +2,9 @@
 
 The grid gives both geometries the same budget of training runs per shot: the Euclidean ProtoNet tries each
 learning rate of ``euclidean_lrs``; the hyperbolic one each (learning rate, curvature) of ``hyperbolic_lrs`` ×
-``curvatures``, and ``len(euclidean_lrs)`` must equal that product. Every tuning model is trained once, from the
-tuning seed (not one of the seeds whose test results decide the claims), by the notebook's protocol, and is
-never tested. The rule, fixed before any run: per (geometry, shot), the setting whose model reached the highest
+``curvatures``, and ``len(euclidean_lrs)`` must equal that product (one setting each: no tuning runs, those
+settings are used). Every tuning model is trained once, from the tuning seed (not one of the seeds whose test
+results decide the claims), by the notebook's protocol, and is never tested. The rule, fixed before any run: per (geometry, shot), the setting whose model reached the highest
 best validation accuracy (the score the early-stopping rule selected its weights by); on a tie, the first in
 grid order (learning rates as listed, curvatures as listed within each).
 """
@@ -17,26 +17,38 @@ import pandas as pd
 
 from protolab.fewshot.cells import Model
 
-__all__ = ["chosen_settings", "tuning_models", "tuning_table"]
+__all__ = ["Grid", "chosen_settings", "curvature_sweep", "describe_settings", "settings_grid", "tuning_models",
+           "tuning_table"]
 
 
-def tuning_models(geometries: Sequence[str], shots: Sequence[int], train_way: Sequence[int], *,
-                  euclidean_lrs: Sequence[float], hyperbolic_lrs: Sequence[float],
-                  curvatures: Sequence[float]) -> list[Model]:
-    """The tuning grid: ``(geometry, shot, train_way, c, lr)`` for every shot (with its training way), every
-    geometry of ``geometries`` and every setting that geometry tries (module docstring).
+Grid = dict[str, list[tuple[float | None, float]]]
+"""Per geometry, the ``(c, lr)`` settings it tries (``c`` None for Euclidean)."""
 
-    Raises ``ValueError`` when both geometries are compared and their budgets differ, or when one geometry's grid
-    is empty while the other's is not. Empty grids for every geometry: no tuning (``[]``)."""
+
+def settings_grid(geometries: Sequence[str], *, euclidean_lrs: Sequence[float], hyperbolic_lrs: Sequence[float],
+                  curvatures: Sequence[float]) -> Grid:
+    """The settings each geometry of ``geometries`` tries (module docstring).
+
+    Raises ``ValueError`` when a geometry has no setting, or when both geometries are compared and their budgets
+    differ."""
     grids = {"euclidean": [(None, lr) for lr in euclidean_lrs],
              "hyperbolic": [(c, lr) for lr in hyperbolic_lrs for c in curvatures]}
-    sizes = {geometry: len(grids[geometry]) for geometry in geometries}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"unequal tuning budgets: {sizes} runs per shot (euclidean_lrs: {len(euclidean_lrs)}; "
+    grid = {geometry: grids[geometry] for geometry in geometries}
+    sizes = {geometry: len(settings) for geometry, settings in grid.items()}
+    if not all(sizes.values()) or len(set(sizes.values())) > 1:
+        raise ValueError(f"unequal or empty tuning budgets: {sizes} runs per shot (euclidean_lrs: {len(euclidean_lrs)}; "
                          f"hyperbolic_lrs × curvatures: {len(hyperbolic_lrs)} × {len(curvatures)}); give both "
-                         "geometries the same number of runs, or empty grids for no tuning")
+                         "geometries the same number of settings, one each for no tuning")
+    return grid
+
+
+def tuning_models(grid: Grid, shots: Sequence[int], train_way: Sequence[int]) -> list[Model]:
+    """The tuning runs: ``(geometry, shot, train_way, c, lr)`` for every shot (with its training way), geometry and
+    setting of ``grid``; none when every geometry has a single setting (nothing to choose)."""
+    if all(len(settings) == 1 for settings in grid.values()):
+        return []
     return [(geometry, shot, way, c, lr) for shot, way in zip(shots, train_way, strict=True)
-            for geometry in geometries for c, lr in grids[geometry]]
+            for geometry, settings in grid.items() for c, lr in settings]
 
 
 def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -59,8 +71,32 @@ def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[s
     return table
 
 
-def chosen_settings(table: pd.DataFrame) -> dict[tuple[str, int], tuple[float | None, float]]:
-    """``(geometry, shot) → (c, lr)`` of the rows of :func:`tuning_table` marked ``chosen`` (``c`` None for
-    Euclidean)."""
+def chosen_settings(grid: Grid, shots: Sequence[int], table: pd.DataFrame) -> dict[tuple[str, int],
+                                                                              tuple[float | None, float]]:
+    """``(geometry, shot) → (c, lr)``: the rows of :func:`tuning_table` marked ``chosen``, or each geometry's single
+    setting when there was no tuning (``table`` empty)."""
+    if not len(table):
+        return {(geometry, shot): settings[0] for geometry, settings in grid.items() for shot in shots}
     return {(row.geometry, int(row.shot)): (None if pd.isna(row.c) else float(row.c), float(row.lr))
             for row in table[table.chosen].itertuples(index=False)}
+
+
+def curvature_sweep(table: pd.DataFrame, shot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The hyperbolic tuning runs of ``shot`` in a :func:`tuning_table` (one row per run), and per curvature the run
+    with the highest validation accuracy (columns ``c, lr, val_accuracy_%, val_ci95_%``, by increasing c; the first
+    in grid order on a tie). Both empty when the table has no such run."""
+    columns = ["c", "lr", "val_accuracy_%", "val_ci95_%"]
+    if not len(table):
+        return table, pd.DataFrame(columns=columns)
+    runs = table[(table.geometry == "hyperbolic") & (table.shot == shot)]
+    best = runs.sort_values("val_accuracy_%", ascending=False, kind="stable").groupby("c").head(1)
+    return runs, best.sort_values("c")[columns]
+
+
+def describe_settings(models: Sequence[Model], runs_per_setting: int) -> str:
+    """One sentence naming each compared model's learning rate (and curvature), and how they were chosen:
+    ``runs_per_setting`` tuning runs per geometry and shot (0: not tuned)."""
+    how = f"chosen on validation, {runs_per_setting} runs per geometry and shot" if runs_per_setting else "not tuned"
+    named = "; ".join(f"{geometry} {shot}-shot lr {lr:g}" + (f", c {c:g}" if c is not None else "")
+                      for geometry, shot, _, c, lr in models)
+    return f"Settings ({how}): {named}."

@@ -140,3 +140,13 @@ def converged_arms(models: pd.DataFrame, *arms: str) -> bool:
     """True when every model of ``arms`` in a ``models`` table stopped by patience (and there is one)."""
     rows = models[models.arm.isin(arms)]
     return bool(len(rows)) and bool(rows.converged.all())
+
+
+def convergence_summary(models: pd.DataFrame) -> str:
+    """One sentence on a ``models`` table: the share of models stopped by patience and, by name, those the cap
+    stopped, e.g. ``"Models stopped by patience (converged): 95% of 20; by the epoch cap: euclidean, 1-shot (seed
+    3)."``"""
+    capped = models[~models.converged.astype(bool)]
+    names = "; ".join(f"{row.arm} (seed {row.seed})" for row in capped.itertuples())
+    return (f"Models stopped by patience (converged): {models.converged.mean():.0%} of {len(models)}"
+            + (f"; by the epoch cap: {names}" if names else "") + ".")
