@@ -310,7 +310,7 @@ table
 # %%
 sweep_shot = shots[0]
 sweep, curvature_table = curvature_sweep(tuning, sweep_shot)
-if len(sweep) and sweep.c.nunique() > 1:
+if len(curvature_table) > 1:
     references = [(row["val_accuracy_%"], row["val_ci95_%"]) for row in tuning.to_dict("records")
                   if row["geometry"] == "euclidean" and row["shot"] == sweep_shot and row["chosen"]]
     fig = accuracy_vs_curvature(curvature_table.rename(columns={"val_accuracy_%": "accuracy_%",

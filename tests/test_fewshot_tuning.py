@@ -63,3 +63,10 @@ def test_the_setting_with_the_best_validation_score_is_chosen_per_geometry_and_s
     assert len(runs) == 2 and best.values.tolist() == [[0.1, 1e-3, 61.0, 2.0], [1.0, 1e-3, 59.0, 3.0]]
     assert curvature_sweep(tuning_table([], []), 1)[1].empty
     assert pd.isna(table.c[0]) and table.c[2] == 0.1
+
+
+def test_runs_without_a_validated_epoch_are_kept_unscored_and_the_first_is_chosen():  # a dry run's models
+    cells = [_cell("hyperbolic", 1, 0.1, 1e-3), _cell("hyperbolic", 1, 1.0, 1e-3)]
+    table = tuning_table(cells, [{"history": [], "best_epoch": 0, "convergence": {"stopped_by": "max_steps"}}] * 2)
+    assert table["val_accuracy_%"].isna().all() and table.chosen.tolist() == [True, False]
+    assert curvature_sweep(table, 1)[1].empty  # nothing to draw

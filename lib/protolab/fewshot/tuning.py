@@ -57,16 +57,17 @@ def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[s
     ``stopped_by`` and ``chosen`` (:func:`chosen_settings`' rule)."""
     rows = []
     for cell, result in zip(cells, results, strict=True):
-        history = pd.DataFrame(result["history"]).set_index("epoch")
-        best = history.loc[result["best_epoch"]]
+        history = pd.DataFrame(result["history"], columns=["epoch", "val_accuracy", "val_ci95"]).set_index("epoch")
+        best = history.reindex([result["best_epoch"]]).iloc[0]  # NaN where no epoch was validated (a dry run)
         rows.append({"geometry": cell["geometry"], "shot": cell["shot"], "train_way": cell["train_way"],
                      "lr": cell["protocol"]["lr"], "c": float("nan") if cell["c"] is None else cell["c"],
                      "val_accuracy_%": round(100 * float(best["val_accuracy"]), 2),
                      "val_ci95_%": round(100 * float(best["val_ci95"]), 2), "best_epoch": int(result["best_epoch"]),
                      "epochs": len(history), "stopped_by": result["convergence"]["stopped_by"]})
     table = pd.DataFrame(rows)
-    if len(table):
-        winners = table.groupby(["geometry", "shot"], sort=False)["val_accuracy_%"].idxmax()  # first on ties
+    if len(table):  # per geometry and shot the highest score, the first on ties (and when none has a score)
+        scores = table["val_accuracy_%"].fillna(-1.0)
+        winners = scores.groupby([table.geometry, table.shot], sort=False).idxmax()
         table["chosen"] = table.index.isin(winners.values)
     return table
 
@@ -82,13 +83,13 @@ def chosen_settings(grid: Grid, shots: Sequence[int], table: pd.DataFrame) -> di
 
 
 def curvature_sweep(table: pd.DataFrame, shot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The hyperbolic tuning runs of ``shot`` in a :func:`tuning_table` (one row per run), and per curvature the run
-    with the highest validation accuracy (columns ``c, lr, val_accuracy_%, val_ci95_%``, by increasing c; the first
-    in grid order on a tie). Both empty when the table has no such run."""
+    """The hyperbolic tuning runs of ``shot`` in a :func:`tuning_table` that have a validation score (one row per
+    run), and per curvature the run with the highest (columns ``c, lr, val_accuracy_%, val_ci95_%``, by increasing
+    c; the first in grid order on a tie). Both empty when there is no such run (no tuning, or a dry run)."""
     columns = ["c", "lr", "val_accuracy_%", "val_ci95_%"]
     if not len(table):
-        return table, pd.DataFrame(columns=columns)
-    runs = table[(table.geometry == "hyperbolic") & (table.shot == shot)]
+        return pd.DataFrame(columns=columns), pd.DataFrame(columns=columns)
+    runs = table[(table.geometry == "hyperbolic") & (table.shot == shot) & table["val_accuracy_%"].notna()]
     best = runs.sort_values("val_accuracy_%", ascending=False, kind="stable").groupby("c").head(1)
     return runs, best.sort_values("c")[columns]
 
