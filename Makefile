@@ -23,9 +23,9 @@ smoke: $(STAMP)
 	$(BIN)/protolab run --profile smoke --jobs $(JOBS)
 
 ## The test suite (what CI runs): unit tests, loader tests on generated fixtures, notebook smoke runs, SLURM;
-## two pytest-xdist workers (pyproject's addopts), the ten slowest tests listed at the end.
+## two pytest-xdist workers (pyproject's addopts), the 25 slowest tests listed at the end.
 test: $(STAMP)
-	$(BIN)/python -m pytest --durations=10
+	$(BIN)/python -m pytest --durations=25
 
 ## The edit loop: unit and loader tests only (no notebook executions, no SLURM), a few minutes.
 test-fast: $(STAMP)

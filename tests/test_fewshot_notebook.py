@@ -43,9 +43,15 @@ def test_full_profile_runs_on_mini_imagenet_files_in_csv_layout(tmp_path):
     assert not list((tmp_path / "figures").glob("*.pt"))
 
 
+TUNING = {"euclidean_lrs": "[0.001, 0.01]", "hyperbolic_lrs": "[0.001]", "curvatures": "[0.25, 1.0]"}
+"""Two settings per geometry (the smoke profile has one each: no tuning)."""
+
+
 def _smoke(tmp_path, run: str, **overrides) -> dict[str, pd.DataFrame]:
-    """The smoke profile run into ``tmp_path / run``; its runs, models, accuracy and claims tables."""
-    result = run_notebooks(["fewshot_tables"], profile="smoke", overrides={k: str(v) for k, v in overrides.items()},
+    """The smoke profile with :data:`TUNING` run into ``tmp_path / run``; its runs, models, accuracy, claims and
+    learning-curve tables."""
+    overrides = {**TUNING, **{k: str(v) for k, v in overrides.items()}}
+    result = run_notebooks(["fewshot_tables"], profile="smoke", overrides=overrides,
                            out_dir=tmp_path / run, runs_dir=tmp_path / "runs", timeout=400)[0]
     assert result.status == "ok", f"{result.failing_cell} {result.error}"
     return {name: pd.read_csv(tmp_path / run / f"fewshot_tables__{name}.csv")
