@@ -58,7 +58,7 @@ def test_the_report_opens_with_every_notebooks_claims_and_their_verdict_counts(t
     assert ("3 claims from 2 notebooks, with Holm's correction across the scorecard (family-wise 5%): **1 holds**, "
             "**1 does not hold**, **1 inconclusive**. Without it (each claim at 95%): 1 holds, 1 does not hold, "
             "1 inconclusive; 1 **stale**" in card)
-    assert "| notebook | claim | paper's evidence | our data | our measurement | verdict (Holm) | verdict (raw) |" in card
+    assert "| notebook | claim | paper's evidence | our data | our measurement | verdict | verdict with Holm |" in card
     rows = [line for line in card.splitlines() if line.startswith("| [")]
     assert [row.split("](")[0] for row in rows] == ["| [beta", "| [alpha", "| [alpha"], "notebooks in the given order"
     assert rows[0].startswith("| [beta](#nb-beta) — **stale** (run `run-0`) | E beats F | Table 1: +2 | toy |")

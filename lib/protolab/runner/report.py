@@ -168,8 +168,10 @@ def _counts(counts: Counter) -> str:
 
 def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict[str, dict[str, Any]] | None = None,
                        link: str = "#") -> str:
-    """The counts line (Holm-corrected verdicts first, the raw ones beside them) and the scorecard table; ``link``
-    prefixes each notebook's section anchor (``#`` in the report, ``figures/REPORT.md#`` in the README)."""
+    """The counts line (Holm-corrected verdicts first, the raw ones beside them) and the scorecard table: each
+    claim's verdict as its notebook's claims table gives it, and beside it the verdict with Holm's correction across
+    the scorecard; ``link`` prefixes each notebook's section anchor (``#`` in the report, ``figures/REPORT.md#`` in
+    the README)."""
     runs = read_runs(Path(out_dir)) if runs is None else runs
     rows, raw, holm = scorecard(out_dir, order, runs)
     if not rows:
@@ -180,7 +182,7 @@ def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict
                f"{_counts(raw).replace('**', '')}"
                + (f"; {stale} **stale** (from an earlier run: the notebook's last run did not succeed)" if stale else "")
                + ".")
-    table = ["| notebook | claim | paper's evidence | our data | our measurement | verdict (Holm) | verdict (raw) "
+    table = ["| notebook | claim | paper's evidence | our data | our measurement | verdict | verdict with Holm "
              "| note |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         notebook = f"[{row['notebook']}]({link}{_anchor(row['notebook'])})"
@@ -190,7 +192,7 @@ def scorecard_markdown(out_dir: Path, order: list[str] | None = None, runs: dict
         if row["stale"]:
             notebook += f" — **stale** (run `{row['stale']}`)"
         cells = [notebook] + [_cell(row.get(key)) for key in ("claim", "paper_evidence", "data", "measurement")]
-        cells += [f"**{_cell(row.get('verdict_holm'))}**", _cell(row.get("verdict")), _cell(row.get("note"))]
+        cells += [f"**{_cell(row.get('verdict'))}**", _cell(row.get("verdict_holm")), _cell(row.get("note"))]
         table.append("| " + " | ".join(cells) + " |")
     return summary + "\n\n" + "\n".join(table) + "\n"
 
