@@ -91,8 +91,9 @@ workers: int = 0  # [≥ 0] models trained at once in worker processes, one thre
     # (0 = this notebook's CPU threads; 1 on CUDA)
 num_workers: int = 0  # [≥ 0] episodes prepared ahead (worker processes for image files, a thread for decoded data; 0:
     # when needed)
-amp: bool = False  # bfloat16 autocast for the backbone (the Poincaré head stays float32); on the CPU only with
-    # PROTOLAB_NATIVE_KERNELS=1 (on the runner's pinned AVX2 path bfloat16 is emulated: 6–8× slower, README)
+amp: Literal["auto", "on", "off"] = "auto"  # bfloat16 autocast for the backbone (the Poincaré head stays float32);
+    # auto: where the device computes bfloat16 natively (a CPU's avx512_bf16 on native kernels, which profiles.yaml
+    # gives this notebook; elsewhere emulated bfloat16 is 6–8× slower, README), else float32
 profile: str = "default"  # smoke | default | full | full-<official config>, e.g. full-mini-conv4-1shot (profiles.yaml)
 seed: int = 0  # [≥ 0] first random seed: data jitter and the test episodes (seed + 2), shared by every model;
     # the k-th seed's models are initialised and trained with seed + k
@@ -108,6 +109,7 @@ import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
+from protolab.core.reproducibility import describe_arithmetic, resolve_amp
 from protolab.claims import POINTS, claims_lines, claims_table, gain_claims
 from protolab.data import calibration_table, load_fewshot
 from protolab.fewshot.cells import arm_name, run_fewshot_grid
@@ -186,7 +188,7 @@ protocol = ProtocolSettings(backbone=backbone, dim=dim, query=query, test_way=te
                             riemannian=riemannian, epochs=epochs, episodes=episodes, val_episodes=val_episodes,
                             test_episodes=test_episodes, lr=0.0, step_size=step_size, gamma=gamma, patience=patience)
 # lr=0.0: every model gets its own (the grid's); min_delta: the protocol's default, half a validation point
-grid_options = {"dataset": dataset, "device": device, "amp": amp, "num_workers": num_workers,
+grid_options = {"dataset": dataset, "device": device, "amp": resolve_amp(amp, device), "num_workers": num_workers,
                 "checkpoints": checkpoints, "reuse": reuse_cache, "workers": workers}
 search = settings_grid(geometries, euclidean_lrs=euclidean_lrs, hyperbolic_lrs=hyperbolic_lrs, curvatures=curvatures)
 candidates = tuning_models(search, shots, train_way)
@@ -346,7 +348,8 @@ figures.save_table(claims, "claims", caption="The paper's few-shot claims on our
                    "seeds.")
 lines = [f"Data: {kind}; profile `{profile}`, {backbone} (dim {table['dim'].iloc[0]}), {test_way}-way tests over "
          f"{test_episodes} episodes, at most {epochs} epochs × {episodes} episodes (patience {patience}), "
-         f"{n_seeds} seed(s) from {seed}; {trained} of {len(models)} models trained in this run.",
+         f"{n_seeds} seed(s) from {seed}, {describe_arithmetic(grid_options['amp'], device)}; {trained} of "
+         f"{len(models)} models trained in this run.",
          describe_settings(settings, len(candidates) // (len(shots) * len(geometries))), convergence_summary(models)]
 lines += claims_lines(claims) or ["- The geometry comparison needs both geometries; not tested in this run."]
 if len(curvature_table) > 1:

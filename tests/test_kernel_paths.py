@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
+import pytest
+import torch
+
+from protolab.core.reproducibility import resolve_amp
 from protolab.runner.kernel_paths import AVX2_PATHS, kernel_path_environment
+from protolab.runner.parameters import ParameterError, discover
+from protolab.runner.project import notebooks_dir
 
 PROBE = ("import torch; torch.set_num_threads(1); torch.manual_seed(0); "
          "x = torch.randn(257, 129); w = torch.randn(129, 65, requires_grad=True); "
@@ -14,9 +21,10 @@ PROBE = ("import torch; torch.set_num_threads(1); torch.manual_seed(0); "
          "print(torch.backends.cpu.get_cpu_capability(), float(y), float(w.grad.abs().sum()))")
 
 
-def _probe(extra: dict[str, str]) -> list[str]:
+def _probe(extra: dict[str, str], script: str = PROBE) -> list[str]:
+    """What ``script`` prints, word by word, run in a fresh process with ``extra`` on a pin-free environment."""
     env = {key: value for key, value in os.environ.items() if key not in AVX2_PATHS}
-    return subprocess.run([sys.executable, "-c", PROBE], env={**env, **extra}, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", script], env={**env, **extra}, capture_output=True, text=True,
                           check=True).stdout.split()
 
 
@@ -51,3 +59,42 @@ def test_grid_cells_computed_on_another_code_path_are_not_reused():
                               check=True).stdout.strip()
 
     assert key(AVX2_PATHS) == key(AVX2_PATHS) != key({"ATEN_CPU_CAPABILITY": "default"})
+
+
+def test_a_notebook_declaring_native_kernels_gets_no_pin(tmp_path, monkeypatch):
+    from protolab.runner.environment import runner_variables
+
+    for key in (*AVX2_PATHS, "PROTOLAB_NATIVE_KERNELS"):
+        monkeypatch.delenv(key, raising=False)
+    variables = runner_variables(tmp_path, "run-1", 1, tmp_path, tmp_path, native_kernels=True)
+    assert variables["PROTOLAB_NATIVE_KERNELS"] == "1" and not set(AVX2_PATHS) & set(variables)
+
+
+def test_profiles_yaml_kernels_key_is_read_and_checked(tmp_path):
+    shutil.copy(notebooks_dir() / "ipn_gzsl.ipynb", tmp_path)
+    (tmp_path / "profiles.yaml").write_text("ipn_gzsl:\n  kernels: native\n")
+    assert discover(tmp_path)["ipn_gzsl"].kernels == "native"
+    (tmp_path / "profiles.yaml").write_text("ipn_gzsl: {}\n")
+    assert discover(tmp_path)["ipn_gzsl"].kernels == "pinned"
+    (tmp_path / "profiles.yaml").write_text("ipn_gzsl:\n  kernels: fast\n")
+    with pytest.raises(ParameterError, match="kernels must be one of pinned, native, got 'fast'"):
+        discover(tmp_path)
+
+
+AMP_PROBE = ("import torch; from protolab.core.reproducibility import native_bfloat16, resolve_amp; "
+             "cpu = torch.device('cpu'); "
+             "print(native_bfloat16(cpu), resolve_amp('auto', cpu), resolve_amp('on', cpu), resolve_amp('off', cpu), "
+             "torch.cpu._is_avx512_bf16_supported())")
+
+
+def test_automatic_bfloat16_only_where_the_cpu_computes_it_on_its_own_path():
+    pinned = _probe(kernel_path_environment({}), AMP_PROBE)
+    assert pinned[:4] == ["False", "False", "True", "False"]  # emulated on the pinned AVX2 path: float32
+    native = _probe({"PROTOLAB_NATIVE_KERNELS": "1"}, AMP_PROBE)
+    has_bf16 = native[4]  # the CPU's avx512_bf16 flag
+    assert native[:4] == [has_bf16, has_bf16, "True", "False"]
+
+
+def test_amp_settings_are_checked():
+    with pytest.raises(ValueError, match="amp must be one of auto, on, off"):
+        resolve_amp("yes", torch.device("cpu"))

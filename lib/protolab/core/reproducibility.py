@@ -50,3 +50,33 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+AMP_SETTINGS = ("auto", "on", "off")
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions and matrix products in hardware on the code path this process
+    took: a CUDA device with bfloat16 support, or a CPU with ``avx512_bf16`` whose oneDNN and ATen kernels are not
+    pinned below AVX-512 (:mod:`protolab.runner.kernel_paths`; on the pinned AVX2 path bfloat16 is emulated, 6–8×
+    slower than float32: ``benchmarks/fewshot_default.py``)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    onednn_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    return (device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
+            and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+            and (onednn_isa == "ALL" or "BF16" in onednn_isa or "AMX" in onednn_isa))
+
+
+def resolve_amp(amp: str, device: torch.device) -> bool:
+    """Whether to train and evaluate under bfloat16 autocast: ``"on"``, ``"off"``, or ``"auto"``: where
+    :func:`native_bfloat16` holds (so that a machine without it keeps float32 instead of running 6–8× slower)."""
+    if amp not in AMP_SETTINGS:
+        raise ValueError(f"amp must be one of {', '.join(AMP_SETTINGS)}, got {amp!r}")
+    return amp == "on" or (amp == "auto" and native_bfloat16(device))
+
+
+def describe_arithmetic(amp: bool, device: torch.device) -> str:
+    """How a run computed, for its report: e.g. ``"bfloat16 autocast on cpu (AVX512 kernels)"``."""
+    kernels = f" ({torch.backends.cpu.get_cpu_capability()} kernels)" if device.type == "cpu" else ""
+    return f"{'bfloat16 autocast' if amp else 'float32'} on {device.type}{kernels}"

@@ -188,6 +188,8 @@ def _listing(notebooks: Path) -> str:
         lines.append(f"{experiment.name} — {experiment.title}")
         if experiment.depends_on:
             lines.append(f"  reads the outputs of: {', '.join(experiment.depends_on)} (run first when in the same run)")
+        if experiment.kernels == "native":
+            lines.append("  runs on the CPU's native kernels (numbers exact per CPU model; profiles.yaml)")
         lines.append("  parameters:")
         width = max(len(name) for name in experiment.parameters)
         for parameter in experiment.parameters.values():

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from protolab.runner.allocator import allocator_environment
-from protolab.runner.kernel_paths import kernel_path_environment
+from protolab.runner.kernel_paths import NATIVE_KERNELS, kernel_path_environment
 
 
 def headless_environment(variables: Mapping[str, str]) -> dict[str, str]:
@@ -55,14 +55,16 @@ def models_progress_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "progress"
 
 
-def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path) -> dict[str, str]:
+def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, stage: Path,
+                     native_kernels: bool = False) -> dict[str, str]:
     """What the runner sets for a notebook: non-interactive backend, writable IPython/Jupyter dirs, no HOME needed.
 
     Jupyter's data/config dirs point into the run so that no user kernelspec named ``python3``
     can substitute another interpreter for this one. ``PROTOLAB_STAGE_DIR`` tells
     :func:`protolab.figures.start` where to write. The kernel and its workers get ``threads`` threads (a
     user's ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` kept), the tuned allocator of :mod:`protolab.runner.allocator`
-    and the pinned CPU code path of :mod:`protolab.runner.kernel_paths`.
+    and the pinned CPU code path of :mod:`protolab.runner.kernel_paths` (the CPU's own with ``native_kernels``: the
+    notebook's ``kernels: native`` in profiles.yaml).
     """
     variables = {
         "MPLBACKEND": "Agg",
@@ -80,6 +82,8 @@ def runner_variables(run_dir: Path, run_id: str, threads: int, notebooks: Path, 
     }
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         variables[name] = os.environ.get(name, str(threads))
+    if native_kernels:
+        variables[NATIVE_KERNELS] = "1"
     variables.update(allocator_environment({**os.environ, **variables}))
     variables.update(kernel_path_environment({**os.environ, **variables}))
     return variables

@@ -10,12 +10,15 @@ take another branch). ``benchmarks/kernel_paths.py`` measures what the pin costs
 
 The variables are read when the libraries load, so the runner sets them in the kernels' environment; child
 processes (grid workers, SLURM jobs started from a kernel) inherit them. A user's own values are kept;
-``PROTOLAB_NATIVE_KERNELS=1`` leaves every library on its native path.
+``PROTOLAB_NATIVE_KERNELS=1`` (set by the user, or by the runner for a notebook declaring ``kernels: native`` in
+profiles.yaml) leaves every library on its native path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+NATIVE_KERNELS = "PROTOLAB_NATIVE_KERNELS"  # "1": every library on its native path
 
 AVX2_PATHS = {
     "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised CPU kernels
@@ -27,6 +30,6 @@ AVX2_PATHS = {
 def kernel_path_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables of :data:`AVX2_PATHS` to add to ``environ`` for a training process, except any the user
     already set (``PROTOLAB_NATIVE_KERNELS=1`` in ``environ`` turns them all off)."""
-    if environ.get("PROTOLAB_NATIVE_KERNELS") == "1":
+    if environ.get(NATIVE_KERNELS) == "1":
         return {}
     return {key: value for key, value in AVX2_PATHS.items() if key not in environ}

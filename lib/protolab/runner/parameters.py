@@ -60,6 +60,13 @@ fact about its code, not a setting of one run (no ``-p`` changes it, and it is n
 provenance). The runner runs a notebook's dependencies first when they are in the same run
 (:func:`run_order`), and the notebook reads their outputs with :func:`protolab.figures.upstream_table`. An
 unknown name or a cycle is refused when the notebooks are discovered, before any kernel starts.
+
+A notebook whose training the runner's pinned CPU code path slows too much (:mod:`protolab.runner.kernel_paths`)
+declares ``kernels: native`` there: its kernel runs on the CPU's own path, so its numbers are exact per CPU model
+rather than across x86-64 machines (its per-model cache keys record the path)::
+
+    fewshot_tables:
+      kernels: native
 """
 
 from __future__ import annotations
@@ -82,6 +89,8 @@ PROFILES = ("smoke", "default", "full")
 EXTRA_PROFILE_PREFIX = "full-"  # profiles.yaml may define more profiles per notebook, named full-<something>
 QUICK_PROFILE = "quick"  # profiles.yaml may define it per notebook: a first look, indicative, never in figures/
 DEPENDS_ON = "depends_on"  # profiles.yaml's key, per notebook, naming the notebooks whose outputs it reads
+KERNELS = "kernels"  # profiles.yaml's key, per notebook: "native" runs its kernel on the CPU's own code path
+KERNEL_CHOICES = ("pinned", "native")
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 _BOUNDS = {"≥": operator.ge, ">": operator.gt, "≤": operator.le, "<": operator.lt}
@@ -364,6 +373,7 @@ class Experiment:
     parameters: dict[str, Parameter]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()  # notebooks whose outputs it reads (profiles.yaml's depends_on)
+    kernels: str = "pinned"  # CPU code path of its kernel (profiles.yaml's kernels; protolab.runner.kernel_paths)
 
     @property
     def profile_names(self) -> tuple[str, ...]:
@@ -464,9 +474,9 @@ out_dir: str = "figures"  # where outputs go
 
 
 def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None = None,
-                    depends_on: Any = ()) -> Experiment:
-    """Read one notebook's title (first Markdown heading) and parameters cell; ``profiles`` and ``depends_on`` are its
-    entries in profiles.yaml."""
+                    depends_on: Any = (), kernels: Any = "pinned") -> Experiment:
+    """Read one notebook's title (first Markdown heading) and parameters cell; ``profiles``, ``depends_on`` and
+    ``kernels`` are its entries in profiles.yaml."""
     notebook = nbformat.read(path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     if not code_cells or "parameters" not in code_cells[0].metadata.get("tags", []):
@@ -480,13 +490,16 @@ def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None
     if not (isinstance(depends_on, list | tuple) and all(isinstance(name, str) for name in depends_on)):
         raise ParameterError(f"profiles.yaml, {path.stem}: {DEPENDS_ON} must be a list of notebook names, "
                              f"got {depends_on!r}")
-    experiment = Experiment(path.stem, path, title, parameters, depends_on=tuple(depends_on))
+    if kernels not in KERNEL_CHOICES:
+        raise ParameterError(f"profiles.yaml, {path.stem}: {KERNELS} must be one of {', '.join(KERNEL_CHOICES)}, "
+                             f"got {kernels!r}")
+    experiment = Experiment(path.stem, path, title, parameters, depends_on=tuple(depends_on), kernels=kernels)
     for profile, overrides in (profiles or {}).items():
         if profile not in (*PROFILES, QUICK_PROFILE) and not (isinstance(profile, str)
                                                               and profile.startswith(EXTRA_PROFILE_PREFIX)):
             raise ParameterError(f"profiles.yaml, {path.stem}: unknown profile {profile!r}; use "
                                  f"{', '.join((*PROFILES, QUICK_PROFILE))}, a name starting with "
-                                 f"{EXTRA_PROFILE_PREFIX!r} or {DEPENDS_ON}")
+                                 f"{EXTRA_PROFILE_PREFIX!r}, {DEPENDS_ON} or {KERNELS}")
         experiment.profiles[profile] = dict(overrides or {})
         try:
             experiment.resolve(profile)
@@ -506,7 +519,8 @@ def discover(directory: Path | None = None) -> dict[str, Experiment]:
     experiments = {}
     for path in sorted(directory.glob("*.ipynb")):
         profiles = dict(entries.get(path.stem) or {})
-        experiments[path.stem] = load_experiment(path, profiles, profiles.pop(DEPENDS_ON, ()))
+        experiments[path.stem] = load_experiment(path, profiles, profiles.pop(DEPENDS_ON, ()),
+                                                 profiles.pop(KERNELS, "pinned"))
     unknown = sorted(set(entries) - set(experiments))
     if unknown:
         raise ParameterError(f"profiles.yaml names notebooks that do not exist: {', '.join(unknown)}")
