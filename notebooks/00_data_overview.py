@@ -53,6 +53,7 @@ from protolab.data.glyph_zsl import describe_glyph_zsl
 from protolab.data.glyphs import load_glyphs, render_glyphs
 from protolab.metrics import auroc
 from protolab.plots import image_grid
+from protolab.zsl.correspondence import describe_correspondence, seen_class_correspondence
 
 session = figures.start("00_data_overview", globals())
 seed_everything(seed)
@@ -164,6 +165,21 @@ figures.save_table(pd.DataFrame([zsl_stats]), "glyph_zsl_statistics", caption="g
 table
 
 # %% [markdown]
+# ## glyph-zsl: do its two spaces correspond?
+# IPN's premise is that classes close by their attributes are close by their images. Measured on the *seen*
+# classes only, before any model (`protolab.zsl.correspondence`): how often a class's nearest classes by
+# attributes are also its nearest by visual class mean (with the chance level), the linear CKA of the two class
+# descriptions, and how alike the visual class means are (median cosine to the nearest other class).
+
+# %%
+measured = seen_class_correspondence(zsl)
+correspondence = pd.DataFrame([measured]).round(3)
+figures.save_table(correspondence, "glyph_zsl_correspondence", caption="Attribute vs visual correspondence of the "
+                   "glyph-zsl seen classes (trainval features only): nearest-class agreement at k = 1 and 5 with "
+                   "its chance level, linear CKA, median nearest-class cosine of the visual class means.")
+correspondence
+
+# %% [markdown]
 # ## What we observed
 
 # %%
@@ -176,6 +192,7 @@ lines = [
     f"{worst['AUROC']:.2f} ({'close to' if abs(worst['AUROC'] - 0.5) < 0.1 else 'away from'} chance, 0.5).",
     f"- glyph-zsl: {zsl.n_classes} classes ({len(zsl.seen_classes)} seen, {len(zsl.unseen_classes)} unseen), "
     f"{zsl.attributes.shape[1]} attributes, {zsl.feature_dim}-d features from a CNN trained on seen classes only.",
+    f"- glyph-zsl correspondence: {describe_correspondence(measured)}.",
 ]
 observations = "\n".join(lines)
 figures.save_text(observations, "observations")
