@@ -26,6 +26,10 @@ def test_full_profile_runs_on_mnist_and_omniglot_files_in_torchvision_layout(tmp
     assert "MNIST" in sidecar["dataset"]["description"] and "Omniglot" in sidecar["dataset"]["description"]
     table = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__separation.csv")
     assert set(table.geometry) == {"euclidean", "hyperbolic"} and table.auroc_mean.between(0, 1).all()
+    pixels = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__pixel_baseline.csv")
+    assert pixels.ood.tolist() == table.ood.unique().tolist() and pixels.auroc.between(0.5, 1).all()
+    claims = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__claims.csv")
+    assert claims.claim.str.contains("better than the best pixel statistic").sum() == len(pixels)  # one dim
 
 
 def test_real_dataset_without_data_root_is_refused_before_any_kernel(tmp_path):
