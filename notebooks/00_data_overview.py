@@ -57,7 +57,8 @@ from protolab.data.glyph_zsl import describe_glyph_zsl
 from protolab.data.glyphs import load_glyphs, render_glyphs
 from protolab.data.pixel_statistics import PIXEL_STATISTICS, pixel_baseline
 from protolab.plots import image_grid
-from protolab.zsl.correspondence import describe_correspondence, seen_class_correspondence
+from protolab.zsl.correspondence import (TABLE_CAPTION as CORRESPONDENCE_CAPTION, describe_correspondence,
+                                         seen_class_correspondence)
 
 session = figures.start("00_data_overview", globals())
 seed_everything(seed)
@@ -187,9 +188,7 @@ table
 # %%
 measured = seen_class_correspondence(zsl)
 correspondence = pd.DataFrame([measured]).round(3)
-figures.save_table(correspondence, "glyph_zsl_correspondence", caption="Attribute vs visual correspondence of the "
-                   "glyph-zsl seen classes (trainval features only): nearest-class agreement at k = 1 and 5 with "
-                   "its chance level, linear CKA, median nearest-class cosine of the visual class means.")
+figures.save_table(correspondence, "glyph_zsl_correspondence", caption=CORRESPONDENCE_CAPTION)
 correspondence
 
 # %% [markdown]

@@ -85,7 +85,8 @@ from protolab.metrics import seen_unseen_curve
 from protolab.plots import (attention_heatmaps, best_connected, category_graphs, circle_positions, class_label,
                             edge_counts, name_spread, phase_curves, seen_unseen_curves)
 from protolab.zsl.baselines import BASELINES, select_baseline
-from protolab.zsl.correspondence import describe_correspondence, seen_class_correspondence
+from protolab.zsl.correspondence import (TABLE_CAPTION as CORRESPONDENCE_CAPTION, describe_correspondence,
+                                         seen_class_correspondence)
 
 session = figures.start("ipn_gzsl", globals())
 device = resolve_device(device)
@@ -114,9 +115,7 @@ display(Markdown(f"**Data:** {data.description}.\n\n{data.n_classes} classes ({l
 # %%
 measured_correspondence = seen_class_correspondence(data)
 correspondence = pd.DataFrame([measured_correspondence]).round(3)
-figures.save_table(correspondence, "correspondence", caption="Attribute vs visual correspondence of the seen "
-                   "classes (trainval features only): nearest-class agreement at k = 1 and 5 with its chance level, "
-                   "linear CKA, median nearest-class cosine of the visual class means.")
+figures.save_table(correspondence, "correspondence", caption=CORRESPONDENCE_CAPTION)
 correspondence
 
 # %% [markdown]

@@ -15,6 +15,11 @@ from protolab.data.xlsa17 import ZSLData
 from protolab.metrics import linear_cka
 from protolab.zsl.ipn import class_means
 
+TABLE_CAPTION = ("Attribute vs visual correspondence of the seen classes (trainval features only): nearest-class "
+                 "agreement at k = 1 and 5 with its chance level, linear CKA, median nearest-class cosine of the "
+                 "visual class means.")
+"""Caption of a notebook's table of :func:`seen_class_correspondence`."""
+
 
 def cosine_neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``(N, k)`` of each row's ``k`` cosine-nearest other rows of ``points`` ``(N, D)`` (itself excluded),
