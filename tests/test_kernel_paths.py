@@ -70,15 +70,36 @@ def test_a_notebook_declaring_native_kernels_gets_no_pin(tmp_path, monkeypatch):
     assert variables["PROTOLAB_NATIVE_KERNELS"] == "1" and not set(AVX2_PATHS) & set(variables)
 
 
-def test_profiles_yaml_kernels_key_is_read_and_checked(tmp_path):
+def test_profiles_yaml_runner_keys_are_read_and_checked(tmp_path):
     shutil.copy(notebooks_dir() / "ipn_gzsl.ipynb", tmp_path)
-    (tmp_path / "profiles.yaml").write_text("ipn_gzsl:\n  kernels: native\n")
-    assert discover(tmp_path)["ipn_gzsl"].kernels == "native"
+    (tmp_path / "profiles.yaml").write_text("ipn_gzsl:\n  kernels: native\n  cores: all\n")
+    assert (discover(tmp_path)["ipn_gzsl"].kernels, discover(tmp_path)["ipn_gzsl"].cores) == ("native", "all")
     (tmp_path / "profiles.yaml").write_text("ipn_gzsl: {}\n")
-    assert discover(tmp_path)["ipn_gzsl"].kernels == "pinned"
+    assert (discover(tmp_path)["ipn_gzsl"].kernels, discover(tmp_path)["ipn_gzsl"].cores) == ("pinned", "shared")
     (tmp_path / "profiles.yaml").write_text("ipn_gzsl:\n  kernels: fast\n")
     with pytest.raises(ParameterError, match="kernels must be one of pinned, native, got 'fast'"):
         discover(tmp_path)
+    (tmp_path / "profiles.yaml").write_text("ipn_gzsl:\n  cores: 3\n")
+    with pytest.raises(ParameterError, match="cores must be one of shared, all, got 3"):
+        discover(tmp_path)
+
+
+def test_each_notebook_gets_its_kernel_path_and_threads_from_its_runner_keys(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from protolab.runner.execute import _Context
+    from protolab.runner.local import LocalProcesses
+
+    for key in (*AVX2_PATHS, "PROTOLAB_NATIVE_KERNELS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(LocalProcesses, "threads", lambda self, jobs: 8 // jobs)  # an 8-core machine
+    context = _Context(tmp_path, tmp_path, "run-1", tmp_path, [], 60.0, LocalProcesses().threads(4), print)
+    plain = discover()["ipn_gzsl"]
+    shared = context.variables(tmp_path, tmp_path, tmp_path / "jobs", plain)
+    alone = context.variables(tmp_path, tmp_path, tmp_path / "jobs", replace(plain, kernels="native", cores="all"))
+    assert shared["OMP_NUM_THREADS"] == "2" and shared["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert alone["OMP_NUM_THREADS"] == "8" and alone["PROTOLAB_NATIVE_KERNELS"] == "1"
+    assert not set(AVX2_PATHS) & set(alone)
 
 
 AMP_PROBE = ("import torch; from protolab.core.reproducibility import native_bfloat16, resolve_amp; "

@@ -190,6 +190,8 @@ def _listing(notebooks: Path) -> str:
             lines.append(f"  reads the outputs of: {', '.join(experiment.depends_on)} (run first when in the same run)")
         if experiment.kernels == "native":
             lines.append("  runs on the CPU's native kernels (numbers exact per CPU model; profiles.yaml)")
+        if experiment.cores == "all":
+            lines.append("  takes every core of the run, beside other notebooks too (profiles.yaml)")
         lines.append("  parameters:")
         width = max(len(name) for name in experiment.parameters)
         for parameter in experiment.parameters.values():

@@ -370,12 +370,14 @@ class _Context:
         for tree in trees:
             tree.stop()
 
-    def variables(self, notebooks: Path, stage: Path, jobs_file: Path, native_kernels: bool = False) -> dict[str, str]:
-        """What a notebook's process gets on top of its environment (:func:`runner_variables`), plus this
-        machine's ``PROTOLAB_*`` settings (a job's node may not inherit them) and where its kernel lists the
-        SLURM jobs it submits."""
+    def variables(self, notebooks: Path, stage: Path, jobs_file: Path, experiment: Experiment) -> dict[str, str]:
+        """What ``experiment``'s process gets on top of its environment (:func:`runner_variables`: its kernel path
+        and threads follow its ``kernels`` and ``cores`` in profiles.yaml), plus this machine's ``PROTOLAB_*``
+        settings (a job's node may not inherit them) and where its kernel lists the SLURM jobs it submits."""
         variables = {key: value for key, value in os.environ.items() if key.startswith("PROTOLAB_")}
-        variables.update(runner_variables(self.run_dir, self.run_id, self.threads, notebooks, stage, native_kernels))
+        threads = self.executor.threads(1) if experiment.cores == "all" else self.threads
+        variables.update(runner_variables(self.run_dir, self.run_id, threads, notebooks, stage,
+                                          native_kernels=experiment.kernels == "native"))
         variables.update(self.executor.kernel_variables(self.run_dir))
         variables[JOBS_FILE_ENV] = str(jobs_file)
         return variables
@@ -428,8 +430,7 @@ def _execute(experiment: Experiment, parameters: dict[str, Any], context: _Conte
                "-f", str(params_file), "-k", KERNEL_NAME, "--cwd", str(run_dir), "--no-progress-bar", "--log-output"]
     result = context.result(experiment, parameters, "ok", log=str(log))
     started = time.monotonic()
-    variables = context.variables(experiment.path.parent, stage, run_dir / f"{name}.jobs",
-                                  native_kernels=experiment.kernels == "native")
+    variables = context.variables(experiment.path.parent, stage, run_dir / f"{name}.jobs", experiment)
     variables.update(scratch_variables(run_dir, name))
     costs = run_dir / f"{name}.cost.jsonl"
     if context.dry_run:

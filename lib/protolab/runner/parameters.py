@@ -63,10 +63,14 @@ unknown name or a cycle is refused when the notebooks are discovered, before any
 
 A notebook whose training the runner's pinned CPU code path slows too much (:mod:`protolab.runner.kernel_paths`)
 declares ``kernels: native`` there: its kernel runs on the CPU's own path, so its numbers are exact per CPU model
-rather than across x86-64 machines (its per-model cache keys record the path)::
+rather than across x86-64 machines (its per-model cache keys record the path). A notebook whose models train one
+thread each in worker processes may declare ``cores: all``: it gets every core of the run (the executor's threads
+for one notebook) rather than its share among ``--jobs``, so that the longest notebook of a run keeps them all
+busy beside the others and after they end::
 
     fewshot_tables:
       kernels: native
+      cores: all
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ QUICK_PROFILE = "quick"  # profiles.yaml may define it per notebook: a first loo
 DEPENDS_ON = "depends_on"  # profiles.yaml's key, per notebook, naming the notebooks whose outputs it reads
 KERNELS = "kernels"  # profiles.yaml's key, per notebook: "native" runs its kernel on the CPU's own code path
 KERNEL_CHOICES = ("pinned", "native")
+CORES = "cores"  # profiles.yaml's key, per notebook: "all" gives it every core even beside other notebooks
+CORE_CHOICES = ("shared", "all")
 _SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 _BOUNDS = {"≥": operator.ge, ">": operator.gt, "≤": operator.le, "<": operator.lt}
@@ -374,6 +380,7 @@ class Experiment:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()  # notebooks whose outputs it reads (profiles.yaml's depends_on)
     kernels: str = "pinned"  # CPU code path of its kernel (profiles.yaml's kernels; protolab.runner.kernel_paths)
+    cores: str = "shared"  # its threads: the run's cores shared among --jobs, or all of them (profiles.yaml's cores)
 
     @property
     def profile_names(self) -> tuple[str, ...]:
@@ -474,9 +481,9 @@ out_dir: str = "figures"  # where outputs go
 
 
 def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None = None,
-                    depends_on: Any = (), kernels: Any = "pinned") -> Experiment:
-    """Read one notebook's title (first Markdown heading) and parameters cell; ``profiles``, ``depends_on`` and
-    ``kernels`` are its entries in profiles.yaml."""
+                    depends_on: Any = (), kernels: Any = "pinned", cores: Any = "shared") -> Experiment:
+    """Read one notebook's title (first Markdown heading) and parameters cell; ``profiles``, ``depends_on``,
+    ``kernels`` and ``cores`` are its entries in profiles.yaml."""
     notebook = nbformat.read(path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     if not code_cells or "parameters" not in code_cells[0].metadata.get("tags", []):
@@ -490,16 +497,18 @@ def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None
     if not (isinstance(depends_on, list | tuple) and all(isinstance(name, str) for name in depends_on)):
         raise ParameterError(f"profiles.yaml, {path.stem}: {DEPENDS_ON} must be a list of notebook names, "
                              f"got {depends_on!r}")
-    if kernels not in KERNEL_CHOICES:
-        raise ParameterError(f"profiles.yaml, {path.stem}: {KERNELS} must be one of {', '.join(KERNEL_CHOICES)}, "
-                             f"got {kernels!r}")
-    experiment = Experiment(path.stem, path, title, parameters, depends_on=tuple(depends_on), kernels=kernels)
+    for key, value, choices in ((KERNELS, kernels, KERNEL_CHOICES), (CORES, cores, CORE_CHOICES)):
+        if value not in choices:
+            raise ParameterError(f"profiles.yaml, {path.stem}: {key} must be one of {', '.join(choices)}, "
+                                 f"got {value!r}")
+    experiment = Experiment(path.stem, path, title, parameters, depends_on=tuple(depends_on), kernels=kernels,
+                            cores=cores)
     for profile, overrides in (profiles or {}).items():
         if profile not in (*PROFILES, QUICK_PROFILE) and not (isinstance(profile, str)
                                                               and profile.startswith(EXTRA_PROFILE_PREFIX)):
             raise ParameterError(f"profiles.yaml, {path.stem}: unknown profile {profile!r}; use "
                                  f"{', '.join((*PROFILES, QUICK_PROFILE))}, a name starting with "
-                                 f"{EXTRA_PROFILE_PREFIX!r}, {DEPENDS_ON} or {KERNELS}")
+                                 f"{EXTRA_PROFILE_PREFIX!r}, {DEPENDS_ON}, {KERNELS} or {CORES}")
         experiment.profiles[profile] = dict(overrides or {})
         try:
             experiment.resolve(profile)
@@ -520,7 +529,7 @@ def discover(directory: Path | None = None) -> dict[str, Experiment]:
     for path in sorted(directory.glob("*.ipynb")):
         profiles = dict(entries.get(path.stem) or {})
         experiments[path.stem] = load_experiment(path, profiles, profiles.pop(DEPENDS_ON, ()),
-                                                 profiles.pop(KERNELS, "pinned"))
+                                                 profiles.pop(KERNELS, "pinned"), profiles.pop(CORES, "shared"))
     unknown = sorted(set(entries) - set(experiments))
     if unknown:
         raise ParameterError(f"profiles.yaml names notebooks that do not exist: {', '.join(unknown)}")
