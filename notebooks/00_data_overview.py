@@ -24,8 +24,9 @@
 # alternative. `glyphs` are letters of many scripts rendered with PIL from the fonts matplotlib
 # ships, with random affine and stroke jitter: classes are characters, alphabets are scripts — our
 # Omniglot stand-in. A digit-like variant of the glyphs, and Fashion-MNIST where Debian's package is installed,
-# are the out-of-distribution sets for an mnist-5k model. `glyph-zsl` is an attribute-based zero-shot dataset over letters with diacritics, written in
-# the xlsa17 file format (`res101.mat`, `att_splits.mat`) and read back through the real xlsa17 loader.
+# are the out-of-distribution sets for an mnist-5k model. `glyph-zsl` is an attribute-based zero-shot dataset over
+# letters with diacritics, written in the xlsa17 file format (`res101.mat`, `att_splits.mat`) and read back
+# through the real xlsa17 loader.
 
 # %% tags=["parameters"]
 from typing import Literal
@@ -201,7 +202,8 @@ lines = [
     f"- glyphs: {glyphs.n_classes} characters of {len(scripts)} scripts ({', '.join(scripts)}), "
     f"{len(glyphs)} images.",
     *(f"- mnist-5k test vs {name}: the best pixel statistic, {row.statistic}, separates them with AUROC "
-      f"{row.auroc:.3f} ({'close to' if row.auroc < 0.6 else 'far from'} chance, 0.5)." for name, row in best.iterrows()),
+      f"{row.auroc:.3f} ({'close to' if row.auroc < 0.6 else 'far from'} chance, 0.5)."
+      for name, row in best.iterrows()),
     *(f"- {name}: not installed here, skipped." for name in skipped),
     f"- glyph-zsl: {zsl.n_classes} classes ({len(zsl.seen_classes)} seen, {len(zsl.unseen_classes)} unseen), "
     f"{zsl.attributes.shape[1]} attributes, {zsl.feature_dim}-d features from a CNN trained on seen classes only.",

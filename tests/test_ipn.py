@@ -242,8 +242,9 @@ def test_grid_cells_are_variants_by_seeds_with_the_base_configs(glyph_zsl):
     assert (model.steps, model.threshold, model.spaces, train.consistency_weight) == (1, 0.5, "both", 0.5)
     assert train.episodic and train.n_way == len(glyph_zsl.train_classes)  # capped at the train classes
     cells = grid_cells({"a": (model, train), "b": (model, train)}, range(3, 5), dataset="glyph-zsl", data_root="",
-                       data_seed=0, device=torch.device("cpu"))
+                       data_seed=0, data=glyph_zsl.fingerprint(), device=torch.device("cpu"))
     assert [(cell["variant"], cell["train"]["seed"]) for cell in cells] == [("a", 3), ("a", 4), ("b", 3), ("b", 4)]
+    assert {cell["data"] for cell in cells} == {glyph_zsl.fingerprint()}
     assert IPNConfig(**cells[0]["model"]) == model and TrainConfig(**cells[1]["train"]).seed == 4
 
 

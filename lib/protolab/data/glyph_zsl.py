@@ -167,7 +167,8 @@ def _fit_feature_cnn(
 
     :func:`~protolab.training.loops.fit_classifier` trains it on the CPU: batches of 128, torch's default
     (unfused) Adam under a one-cycle schedule peaking at 3e-3, stepped per batch, never stopped early by a dry
-    run. Only the images passed here are seen in training; torch's global random state is left as it was.
+    run, on one thread (the features do not depend on the machine's core count). Only the images passed here are
+    seen in training; torch's global random state is left as it was.
     """
     from protolab.training.loops import fit_classifier  # imported here: training/ imports data/
 
@@ -175,7 +176,7 @@ def _fit_feature_cnn(
     seen = LabeledImages(labels=labels, class_names=[str(k) for k in range(n_classes)],
                          description="glyph-zsl seen-class trainval images", images=images)
     steps = epochs * -(-len(labels) // 128)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(seed)
         model = GlyphFeatureCNN(images.shape[-1], feature_dim, n_classes)
         fit_classifier(model, seen, epochs=epochs, batch_size=128, lr=3e-3, device=torch.device("cpu"), seed=seed,
@@ -316,7 +317,8 @@ def build_glyph_zsl(
     Returns
     -------
     Path
-        ``cache_dir()/glyph_zsl/<hash of options>``, holding ``GLYPH-ZSL/{res101.mat, att_splits.mat,
+        ``cache_dir()/glyph_zsl/<hash of options>`` (with the CPU code path the feature CNN was trained on:
+        :mod:`protolab.runner.kernel_paths`), holding ``GLYPH-ZSL/{res101.mat, att_splits.mat,
         build.json}`` and the sha256 of each ``.mat`` file beside it (``res101.mat.sha256``…): a cached
         copy whose files do not match them is rebuilt, with a warning.
     """
@@ -327,7 +329,7 @@ def build_glyph_zsl(
         "scripts": sorted(scripts), "max_marks": max_marks, "extended": extended, "min_fonts": min_fonts,
         "unseen_fraction": unseen_fraction, "val_fraction": val_fraction,
         "test_seen_fraction": test_seen_fraction, "feature_dim": feature_dim, "epochs": epochs,
-        "style": asdict(style),
+        "style": asdict(style), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }))
     root = cache_dir() / "glyph_zsl" / options_key(options)
     if not rebuild and _is_complete(root, options):

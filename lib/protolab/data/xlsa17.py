@@ -18,6 +18,7 @@ Everything this module returns is 0-based.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -100,6 +101,20 @@ class ZSLData:
     @property
     def feature_dim(self) -> int:
         return int(self.trainval.features.shape[1])
+
+    def fingerprint(self) -> str:
+        """Hex digest of what a model trained and scored on this dataset sees: class names, both attribute matrices,
+        the class splits and every split's features, labels and image indices. Two datasets with equal fingerprints
+        give the same runs; ``name``, ``description`` and ``image_files`` do not count."""
+        digest = hashlib.sha256("\0".join(self.class_names).encode())
+        tensors = [self.attributes, self.original_attributes, self.seen_classes, self.unseen_classes,
+                   self.train_classes, self.val_classes]
+        for split in (self.trainval, self.train, self.val, self.test_seen, self.test_unseen):
+            tensors += [split.features, split.labels, split.indices]
+        for tensor in tensors:
+            digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+            digest.update(tensor.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:24]
 
     def classes_near_unseen(self, count: int, seed: int = 0) -> list[int]:
         """Up to ``count`` class ids to show in figures: ``max(1, count // 4)`` unseen classes drawn at random

@@ -2,8 +2,10 @@
 configurations, one cell per (variant, seed), what a cell computes, run by
 :func:`protolab.runner.model_grid.run_model_grid`), and their tables of mean ± std over seeds (:func:`seed_table`).
 
-A cell is ``{"variant", "dataset", "data_root", "data_seed", "device", "model", "train"}`` with the two
-configurations as dicts (the training seed in ``train``); finished cells are stored under
+A cell is ``{"variant", "dataset", "data_root", "data_seed", "data", "device", "model", "train"}`` with the two
+configurations as dicts (the training seed in ``train``) and ``data`` the dataset's
+:meth:`~protolab.data.xlsa17.ZSLData.fingerprint` (so that a cell trained on other features, e.g. glyph-zsl built
+on another CPU code path, is never reused); finished cells are stored under
 ``$PROTOLAB_CACHE_DIR/grids/<notebook>/``, keyed by the cell and the
 :func:`~protolab.runner.grid.code_fingerprint` of this module: the model, fitting, training and data code
 the cells run, not the plots, claims or runner (editing those keeps the stored cells).
@@ -45,10 +47,11 @@ def base_configs(data: ZSLData, *, steps: int, threshold: float, temperature: fl
     return model, train
 
 
-def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str, data_seed: int,
+def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str, data_seed: int, data: str,
                device: torch.device) -> list[dict[str, Any]]:
-    """One cell per (variant, seed), variants in order, seeds within each variant."""
-    return [{"variant": name, "dataset": dataset, "data_root": data_root, "data_seed": data_seed,
+    """One cell per (variant, seed), variants in order, seeds within each variant; ``data`` identifies the
+    features (:meth:`~protolab.data.xlsa17.ZSLData.fingerprint`)."""
+    return [{"variant": name, "dataset": dataset, "data_root": data_root, "data_seed": data_seed, "data": data,
              "device": device.type, "model": asdict(model), "train": asdict(replace(train, seed=seed))}
             for name, (model, train) in variants.items() for seed in seeds]
 
@@ -67,7 +70,7 @@ def run_ipn_grid(notebook: str, data: ZSLData, variants: Variants,
     :class:`~protolab.runner.grid.GridRun` (results in the cells' order).
     """
     cells = grid_cells(variants, range(seed, seed + n_seeds), dataset=dataset, data_root=data_root,
-                       data_seed=seed, device=device)
+                       data_seed=seed, data=data.fingerprint(), device=device)
     return cells, run_model_grid(notebook, cells, compute, data, device=device, reuse=reuse, workers=workers,
                                  executor=executor)
 
