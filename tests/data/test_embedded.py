@@ -26,6 +26,7 @@ from protolab.data.glyphs import (
     split_by_group,
 )
 from protolab.data.xlsa17 import load_xlsa17
+from protolab.runner.kernel_paths import AVX2_PATHS
 
 GLYPH_OPTIONS = dict(image_size=16, scripts=("GREEK", "ARMENIAN", "HEBREW", "GEORGIAN", "OGHAM"), instances_per_class=3)
 ZSL_OPTIONS = dict(image_size=16, instances_per_class=5, scripts=("LATIN",), feature_dim=16, epochs=1)
@@ -229,13 +230,14 @@ def zsl_build(tmp_path_factory: pytest.TempPathFactory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROTOLAB_CACHE_DIR", str(tmp_path_factory.mktemp("zsl-cache")))
+        patch.setattr(glyph_zsl, "_on_pinned_path", lambda: True)  # build here, where the spies are
         patch.setattr(glyph_zsl, "render_glyphs", spy_render)
         patch.setattr(glyph_zsl, "_fit_feature_cnn", spy_fit)
         threads = torch.get_num_threads()
         root = build_glyph_zsl(seed=0, **ZSL_OPTIONS)
         assert torch.get_num_threads() == threads  # the build leaves the caller's setting alone
         data = load_xlsa17(root, GLYPH_ZSL, normalize_attributes=False)
-        yield root, data, captured
+    return root, data, captured
 
 
 def test_glyph_zsl_feature_cnn_trains_as_the_plain_loop_it_replaced(zsl_build) -> None:
@@ -335,6 +337,7 @@ def test_feature_cnn_sees_no_unseen_and_no_test_image(zsl_build) -> None:
 def test_glyph_zsl_is_cached_deterministic_and_rebuilt_when_corrupt(
     fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(glyph_zsl, "_on_pinned_path", lambda: True)  # builds in this process: quicker
     first = load_glyph_zsl(seed=0, **ZSL_OPTIONS)
     assert "synthetic" in first.description
     assert not torch.equal(first.trainval.features, load_glyph_zsl(seed=1, **ZSL_OPTIONS).trainval.features)
@@ -359,8 +362,19 @@ def test_glyph_zsl_is_cached_deterministic_and_rebuilt_when_corrupt(
     assert torch.equal(first.trainval.features, repaired.trainval.features)
 
     forbid(monkeypatch, glyph_zsl, "_build")
+    forbid(monkeypatch, glyph_zsl, "_build_pinned")
     assert build_glyph_zsl(seed=0, **ZSL_OPTIONS) == root
     assert torch.equal(load_glyph_zsl(seed=0, **ZSL_OPTIONS).test_seen.features, first.test_seen.features)
+
+
+def test_glyph_zsl_is_built_on_the_pinned_path_whoever_asks(fresh_cache: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training the feature CNN turns kernel rounding into other features, so a caller that is not on the pinned AVX2
+    path (a test, a JupyterLab kernel) builds in a pinned child process; build.json records the path used."""
+    for key in AVX2_PATHS:
+        monkeypatch.delenv(key, raising=False)
+    root = build_glyph_zsl(seed=0, **ZSL_OPTIONS)
+    assert json.loads((root / GLYPH_ZSL / "build.json").read_text())["cpu_capability"] == "AVX2"
 
 
 def test_classes_near_unseen_are_unseen_anchors_followed_by_their_nearest_seen_classes(zsl_build) -> None:

@@ -7,6 +7,8 @@ are new combinations of attribute values that all occur in seen classes (Ǘ unse
 are seen). Images are drawn by :func:`protolab.data.glyphs.render_glyphs`; visual features come
 from a small CNN trained on the trainval images of the seen classes only. The result is written in
 the xlsa17 layout, so the zero-shot notebooks read it through :func:`load_xlsa17` as they read AWA2.
+The feature CNN always trains on one thread on the pinned AVX2 path (:func:`_build_pinned`), so every machine
+builds the same features whichever process needs them first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import unicodedata
 from dataclasses import asdict
@@ -32,6 +36,7 @@ from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
 from protolab.data.images import LabeledImages
 from protolab.data.xlsa17 import FILES, ZSLData, load_xlsa17, write_xlsa17
+from protolab.runner.kernel_paths import AVX2_PATHS
 
 GLYPH_ZSL = "GLYPH-ZSL"
 """Folder name of the dataset under the root :func:`build_glyph_zsl` returns."""
@@ -167,8 +172,7 @@ def _fit_feature_cnn(
 
     :func:`~protolab.training.loops.fit_classifier` trains it on the CPU: batches of 128, torch's default
     (unfused) Adam under a one-cycle schedule peaking at 3e-3, stepped per batch, never stopped early by a dry
-    run, on one thread (the features do not depend on the machine's core count). Only the images passed here are
-    seen in training; torch's global random state is left as it was.
+    run. Only the images passed here are seen in training; torch's global random state is left as it was.
     """
     from protolab.training.loops import fit_classifier  # imported here: training/ imports data/
 
@@ -176,7 +180,7 @@ def _fit_feature_cnn(
     seen = LabeledImages(labels=labels, class_names=[str(k) for k in range(n_classes)],
                          description="glyph-zsl seen-class trainval images", images=images)
     steps = epochs * -(-len(labels) // 128)
-    with torch.random.fork_rng(devices=[]), one_thread():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GlyphFeatureCNN(images.shape[-1], feature_dim, n_classes)
         fit_classifier(model, seen, epochs=epochs, batch_size=128, lr=3e-3, device=torch.device("cpu"), seed=seed,
@@ -253,10 +257,29 @@ def _build(folder: Path, options: dict) -> None:
         "attribute_names": attribute_names,
         "feature_training_indices": trainval.tolist(),
         "fonts": sorted({rendered.font_names[f] for f in rendered.fonts.tolist()}),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the path the feature CNN trained on
     }
     (dataset / BUILD_RECORD).write_text(json.dumps(record, ensure_ascii=False, indent=1))
     for name in FILES:
         record_checksum(dataset / name)
+
+
+def _on_pinned_path() -> bool:
+    """Whether this process runs PyTorch, oneDNN and MKL on the pinned AVX2 paths (:mod:`protolab.runner.kernel_paths`;
+    read when the libraries load, so the variables must have been there since the process started)."""
+    return all(os.environ.get(key) == value for key, value in AVX2_PATHS.items())
+
+
+def _build_pinned(folder: Path, options: dict) -> None:
+    """:func:`_build` in a fresh process on the pinned AVX2 paths: the feature CNN's training turns the last bits of
+    its kernels into other features, so the dataset is built on the one path every x86-64 CPU with AVX2 shares,
+    whoever needs it first (a test, a JupyterLab kernel, a notebook the runner started)."""
+    script = ("import json, sys; from pathlib import Path; from protolab.data.glyph_zsl import _build; "
+              "_build(Path(sys.argv[1]), json.loads(sys.argv[2]))")
+    done = subprocess.run([sys.executable, "-c", script, str(folder), json.dumps(options)],
+                          env={**os.environ, **AVX2_PATHS}, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"building glyph-zsl failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
 
 
 def _is_complete(root: Path, options: dict) -> bool:
@@ -317,8 +340,7 @@ def build_glyph_zsl(
     Returns
     -------
     Path
-        ``cache_dir()/glyph_zsl/<hash of options>`` (with the CPU code path the feature CNN was trained on:
-        :mod:`protolab.runner.kernel_paths`), holding ``GLYPH-ZSL/{res101.mat, att_splits.mat,
+        ``cache_dir()/glyph_zsl/<hash of options>``, holding ``GLYPH-ZSL/{res101.mat, att_splits.mat,
         build.json}`` and the sha256 of each ``.mat`` file beside it (``res101.mat.sha256``…): a cached
         copy whose files do not match them is rebuilt, with a warning.
     """
@@ -329,7 +351,7 @@ def build_glyph_zsl(
         "scripts": sorted(scripts), "max_marks": max_marks, "extended": extended, "min_fonts": min_fonts,
         "unseen_fraction": unseen_fraction, "val_fraction": val_fraction,
         "test_seen_fraction": test_seen_fraction, "feature_dim": feature_dim, "epochs": epochs,
-        "style": asdict(style), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "style": asdict(style),
     }))
     root = cache_dir() / "glyph_zsl" / options_key(options)
     if not rebuild and _is_complete(root, options):
@@ -338,7 +360,7 @@ def build_glyph_zsl(
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f"{root.name}.tmp"))
     staging.chmod(0o777 & ~current_umask())  # as mkdir would make it (mkdtemp's 0o700 hides a shared cache)
     try:
-        _build(staging, options)
+        (_build if _on_pinned_path() else _build_pinned)(staging, options)
         shutil.rmtree(root, ignore_errors=True)
         os.replace(staging, root)
     except OSError:
