@@ -111,10 +111,11 @@ figures.save_figure(fig, "glyph_instances", caption="Instances of a single chara
 # %%
 separation = pd.concat([pixel_baseline(mnist_test.images, part.images).assign(ood=name)
                         for name, part in ood_sets.items()], ignore_index=True)
-fig, axes = plt.subplots(len(ood_sets), 2, figsize=(12, 3.2 * len(ood_sets)), squeeze=False,
+fig, axes = plt.subplots(len(ood_sets), 2, figsize=(12, 3.4 * len(ood_sets)), squeeze=False, layout="constrained",
                          gridspec_kw={"width_ratios": [1.4, 1]})
+spread = torch.linspace(0, len(mnist_test) - 1, 8).long()  # the test images are ordered by class
 for (name, part), (strip, histogram) in zip(ood_sets.items(), axes):
-    pair = torch.cat([mnist_test.images[:8], part.images[:8]])
+    pair = torch.cat([mnist_test.images[spread], part.images[:8]])
     strip.imshow(torch.cat([torch.cat(list(pair[:8, 0]), 1), torch.cat(list(pair[8:, 0]), 1)], 0), cmap="gray")
     strip.set(title=f"top: mnist-5k test; bottom: {name}")
     strip.axis("off")
