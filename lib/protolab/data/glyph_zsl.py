@@ -31,12 +31,12 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from protolab.backbones import GlyphFeatureCNN
 from protolab.core.atomic import current_umask
+from protolab.core.cpu_paths import AVX2_PATHS
 from protolab.core.reproducibility import one_thread
 from protolab.data.cache import cache_dir, is_intact, record_checksum
 from protolab.data.glyphs import GlyphStyle, font_coverage, options_key, render_glyphs, script_of
 from protolab.data.images import LabeledImages
 from protolab.data.xlsa17 import FILES, ZSLData, load_xlsa17, write_xlsa17
-from protolab.runner.kernel_paths import AVX2_PATHS
 
 GLYPH_ZSL = "GLYPH-ZSL"
 """Folder name of the dataset under the root :func:`build_glyph_zsl` returns."""

@@ -18,13 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-NATIVE_KERNELS = "PROTOLAB_NATIVE_KERNELS"  # "1": every library on its native path
+from protolab.core.cpu_paths import AVX2_PATHS
 
-AVX2_PATHS = {
-    "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised CPU kernels
-    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN's JIT kernels (convolutions, linear layers)
-    "MKL_CBWR": "AVX2",  # MKL's code branch (BLAS products), its conditional numerical reproducibility mode
-}
+NATIVE_KERNELS = "PROTOLAB_NATIVE_KERNELS"  # "1": every library on its native path
 
 
 def kernel_path_environment(environ: Mapping[str, str]) -> dict[str, str]:
