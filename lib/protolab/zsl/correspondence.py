@@ -21,14 +21,19 @@ TABLE_CAPTION = ("Attribute vs visual correspondence of the seen classes (trainv
 """Caption of a notebook's table of :func:`seen_class_correspondence`."""
 
 
+def cosine_to_others(points: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity ``(N, N)`` of every pair of rows of ``points`` ``(N, D)``, in float64, with −inf on the
+    diagonal (an item is not its own neighbour)."""
+    unit = torch.nn.functional.normalize(points.double(), dim=1)
+    return (unit @ unit.T).fill_diagonal_(-torch.inf)
+
+
 def cosine_neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``(N, k)`` of each row's ``k`` cosine-nearest other rows of ``points`` ``(N, D)`` (itself excluded),
     nearest first."""
     if not 1 <= k < len(points):
         raise ValueError(f"k must be between 1 and {len(points) - 1} (the other items), got {k}")
-    unit = torch.nn.functional.normalize(points.double(), dim=1)
-    similarity = (unit @ unit.T).fill_diagonal_(-torch.inf)
-    return similarity.topk(k, dim=1).indices
+    return cosine_to_others(points).topk(k, dim=1).indices
 
 
 def neighbour_agreement(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
@@ -54,8 +59,7 @@ def seen_class_correspondence(data: ZSLData, ks: tuple[int, ...] = (1, 5)) -> di
     means, present = class_means(data.trainval.features, data.trainval.labels, data.n_classes)
     seen = data.seen_classes[present[data.seen_classes]]
     visual, attributes = means[seen], data.attributes[seen]
-    unit = torch.nn.functional.normalize(visual.double(), dim=1)
-    nearest = (unit @ unit.T).fill_diagonal_(-torch.inf).max(dim=1).values
+    nearest = cosine_to_others(visual).max(dim=1).values
     result = {"classes": float(len(seen))}
     for k in ks:
         result[f"agreement@{k}"] = neighbour_agreement(attributes, visual, k)
