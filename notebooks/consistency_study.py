@@ -19,16 +19,18 @@
 # **Question.** IPN (Liu et al., ICLR 2021) ties its two propagations together with a consistency loss:
 # the KL divergence between the visual and the semantic space's attention over classes. The paper's
 # explanation is that this aligns the *similarity structure* of the two spaces without forcing their
-# *features* to be equal — unlike one attention module shared by both spaces. We compare the loss at
-# several weights λ (log scale, including λ = 0: no consistency loss) with a shared attention module,
-# and measure, over training and at its end, how alike the two spaces' class similarities are (KL) and
-# how alike their features are (linear CKA).
+# *features* to be equal — unlike one attention module shared by both spaces. We compare the IPN with its
+# loss (λ tuned on validation) against the same IPN without it and against a shared attention module, each
+# arm tuned on validation with the same budget, and measure, over training and at its end, how alike the two
+# spaces' class similarities are (KL) and how alike their features are (linear CKA). A sweep of λ at the
+# base's learning rate shows the trade-off.
 #
 # **Data used here by default:** the embedded synthetic `glyph-zsl` set (letters with diacritics
 # rendered from matplotlib's fonts, attributes from Unicode names, features from a small CNN trained on
 # seen classes only). It is *not* AWA2/CUB/aPY. Set `dataset` and `data_root` for xlsa17 features.
 #
-# Finished (variant, seed) cells are stored on disk; a re-run computes only the missing ones. Cells are
+# Finished (variant, seed) cells are stored on disk, in the cache the three IPN notebooks share (the base and
+# no-loss cells are those of `ipn_ablations`); a re-run computes only the missing ones. Cells are
 # trained `workers` at a time in worker processes with one thread each, so a cell's numbers do not depend
 # on how many run at once (a run with several threads per model, as in `ipn_gzsl`, can give other
 # numbers: training amplifies rounding differences, by about as much as changing the seed).
@@ -40,10 +42,8 @@ from typing import Literal
 dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17
     # folders under data_root)
 data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
-weights: list[float] = [0.0, 0.01, 0.1, 1.0, 10.0]  # [≥ 0] consistency-loss weights λ compared
-    # (λ = 0, no loss, always added)
-reference_weight: float = 1.0  # [> 0] the λ compared with λ = 0 and with shared attention in the verdict
-    # (official: 1)
+weights: list[float] = [0.01, 0.1, 1.0, 10.0]  # [≥ 0] consistency-loss weights λ of the sweep, at the base's
+    # tuned learning rate (official: 1)
 steps: int = 2  # [≥ 0] propagation steps K (official code: 2)
 threshold: float = 0.766  # [≥ -1, ≤ 1] cosine below which no graph edge is drawn (official: cos 40°)
 temperature: float = 10.0  # [> 0] multiplier of the cosine similarities inside the attention softmax (official: 10)
@@ -59,11 +59,18 @@ attributes: Literal["normalised", "original"] = "normalised"  # IPN's semantic i
 prototype_dim: int = 256  # [≥ 1] width of each space's prototypes (official: 2048)
 graph_dim: int = 64  # [≥ 1] width of the attention projection (official: 256)
 hidden_dim: int = 256  # [≥ 1] hidden width of the scoring MLP (official: 2048)
-epochs: int = 45  # [≥ 1] at most this many training epochs in each model-selection run (official: 360)
+epochs: int = 90  # [≥ 1] at most this many training epochs in each model-selection run (official: 360)
+lr_step: int | None = 30  # [≥ 1] epochs at the full learning rate before its ×0.1 drop (None: 2/3 of epochs;
+    # official: 240 of 360)
 patience: int = 5  # [≥ 1] a selection run stops after this many epochs without a better validation H
-lr: float = 1e-3  # [> 0] Adam learning rate, ×0.1 after 2/3 of the epochs (official: 2e-5)
+tuning_lrs: list[float] = [5e-4, 1e-3, 2e-3, 4e-3]  # [non-empty, > 0] Adam learning rates an arm without
+    # the consistency loss tries on validation (official: 2e-5)
+tuning_consistency_lrs: list[float] = [1e-3, 2e-3]  # [non-empty, > 0] learning rates an arm with the loss tries,
+    # each with every λ of tuning_weights (as many settings in all as tuning_lrs)
+tuning_weights: list[float] = [0.03, 0.3]  # [non-empty, > 0] consistency weights λ tried (official: 1)
+tuning_seed: int = 100  # [≥ 0] seed of the tuning runs (not one of the seeds that decide the claims)
 plot_classes: int = 16  # [≥ 1] classes shown in the similarity heatmaps
-n_seeds: int = 5  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+n_seeds: int = 10  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # [≥ 0] cells trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)
@@ -89,24 +96,31 @@ from protolab.claims import (POINTS, SIMILARITY, claims_lines, claims_table, com
 from protolab.data import load_zsl
 from protolab.zsl.fit import search_space_means, semantic_input
 from protolab.training.convergence import converged_arms, grid_curves, grid_models
-from protolab.zsl.grid import base_configs, cell_model, consistency_cell, run_ipn_grid, seed_table
+from protolab.zsl.grid import (BASE, NO_CONSISTENCY, SHARED_ATTENTION, base_configs, cell_model, collapse_rates,
+                               run_ipn_grid, runs_table, seed_table, tuned_arms)
+from protolab.zsl.tuning import TuningGrid, describe_chosen, tuning_caption
 from protolab.plots import against_weight, class_label, matrix_heatmaps, name_spread, phase_curves, seed_bars
 
 session = figures.start("consistency_study", globals())
 device = resolve_device(device)
 seed_everything(seed)
-data = semantic_input(load_zsl(dataset, data_root, seed=seed), attributes)  # IPN's attributes everywhere below
+data = load_zsl(dataset, data_root, seed=seed)
+ipn_data = semantic_input(data, attributes)  # the attributes IPN reads (its cells switch them themselves)
 figures.describe_data(data.description)
 display(Markdown(f"**Data:** {data.description}. {data.n_classes} classes ({len(data.seen_classes)} seen, "
                  f"{len(data.unseen_classes)} unseen), {data.attributes.shape[1]} attributes, "
                  f"{data.feature_dim}-d features."))
+grid_options = dict(dataset=dataset, data_root=data_root, seed=seed, device=device, reuse=reuse_cache,
+                    workers=workers, executor=executor)
 
 # %% [markdown]
 # ## Variants and what we measure
-# The IPN of `ipn_gzsl` (both spaces, episodic, K = `steps`), trained with consistency weight λ for each
-# λ in `weights`, and once with a **shared attention**: the semantic space's attention propagates both
-# spaces and there is no consistency loss (its KL is 0 by construction). Each cell is one
-# model-selection run on the validation classes plus a refit on all seen classes.
+# The IPN of `ipn_gzsl` (both spaces, episodic, K = `steps`) with its consistency loss, λ and learning rate
+# tuned on validation; the same IPN **without the loss**; and a **shared attention**: the semantic space's
+# attention propagates both spaces and there is no consistency loss (its KL is 0 by construction). Each arm tries
+# the same number of settings on validation (`protolab.zsl.tuning`; the two arms without the loss try the
+# learning rates of `tuning_lrs`), and the λ sweep of `weights` runs at the base's chosen learning rate. Each cell
+# is one model-selection run on the validation classes plus a refit on all seen classes.
 #
 # After every epoch and at the end we compare the two spaces' *propagated* prototypes, class by class:
 # - **similarity KL**: for each class, the softmax (temperature `temperature`) of its cosine similarity
@@ -122,30 +136,27 @@ display(Markdown(f"**Data:** {data.description}. {data.n_classes} classes ({len(
 # %%
 base_model, base_train = base_configs(
     data, steps=steps, threshold=threshold, temperature=temperature, logit_scale=logit_scale,
-    prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, lr=lr, n_way=n_way,
+    prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, n_way=n_way,
     episode_unseen=episode_unseen, episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
-    attributes=attributes, patience=patience)
-SHARED, REFERENCE, NONE = "shared attention", f"λ = {reference_weight:g}", "λ = 0"
-weight_grid = sorted(set(weights) | {0.0, reference_weight})  # λ = 0 always: the loss is compared with no loss
-variants = {f"λ = {w:g}": (base_model, replace(base_train, consistency_weight=w)) for w in weight_grid}
-variants[SHARED] = (replace(base_model, shared_attention=True), replace(base_train, consistency_weight=0.0))
-cells, grid = run_ipn_grid("consistency_study", data, variants, consistency_cell, dataset=dataset, data_root=data_root,
-                           seed=seed, n_seeds=n_seeds, device=device, reuse=reuse_cache, workers=workers,
-                           executor=executor)
-runs = pd.DataFrame([{"variant": cell["variant"], "weight": np.nan if cell["model"]["shared_attention"]
-                      else cell["train"]["consistency_weight"], "shared_attention": cell["model"]["shared_attention"],
-                      "seed": cell["train"]["seed"], "source": source,
-                      **{k: v for k, v in result.items()
-                         if k not in ("history", "state", "convergence", "wall_seconds")}}
-                     for cell, result, source in zip(cells, grid.results, grid.sources)])
-arms, seeds = [cell["variant"] for cell in cells], [cell["train"]["seed"] for cell in cells]
-curves = grid_curves(arms, seeds, grid.results).rename(columns={"arm": "variant"})
-figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell on {dataset}: test U/S/H (fractions) and the "
-                   "two spaces' alignment at the end of training on the test search space; `source` says whether "
-                   "the cell was computed in this run or reused from the cache.")
+    attributes=attributes, patience=patience, lr_step=lr_step)
+tuning_grid = TuningGrid(tuple(tuning_lrs), tuple(tuning_consistency_lrs), tuple(tuning_weights))
+tuning, tuned = tuned_arms(data, [BASE, NO_CONSISTENCY, SHARED_ATTENTION], (base_model, base_train), tuning_grid,
+                           tuning_seed=tuning_seed, **grid_options)
+figures.save_table(tuning, "tuning", caption=tuning_caption(dataset, tuning_seed, tuning_grid.budget))
+SHARED, REFERENCE, NONE = SHARED_ATTENTION, BASE, NO_CONSISTENCY
+tuned_model, tuned_train = tuned[BASE]
+variants = dict(tuned) | {f"λ = {w:g}": (tuned_model, replace(tuned_train, consistency_weight=w))
+                          for w in weights if w not in (0.0, tuned_train.consistency_weight)}
+cells, grid = run_ipn_grid(data, variants, n_seeds=n_seeds, **grid_options)
+runs = runs_table(cells, grid).assign(weight=lambda t: t.weight.where(~t.shared_attention))
+arms_, seeds = [cell["variant"] for cell in cells], [cell["train"]["seed"] for cell in cells]
+curves = grid_curves(arms_, seeds, grid.results).rename(columns={"arm": "variant"})
+figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell on {dataset}: its settings (lr, λ = weight), "
+                   "test U/S/H (fractions) and the two spaces' alignment at the end of training on the test search "
+                   "space; `source` says whether the cell was computed in this run or reused from the shared cache.")
 figures.save_table(curves, "training_curves", caption="Per-epoch history of every cell: losses, validation "
                    "U/S/H (selection phase) and the spaces' alignment on the seen classes.")
-models = grid_models("consistency_study", arms, seeds, grid.results)
+models = grid_models("consistency_study", arms_, seeds, grid.results)
 figures.save_table(models, "models", caption="Every trained model: selection epochs run (`steps`), the best one, "
                    "whether patience stopped it (`converged`) or the epoch cap, its final and best validation H.")
 display(Markdown(f"{grid.sources.count('computed')} cell(s) computed in this run, "
@@ -161,28 +172,30 @@ summary = seed_table(runs, "variant", {"U": 100, "S": 100, "H": 100, "final_simi
                                        "final_attention_kl": 1, "final_feature_cka": 1}, order=list(variants))
 summary.insert(1, "dataset", dataset)
 summary.insert(2, "weight", runs.groupby("variant").weight.first().loc[summary.variant].to_numpy())
-collapses = (runs.H < 2 / data.n_classes).groupby(runs.variant).agg(["sum", "size"])  # H below twice chance
-summary["collapsed"] = [f"{collapses.loc[v, 'sum']}/{collapses.loc[v, 'size']}" for v in summary.variant]
-figures.save_table(summary[["variant", "dataset", "weight", "seeds", "U", "S", "H", "similarity_kl", "attention_kl",
-                            "feature_cka", "collapsed"]], "summary",
+summary.insert(3, "lr", runs.groupby("variant").lr.first().loc[summary.variant].to_numpy())
+summary["collapsed"] = collapse_rates(runs, "variant", 2 / data.n_classes, order=summary.variant)
+figures.save_table(summary[["variant", "dataset", "weight", "lr", "seeds", "U", "S", "H", "similarity_kl",
+                            "attention_kl", "feature_cka", "collapsed"]], "summary",
                    caption=f"Consistency loss weight λ vs shared attention on {dataset}: GZSL "
                    f"U/S/H (%) and, at the end of training on all classes, the similarity KL and feature CKA between "
                    f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s); collapsed: seeds with H "
                    "below twice chance.")
-summary[["variant", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka", "collapsed"]]
+summary[["variant", "weight", "lr", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka", "collapsed"]]
 
 # %% [markdown]
 # ## H against the consistency weight
 
 # %%
-weighted, shared = summary[summary.variant != SHARED], summary.set_index("variant").loc[SHARED]
+weighted = summary[summary.variant != SHARED].sort_values("weight")
+shared = summary.set_index("variant").loc[SHARED]
 fig = against_weight(weighted.weight.tolist(), weighted.H_mean, weighted.H_std, (shared.H_mean, shared.H_std),
                      labels=("consistency loss, weight λ", "shared attention (no consistency loss)"),
                      xlabel="consistency weight λ (log scale, linear below the smallest λ > 0)", ylabel="H (%)",
                      title=f"H vs consistency weight on {dataset}, mean ± std over {n_seeds} seed(s)")
 name_spread(fig.axes, f"whiskers and band: ± 1 std over {n_seeds} seed(s)", kind="whiskers")
 figures.save_figure(fig, "h_vs_weight", caption="Harmonic mean H against the consistency-loss weight λ (0 = no "
-                    "consistency loss), with the shared-attention variant as a band (mean ± std over seeds).")
+                    "consistency loss, at its own tuned learning rate; the tuned λ and the sweep at the base's), with "
+                    "the shared-attention variant as a band (mean ± std over seeds).")
 
 # %% [markdown]
 # ## The two spaces during training
@@ -205,17 +218,17 @@ figures.save_figure(fig, "alignment_during_training", caption="Similarity KL, at
 # %%
 subset, matrices = torch.tensor(data.classes_near_unseen(plot_classes, seed)), {}
 for variant in (NONE, REFERENCE, SHARED):
-    model = cell_model(data, *next((cell, result) for cell, result in zip(cells, grid.results)
-                                   if cell["variant"] == variant and cell["train"]["seed"] == seed))
+    model = cell_model(ipn_data, *next((cell, result) for cell, result in zip(cells, grid.results)
+                                       if cell["variant"] == variant and cell["train"]["seed"] == seed))
     with torch.no_grad():
-        spaces, _ = model.propagated(search_space_means(model, data)[subset], data.attributes[subset])
+        spaces, _ = model.propagated(search_space_means(model, ipn_data)[subset], ipn_data.attributes[subset])
     unit = {space: torch.nn.functional.normalize(spaces[space], dim=1) for space in ("visual", "semantic")}
     matrices |= {f"{variant}: {space}": (u @ u.T).numpy() for space, u in unit.items()}
 fig = matrix_heatmaps(matrices, [class_label(data.class_names[c]) for c in subset], columns=2, vmin=None,
                       highlight=np.isin(subset.numpy(), data.unseen_classes.numpy()),
                       suptitle=f"cosine similarity of propagated prototypes, seed {seed}")
 figures.save_figure(fig, "similarity_heatmaps", caption="Cosine similarity matrices of the visual and semantic "
-                    "propagated prototypes at the end of training (rows: no consistency loss, the reference λ, "
+                    "propagated prototypes at the end of training (rows: no consistency loss, the tuned λ, "
                     "shared attention), on a subset of classes, first seed.")
 
 # %% [markdown]
@@ -242,11 +255,11 @@ figures.save_figure(fig, "features_vs_similarities", caption="At the end of trai
 # readable.
 
 # %%
-CLAIMS = [(f"consistency loss ({REFERENCE}) > shared attention (H)", REFERENCE, SHARED, "H", 100, POINTS),
-          (f"consistency loss ({REFERENCE}) > no consistency loss (H)", REFERENCE, NONE, "H", 100, POINTS),
-          (f"the loss aligns the class similarities (similarity KL, {NONE} − {REFERENCE})", NONE, REFERENCE,
+CLAIMS = [("consistency loss (tuned λ) > shared attention (H)", REFERENCE, SHARED, "H", 100, POINTS),
+          ("consistency loss (tuned λ) > no consistency loss (H)", REFERENCE, NONE, "H", 100, POINTS),
+          ("the loss aligns the class similarities (similarity KL, without − with the loss)", NONE, REFERENCE,
            "final_similarity_kl", 1, SIMILARITY),
-          (f"shared attention makes the features more alike than the loss (CKA, {SHARED} − {REFERENCE})", SHARED,
+          ("shared attention makes the features more alike than the loss (CKA, shared − loss)", SHARED,
            REFERENCE, "final_feature_cka", 1, SIMILARITY)]
 claims = claims_table([compare(text, "not available offline", dataset, runs, a, b, column, scale=scale, sesoi=sesoi,
                                converged=converged_arms(models, a, b),
@@ -267,6 +280,9 @@ lines = [f"Data: {dataset} "
          f"profile `{profile}`, {n_seeds} seed(s), at most {epochs} selection epoch(s), patience {patience}, "
          f"K = {steps}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run; "
          f"{models.converged.mean():.0%} of {len(models)} models stopped by patience.",
+         describe_chosen(tuning, tuning_grid.budget, tuning_seed),
+         "- Collapsed runs (H below twice chance): " + "; ".join(f"{v} {rows.loc[v, 'collapsed']}" for v in variants)
+         + ".",
          "- H: " + "; ".join(f"{v} {rows.loc[v, 'H']}" for v in variants) + f". Best: {best}.",
          f"- Attention KL (the loss term itself, on the learned graphs), {REFERENCE} vs {NONE}: "
          f"{rows.loc[REFERENCE, 'attention_kl']} vs {rows.loc[NONE, 'attention_kl']} (paired change "

@@ -59,7 +59,7 @@ weight_decay: float = 5e-4  # [≥ 0] Adam weight decay
 flip: bool = False  # random horizontal flip (True on real data; a mirrored character is another identity)
 pad: int = 3  # [≥ 0] zero-pad by this many pixels, then random crop back (real 256×128: 10)
 erasing: float = 0.5  # [≥ 0, ≤ 1] probability of random erasing per training image
-n_seeds: int = 5  # [≥ 1] models trained per setting with seeds seed, seed+1, ...; mean ± std over them
+n_seeds: int = 10  # [≥ 1] models trained per setting with seeds seed, seed+1, ...; mean ± std over them
 strip_queries: int = 4  # [≥ 1] queries shown with their top-5 gallery images
 num_workers: int = 0  # [≥ 0] batches prepared ahead (worker processes for image files, a thread for decoded data;
     # 0: when needed)
@@ -208,27 +208,33 @@ for cell, result in zip(cells, grid.results):
 
 # %% [markdown]
 # ## Claims
-# Decided by the shared rule (`protolab.claims.decide`) on the per-seed hyperbolic − Euclidean Rank-1 difference
-# (both geometries trained with the same seed, batches and augmentation, tested on the same query/gallery split):
+# Decided by the shared rule (`protolab.claims.decide`) on the per-seed hyperbolic − Euclidean difference (both
+# geometries trained with the same seed, batches and augmentation, tested on the same query/gallery split):
 # Student-t 95% interval over seeds, smallest effect of interest `POINTS`, inconclusive below 5 seeds or when a
-# compared model did not converge. The paper's "≥" is tested as "> 0".
+# compared model did not converge. Rank-1 and mAP are both primary, one claim each (Holm's correction across the
+# scorecard handles the multiplicity), so that neither metric is chosen after seeing the results. The paper's
+# table shows the hyperbolic numbers at least as high as the Euclidean ones; we test superiority, "> 0" by more
+# than the smallest effect of interest, not non-inferiority.
 
 # %%
-gains, rows = paired_gains(runs), []
-for schedule, part in gains.groupby("schedule", sort=False):
-    data = f"{dataset}, {schedule}"
-    for dim, group in part.groupby("dim"):
-        converged = converged_arms(models, *(f"{g}, d={dim}, {schedule}" for g in GEOMETRIES))
-        rows.append(decide(f"Hyperbolic Rank-1 > Euclidean at d = {dim} (difference, points of %)",
-                           "re-ID table (Market-1501, DukeMTMC)", data, group.gain.tolist(), sesoi=POINTS,
-                           converged=converged))
-    low, high = (part[part.dim == d].set_index("seed").gain for d in (min(dims), max(dims)))
-    if len(dims) > 1:
-        converged = converged_arms(models, *(f"{g}, d={d}, {schedule}" for g in GEOMETRIES for d in (min(dims),
-                                                                                                      max(dims))))
-        rows.append(decide(f"The hyperbolic gain is larger at d = {min(dims)} than at d = {max(dims)} "
-                           "(gain difference)", "re-ID table: larger gains at small d", data,
-                           (low - high).dropna().tolist(), sesoi=POINTS, converged=converged))
+METRICS = {"rank1": "Rank-1", "mAP": "mAP"}
+rows = []
+for metric, name in METRICS.items():
+    gains = paired_gains(runs, metric)
+    for schedule, part in gains.groupby("schedule", sort=False):
+        data = f"{dataset}, {schedule}"
+        for dim, group in part.groupby("dim"):
+            converged = converged_arms(models, *(f"{g}, d={dim}, {schedule}" for g in GEOMETRIES))
+            rows.append(decide(f"Hyperbolic {name} > Euclidean at d = {dim} (difference > 0, points of %)",
+                               "re-ID table (Market-1501, DukeMTMC)", data, group.gain.tolist(), sesoi=POINTS,
+                               converged=converged))
+        low, high = (part[part.dim == d].set_index("seed").gain for d in (min(dims), max(dims)))
+        if len(dims) > 1:
+            converged = converged_arms(models, *(f"{g}, d={d}, {schedule}" for g in GEOMETRIES
+                                                 for d in (min(dims), max(dims))))
+            rows.append(decide(f"The hyperbolic {name} gain is larger at d = {min(dims)} than at d = {max(dims)} "
+                               "(gain difference)", "re-ID table: larger gains at small d", data,
+                               (low - high).dropna().tolist(), sesoi=POINTS, converged=converged))
 claims = claims_table(rows)
 figures.save_table(claims, "claims", caption="The paper's re-ID claims on our data, decided by the shared rule over "
                    "training seeds.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -131,3 +132,20 @@ def test_gain_claims_per_setting_and_the_trend_from_per_seed_gain_differences():
     assert [row["verdict"] for row in rows] == ["holds", "holds", "holds"]
     one_seed = gain_claims({1: [5.0]}, setting="shot", paper={}, paper_trend="", data="d", sesoi=SESOI)
     assert len(one_seed) == 1 and one_seed[0]["verdict"] == "inconclusive"
+
+
+def test_a_correlation_claim_is_decided_by_a_bootstrap_interval_and_an_exact_permutation_test():
+    from protolab.claims import CORRELATION, MIN_POINTS, correlation_claim
+
+    x = np.arange(8, dtype=float)
+    falling = correlation_claim("lower x, larger y", "—", "test", x, -x + 0.01 * np.sin(x), sign=-1)
+    assert falling["estimate"] == pytest.approx(1.0) and falling["verdict"] == "holds"
+    assert falling["p_value"] == pytest.approx(2 / math.factorial(8))  # only the two monotone orders are as extreme
+    assert falling["seeds"] == 8 and "ρ = -1.00" in falling["measurement"]
+    rising = correlation_claim("lower x, larger y", "—", "test", x, x, sign=-1)
+    assert rising["verdict"] == "does not hold" and rising["ci_high"] < CORRELATION.value
+    few = correlation_claim("lower x, larger y", "—", "test", x[:MIN_POINTS - 1], -x[:MIN_POINTS - 1], sign=-1)
+    assert few["verdict"] == "inconclusive" and f"not scored: 7 independent point(s) < {MIN_POINTS}" in few["note"]
+    assert math.isnan(few["p_value"]) and few["measurement"] == "ρ = -1.00 over 7 point(s)"  # not counted by Holm
+    unconverged = correlation_claim("lower x, larger y", "—", "test", x, -x, sign=-1, converged=False)
+    assert unconverged["verdict"] == "inconclusive" and "did not converge" in unconverged["note"]

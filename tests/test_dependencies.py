@@ -20,4 +20,12 @@ def test_delta_hyperbolicity_runs_after_the_notebooks_whose_claims_it_reads():
     upstream = ("fewshot_tables", "poincare_uncertainty", "reid_embeddings")
     assert set(EXPERIMENTS["delta_hyperbolicity"].depends_on) == set(upstream)
     assert order.index("delta_hyperbolicity") > max(order.index(name) for name in upstream)
-    assert [name for name in order if name != "delta_hyperbolicity"] == sorted(set(EXPERIMENTS) - {"delta_hyperbolicity"})
+    others = [name for name in order if name not in ("delta_hyperbolicity", "consistency_study", "ipn_gzsl")]
+    assert others == sorted(set(EXPERIMENTS) - {"delta_hyperbolicity", "consistency_study", "ipn_gzsl"})
+
+
+def test_the_ipn_notebooks_that_read_ipn_ablations_cells_run_after_it():
+    order = run_order(EXPERIMENTS)
+    for name in ("consistency_study", "ipn_gzsl"):
+        assert EXPERIMENTS[name].depends_on == ("ipn_ablations",)
+        assert order.index(name) > order.index("ipn_ablations")

@@ -21,10 +21,12 @@ def _run(tmp_path, name: str, profile: str, run: str, **overrides):
 def test_ablation_rerun_computes_only_the_missing_cells(tmp_path, fresh_grid_cache):
     first = pd.read_csv(_run(tmp_path, "ipn_ablations", "smoke", "first") / "ipn_ablations__runs.csv")
     assert (first.source == "computed").all()
-    assert set(first.variant) == {"IPN (base)", "visual space only", "semantic space only", "non-episodic", "K = 0"}
-    # An interruption after all but two cells finished leaves exactly those two missing on disk.
-    missing = {"non-episodic", "K = 0"}
-    stored = list((fresh_grid_cache / "grids" / "ipn_ablations").glob("*.pt"))
+    assert set(first.variant) == {"IPN", "IPN without consistency loss", "visual space only", "semantic space only",
+                                  "non-episodic", "no graph (K = 0)"}
+    # An interruption after all but two cells finished leaves exactly those two missing on disk (the cache the
+    # three IPN notebooks share).
+    missing = {"non-episodic", "no graph (K = 0)"}
+    stored = list((fresh_grid_cache / "grids" / "ipn").glob("*.pt"))
     assert len(stored) == len(first)
     for path in stored:
         if torch.load(path, weights_only=True)["cell"]["variant"] in missing:
@@ -34,18 +36,25 @@ def test_ablation_rerun_computes_only_the_missing_cells(tmp_path, fresh_grid_cac
     assert dict(zip(second.variant, second.source)) == {v: "computed" if v in missing else "cached"
                                                         for v in first.variant}
     pd.testing.assert_frame_equal(first.drop(columns="source"), second.drop(columns="source"))
-    assert "2 of 5 cells computed in this run" in (second_dir / "ipn_ablations__observations.md").read_text()
+    assert "2 of 6 cells computed in this run" in (second_dir / "ipn_ablations__observations.md").read_text()
 
 
 @pytest.mark.notebook
 def test_ablation_table_is_the_mean_and_std_of_its_runs_csv(tmp_path):
     root = write_awa2_like(tmp_path / "data")
     out = _run(tmp_path, "ipn_ablations", "full", "figures", data_root=root, epochs=2, n_seeds=2, prototype_dim=16,
-               graph_dim=8, hidden_dim=16, n_way=4, episodes_per_epoch=2, steps_grid="0,2", threshold_grid="0.5,0.766")
+               graph_dim=8, hidden_dim=16, n_way=4, episodes_per_epoch=2, steps_grid="0,2", threshold_grid="0.5,0.766",
+               tuning_lrs="1e-5,2e-5", tuning_consistency_lrs="2e-5", tuning_weights="0.1,1")
     runs = pd.read_csv(out / "ipn_ablations__runs.csv")
     table = pd.read_csv(out / "ipn_ablations__ablations.csv").set_index("variant")
-    assert list(table.index) == ["IPN (base)", "visual space only", "semantic space only", "non-episodic", "K = 0",
-                                 "threshold 0.5"]
+    assert list(table.index) == ["IPN", "IPN without consistency loss", "semantic space only", "visual space only",
+                                 "non-episodic", "no graph (K = 0)", "threshold 0.5"]
+    tuning = pd.read_csv(out / "ipn_ablations__tuning.csv")  # the same budget per arm, one setting chosen each
+    assert (tuning.groupby("variant").size() == 2).all() and tuning.groupby("variant").chosen.sum().eq(1).all()
+    chosen = tuning[tuning.chosen].set_index("variant")
+    assert (table.loc["IPN", "lr"], table.loc["IPN", "weight"]) == (chosen.loc["IPN", "lr"], chosen.loc["IPN", "weight"])
+    assert table.loc["threshold 0.5", "lr"] == table.loc["IPN", "lr"]  # a sweep point at the base's setting
+    assert table.loc["semantic space only", "weight"] == 0 and table.collapsed.str.match(r"\d+/2 \(").all()
     assert (runs.groupby("variant").seed.count() == 2).all() and (table.paper == "not available here").all()
     for variant, group in runs.groupby("variant"):
         assert table.loc[variant, "H_mean"] == pytest.approx(round(100 * group.H.mean(), 2))
@@ -53,10 +62,11 @@ def test_ablation_table_is_the_mean_and_std_of_its_runs_csv(tmp_path):
     for figure in ("h_per_variant", "h_vs_steps_and_threshold"):
         assert (out / f"ipn_ablations__{figure}.png").exists()
     observations = (out / "ipn_ablations__observations.md").read_text()
-    assert "AWA2" in observations and "K = 0: H" in observations
+    assert "AWA2" in observations and "no graph (K = 0): H" in observations and "Chosen on validation" in observations
     claims = pd.read_csv(out / "ipn_ablations__claims.csv")
-    assert claims.claim.tolist() == ["both spaces > semantic space only (H)", "semantic space only > visual space only (H)",
-                                     "episodic training helps (H)", "propagation (K = 2 > 0) helps (H)"]
+    assert claims.claim.tolist() == ["both spaces > semantic space only (H; neither with the consistency loss)",
+                                     "propagation (K = 2) > no graph (K = 0) (H; neither with the consistency loss)",
+                                     "episodic training > non-episodic (H; same optimiser steps)"]
     assert (claims.paper_evidence == "not available offline").all() and "Claim \"" in observations
 
 
@@ -64,10 +74,12 @@ def test_ablation_table_is_the_mean_and_std_of_its_runs_csv(tmp_path):
 def test_consistency_study_full_profile_on_xlsa17_files(tmp_path):
     root = write_awa2_like(tmp_path / "data")
     out = _run(tmp_path, "consistency_study", "full", "figures", data_root=root, epochs=2, n_seeds=2,
-               prototype_dim=16, graph_dim=8, hidden_dim=16, n_way=4, episodes_per_epoch=2, weights="0,0.1,1",
-               plot_classes=6)
+               prototype_dim=16, graph_dim=8, hidden_dim=16, n_way=4, episodes_per_epoch=2, weights="0.1,1",
+               plot_classes=6, tuning_lrs="1e-5,2e-5", tuning_consistency_lrs="2e-5,4e-5", tuning_weights="0.5")
     runs = pd.read_csv(out / "consistency_study__runs.csv")
-    assert set(runs.variant) == {"λ = 0", "λ = 0.1", "λ = 1", "shared attention"}
+    assert set(runs.variant) == {"IPN", "IPN without consistency loss", "λ = 0.1", "λ = 1", "shared attention"}
+    assert (runs[runs.variant == "IPN"].weight == 0.5).all()  # the only λ of the tuning grid
+    assert (runs[runs.variant == "λ = 1"].lr == runs[runs.variant == "IPN"].lr.iloc[0]).all()
     shared = runs[runs.variant == "shared attention"]
     assert (shared.final_attention_kl.abs() < 1e-6).all(), "shared attention: the two attentions are one"
     curves = pd.read_csv(out / "consistency_study__training_curves.csv")
@@ -84,6 +96,6 @@ def test_consistency_study_full_profile_on_xlsa17_files(tmp_path):
         assert (out / f"consistency_study__{figure}.png").exists()
     assert "paper's explanation" in (out / "consistency_study__observations.md").read_text()
     claims = pd.read_csv(out / "consistency_study__claims.csv")
-    assert claims.claim[0] == "consistency loss (λ = 1) > shared attention (H)" and len(claims) == 4
+    assert claims.claim[0] == "consistency loss (tuned λ) > shared attention (H)" and len(claims) == 4
     both = runs.pivot(index="seed", columns="variant", values="H")
-    assert claims.estimate[0] == pytest.approx(100 * (both["λ = 1"] - both["shared attention"]).mean())
+    assert claims.estimate[0] == pytest.approx(100 * (both["IPN"] - both["shared attention"]).mean())

@@ -26,10 +26,16 @@ def test_full_profile_runs_on_mnist_and_omniglot_files_in_torchvision_layout(tmp
     assert "MNIST" in sidecar["dataset"]["description"] and "Omniglot" in sidecar["dataset"]["description"]
     table = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__separation.csv")
     assert set(table.geometry) == {"euclidean", "hyperbolic"} and table.auroc_mean.between(0, 1).all()
+    assert set(zip(table.geometry, table.score)) == {(g, s) for g in ("euclidean", "hyperbolic")
+                                                     for s in ("radius", "p_max")}  # the 2 × 2 design
     pixels = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__pixel_baseline.csv")
-    assert pixels.ood.tolist() == table.ood.unique().tolist() and pixels.auroc.between(0.5, 1).all()
+    assert pixels.auroc.between(0.5, 1).all() and set(pixels.images) == {"as scored", "as loaded (before normalisation)"}
+    scored = pixels[pixels.images == "as scored"]  # the OOD images as the models score them: normalised
+    assert scored.ood.tolist() == table.ood.unique().tolist() and (scored.auroc < 0.75).all()
     claims = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__claims.csv")
-    assert claims.claim.str.contains("better than the best pixel statistic").sum() == len(pixels)  # one dim
+    assert claims.claim.str.contains("better than the best pixel statistic").sum() == len(scored)  # one dim
+    assert claims.claim.str.startswith("geometry: ").sum() == len(scored)
+    assert claims.claim.str.startswith("score: ").sum() == len(scored)
 
 
 def test_real_dataset_without_data_root_is_refused_before_any_kernel(tmp_path):

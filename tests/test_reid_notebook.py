@@ -66,7 +66,10 @@ def test_full_profile_runs_on_generated_release_files(tmp_path: Path, dataset: s
     assert set(results.geometry) == {"euclidean", "hyperbolic"} and set(results.schedule) == {"sch1", "sch2"}
     assert set(results["dim"]) == {4, 8} and results.rank1_mean.between(0, 100).all() and set(results.seeds) == {2}
     claims = pd.read_csv(figures / "reid_embeddings__claims.csv")
-    assert len(claims) == 6 and claims.verdict.notna().all()  # 2 dims + 1 low-vs-high claim, per schedule
+    # 2 dims + 1 low-vs-high claim, per schedule and per metric (Rank-1 and mAP both primary)
+    assert len(claims) == 12 and claims.verdict.notna().all()
+    assert claims.claim.str.startswith("Hyperbolic mAP > Euclidean").sum() == 4
+    assert claims.claim.str.startswith("Hyperbolic Rank-1 > Euclidean").sum() == 4
     for name in ("metrics_vs_dim", "cmc", "retrieval_euclidean", "retrieval_hyperbolic", "paper_table", "observations",
                  "training_curves", "curves"):
         assert list(figures.glob(f"reid_embeddings__{name}.*")), name

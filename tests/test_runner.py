@@ -640,7 +640,7 @@ def test_a_notebook_runs_after_its_dependency_and_reads_that_runs_outputs(pipeli
     assert list(plan(discover(notebooks), ["reader", "healthy", "upstream"], "default", {})) == \
         ["healthy", "upstream", "reader"]
     assert main(["--notebooks", str(notebooks), "list"]) == 0
-    assert "reads the outputs of: upstream (run first when in the same run)" in capsys.readouterr().out
+    assert "reads the outputs or cells of: upstream (run first when in the same run)" in capsys.readouterr().out
     results = run_notebooks(["reader", "upstream"], notebooks=notebooks, jobs=2, overrides={"seed": "4"},
                             out_dir=pipeline / "out")
     assert [(result.notebook, result.status) for result in results] == [("upstream", "ok"), ("reader", "ok")], results

@@ -34,12 +34,25 @@ def test_hyperbolic_confidence_is_the_distance_of_the_embedding_to_the_origin():
                           expected, atol=1e-4)
 
 
-def test_euclidean_confidence_is_the_maximum_softmax_probability():
+@pytest.mark.parametrize("geometry", ["euclidean", "hyperbolic"])
+def test_p_max_is_the_maximum_softmax_probability_of_either_head(geometry):
+    torch.manual_seed(0)
+    model = build_classifier(geometry, in_channels=1, dim=4, n_classes=3, c=1.0)
+    data = _images()
+    expected = model.eval()(data.images).softmax(-1).max(-1).values.detach()
+    assert torch.allclose(confidence(model, geometry, data, c=1.0, device=torch.device("cpu"), score="p_max"),
+                          expected, atol=1e-6)
+
+
+def test_euclidean_radius_is_the_norm_of_the_embedding_before_the_head():
     torch.manual_seed(0)
     model = build_classifier("euclidean", in_channels=1, dim=4, n_classes=3, c=1.0)
     data = _images()
-    expected = model.eval()(data.images).softmax(-1).max(-1).values.detach()
-    assert torch.allclose(confidence(model, "euclidean", data, c=1.0, device=torch.device("cpu")), expected)
+    expected = model[0].eval()(data.images).norm(dim=1).detach()
+    assert torch.allclose(confidence(model, "euclidean", data, c=1.0, device=torch.device("cpu")), expected,
+                          atol=1e-6)
+    with pytest.raises(ValueError, match="score"):
+        confidence(model, "euclidean", data, c=1.0, device=torch.device("cpu"), score="entropy")
 
 
 def test_unknown_geometry_is_refused():

@@ -22,6 +22,7 @@ tables into one scorecard.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,12 @@ POINTS = Sesoi(2.0, "points", "2 points of accuracy, H, Rank-1 or mAP: about the
 AUROC = Sesoi(0.02, "AUROC", "0.02 AUROC: smaller separations are within the spread between seeds of one model")
 SIMILARITY = Sesoi(0.02, "", "0.02 of a similarity measure in [0, 1] (CKA) or of a KL in nats: smaller changes of "
                    "alignment are within the spread between seeds")
+CORRELATION = Sesoi(0.3, "", "a rank correlation weaker than 0.3 in magnitude orders under a tenth of the "
+                    "variation: too weak to choose a geometry by")
 """The claim families' smallest effects of interest (the notebooks use these; a new family declares its own)."""
+
+MIN_POINTS = 8
+"""Fewer independent points than this make a relation between two measures descriptive, not a claim."""
 
 
 def decide(statement: str, paper_evidence: str, data: str, differences: Sequence[float], *, sesoi: Sesoi,
@@ -162,6 +168,61 @@ def decide(statement: str, paper_evidence: str, data: str, differences: Sequence
             "note": "; ".join(([f"inconclusive by rule: {', '.join(forced)}"] if forced else []) + notes),
             "measurement": f"{effect['estimate']:+.{digits}f}{unit}, 95% CI {spread} over {len(kept)} seed(s)",
             "std_error": effect["std_error"]}
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of each row pair of ``x`` and ``y`` ``(R, n)`` (average ranks for ties); NaN where a row is
+    constant."""
+    rx, ry = (stats.rankdata(values, axis=1) for values in (x, y))
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    denominator = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rx * ry).sum(1) / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def correlation_claim(statement: str, paper_evidence: str, data: str, x: Sequence[float], y: Sequence[float], *,
+                      sign: int, sesoi: Sesoi = CORRELATION, converged: bool = True, n_boot: int = 10_000,
+                      seed: int = 0, note: str = "") -> dict[str, object]:
+    r"""One claims row for "Spearman's ρ of ``x`` and ``y`` has the sign ``sign``" (±1), from ``n`` independent
+    points (one per unit, e.g. per feature space: not seeds, so ``seeds`` holds ``n``).
+
+    The effect is ``sign · ρ`` (predicted positive); its 95% interval is the percentile bootstrap over points
+    (``n_boot`` resamples of the pairs, seeded; resamples with a constant ``x`` or ``y`` are dropped), its
+    two-sided p-value the exact permutation test of "no association" (all ``n!`` orderings of ``y`` up to 8 points,
+    else ``n_boot`` random ones). The verdict is :func:`interval_verdict`'s, inconclusive when a model behind the
+    points did not converge. Below :data:`MIN_POINTS` points the relation is described instead
+    (:func:`descriptive`: ρ only, no interval, not counted by Holm).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(x)
+    observed = float(_spearman_rows(x[None], y[None])[0]) if n >= 3 else math.nan
+    if n < MIN_POINTS:
+        return descriptive(statement, paper_evidence, data, f"ρ = {observed:+.2f} over {n} point(s)",
+                           f"descriptive, not scored: {n} independent point(s) < {MIN_POINTS}"
+                           + (f"; {note}" if note else ""))
+    generator = np.random.default_rng(seed)
+    resamples = generator.integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
+    boot = sign * _spearman_rows(x[resamples], y[resamples]) if n >= 4 else np.array([])
+    boot = boot[~np.isnan(boot)]
+    low, high = (np.percentile(boot, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]).tolist() if len(boot)
+                 else (math.nan, math.nan))
+    orders = (np.array(list(itertools.permutations(range(n)))) if n <= 8
+              else np.array([generator.permutation(n) for _ in range(n_boot)]))
+    null = _spearman_rows(np.broadcast_to(x, orders.shape), y[orders]) if n >= 3 else np.array([])
+    p_value = (float(np.mean(np.abs(null) >= abs(observed) - 1e-12)) if len(null) and not math.isnan(observed)
+               else math.nan)
+    forced = [] if converged else ["a model behind the points did not converge (stopped by max_steps)"]
+    verdict = "inconclusive" if forced else interval_verdict(low, high, sesoi.value)
+    spread = "n/a" if math.isnan(low) else f"[{sign * low:+.2f}, {sign * high:+.2f}]" if sign > 0 else \
+        f"[{sign * high:+.2f}, {sign * low:+.2f}]"
+    return {"claim": statement, "paper_evidence": paper_evidence, "data": data, "seeds": n,
+            "estimate": sign * observed, "ci_low": low, "ci_high": high, "p_value": p_value, "sesoi": sesoi.value,
+            "converged": bool(converged), "collapsed": "", "verdict": verdict, "verdict_holm": verdict,
+            "note": "; ".join(([f"inconclusive by rule: {', '.join(forced)}"] if forced else [])
+                              + ([note] if note else [])),
+            "measurement": f"ρ = {observed:+.2f}, bootstrap 95% CI {spread} over {n} point(s), permutation "
+                           f"p = {p_value:.3f}",
+            "std_error": float(boot.std(ddof=1)) if len(boot) > 1 else math.nan}
 
 
 def paired_seed_differences(runs: pd.DataFrame, arm: str, reference: str, column: str, *, scale: float = 1.0,

@@ -431,3 +431,23 @@ def retrieval_strips(query: LabeledImages, gallery: LabeledImages, distances: to
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def gains_against_delta(points, *, low, high, group: str | None = None, label: str | None = None, xlabel: str,
+                        ylabel: str, title: str, spread: str) -> plt.Figure:
+    """Hyperbolic − Euclidean gains against δ_rel: one errorbar point per row of ``points`` (columns ``delta_rel``,
+    ``gain``), its bar from ``low`` to ``high`` (sequences aligned with the rows), one colour per value of
+    ``points[group]`` (optional), each point annotated with ``points[label]`` (optional), a line at 0; ``spread``
+    names the error bars in the legend."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    frame = points.assign(_low=list(low), _high=list(high))
+    for name, part in (frame.groupby(group, sort=False) if group else [("", frame)]):
+        ax.errorbar(part.delta_rel, part.gain, yerr=[part.gain - part._low, part._high - part.gain], fmt="o",
+                    capsize=3, label=name or None)
+        for row in part.itertuples() if label else ():
+            ax.annotate(getattr(row, label), (row.delta_rel, row.gain), fontsize=8, xytext=(4, 4),
+                        textcoords="offset points")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    name_spread([ax], spread, kind="whiskers")
+    return fig

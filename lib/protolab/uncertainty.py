@@ -1,9 +1,11 @@
-"""Confidence of an image classifier as an uncertainty score (Khrulkov et al., CVPR 2020, Sec. 5.1).
+r"""Confidence of an image classifier as an uncertainty score (Khrulkov et al., CVPR 2020, Sec. 5.1).
 
 The same backbone (the paper's MNIST network, :class:`~protolab.backbones.SmallCNN`) ends either in a
-Euclidean softmax head, whose confidence is the maximum softmax probability :math:`p_{\\max}`, or in the
-Poincaré ball (ToPoincare → hyperbolic MLR), whose confidence is the distance of the embedding to the
-origin :math:`d_c(x, 0)`. Larger is more confident for both.
+Euclidean softmax head or in the Poincaré ball (ToPoincare → hyperbolic MLR). Each model is scored both ways
+(:data:`SCORES`), so that geometry and score can be compared one at a time (a 2 × 2 design): the *radius* of
+the embedding — its distance to the origin :math:`d_c(x, 0)` in the ball, its norm :math:`\|x\|` in
+Euclidean space — and the maximum softmax probability :math:`p_{\max}` of the head's logits. Larger is more
+confident for all four.
 
 Each model of the ``poincare_uncertainty`` notebook is one cell of a disk-cached grid
 (:func:`~protolab.runner.model_grid.run_model_grid`): :func:`uncertainty_cell` trains it with early stopping on
@@ -30,6 +32,8 @@ from protolab.training.loops import apply_batched, fit_classifier
 
 Geometry = Literal["euclidean", "hyperbolic"]
 GEOMETRIES: tuple[Geometry, ...] = ("euclidean", "hyperbolic")
+Score = Literal["radius", "p_max"]
+SCORES: tuple[Score, ...] = ("radius", "p_max")
 
 
 def build_classifier(geometry: Geometry, *, in_channels: int, dim: int, n_classes: int, c: float,
@@ -46,12 +50,16 @@ def build_classifier(geometry: Geometry, *, in_channels: int, dim: int, n_classe
 
 
 def confidence(model: nn.Sequential, geometry: Geometry, data: Dataset, *, c: float, device: torch.device,
-               batch_size: int = 512) -> torch.Tensor:
-    """Per image of ``data``, ``(N,)`` on the CPU, larger = more confident: :math:`d_c(x, 0)` of the embedding
-    for the hyperbolic model, :math:`p_{\\max}` for the Euclidean one."""
-    if geometry == "hyperbolic":
-        return dist0(apply_batched(model[:2], data, batch_size=batch_size, device=device), c=c)
-    return apply_batched(model, data, batch_size=batch_size, device=device).softmax(-1).max(-1).values
+               score: Score = "radius", batch_size: int = 512) -> torch.Tensor:
+    r"""Per image of ``data``, ``(N,)`` on the CPU, larger = more confident. ``score="radius"``: the embedding's
+    distance to the origin, :math:`d_c(x, 0)` for the hyperbolic model and :math:`\|x\|` for the Euclidean one;
+    ``score="p_max"``: the maximum softmax probability of the model's logits (hyperbolic MLR or linear head)."""
+    if score == "p_max":
+        return apply_batched(model, data, batch_size=batch_size, device=device).softmax(-1).max(-1).values
+    if score != "radius":
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    embedding = apply_batched(model[:-1], data, batch_size=batch_size, device=device)
+    return dist0(embedding, c=c) if geometry == "hyperbolic" else embedding.norm(dim=-1)
 
 
 def boundary_distance(dim: int, *, c: float) -> float:
@@ -96,9 +104,9 @@ def uncertainty_cell(data: UncertaintyData, cell: Mapping[str, Any]) -> dict[str
     its accuracy on ``data.val`` after every epoch drives early stopping
     (:class:`~protolab.training.convergence.StoppingRule`), and the weights of the best epoch are kept.
 
-    Returns a dict: ``test_accuracy`` (on ``data.test``); ``separation``: per OOD set, :func:`separation` of
-    the confidences of the test and the OOD images plus ``saturated`` (the share of both on the float32 edge of
-    the ball, NaN for the Euclidean model); ``history`` (per-epoch records of
+    Returns a dict: ``test_accuracy`` (on ``data.test``); ``separation``: per ``"<OOD set>/<score>"`` (each
+    score of :data:`SCORES`), :func:`separation` of the confidences of the test and the OOD images plus
+    ``saturated`` (the share of both on the float32 edge of the ball; NaN but for the hyperbolic radius); ``history`` (per-epoch records of
     :func:`~protolab.training.loops.fit_classifier`: ``epoch, lr, loss, accuracy, val_score``); ``convergence``
     (:meth:`~protolab.training.convergence.EarlyStopping.record`, steps are epochs); ``wall_seconds`` of the
     training; ``state`` (the kept weights on the CPU, for :func:`cell_model`).
@@ -112,14 +120,15 @@ def uncertainty_cell(data: UncertaintyData, cell: Mapping[str, Any]) -> dict[str
                              seed=cell["seed"], progress=False, validate=lambda m: accuracy(m, data.val, device=device),
                              stopping=StoppingRule(patience=cell["patience"], max_steps=cell["epochs"]))
     wall_seconds = time.perf_counter() - start
-    score_in = confidence(model, geometry, data.test, c=c, device=device)
     edge = 0.999 * boundary_distance(dim, c=c)
     scores = {}
-    for name, images in data.ood.items():
-        score_ood = confidence(model, geometry, images, c=c, device=device)
-        saturated = float((torch.cat([score_in, score_ood]) >= edge).float().mean())
-        scores[name] = {**separation(score_in, score_ood),
-                        "saturated": saturated if geometry == "hyperbolic" else float("nan")}
+    for score in SCORES:
+        score_in = confidence(model, geometry, data.test, c=c, device=device, score=score)
+        for name, images in data.ood.items():
+            score_ood = confidence(model, geometry, images, c=c, device=device, score=score)
+            saturated = float((torch.cat([score_in, score_ood]) >= edge).float().mean())
+            scores[f"{name}/{score}"] = {**separation(score_in, score_ood), "saturated": saturated
+                                         if geometry == "hyperbolic" and score == "radius" else float("nan")}
     return {"test_accuracy": accuracy(model, data.test, device=device), "separation": scores,
             "history": history.to_dict("records"), "convergence": history.attrs["convergence"],
             "wall_seconds": wall_seconds, "state": {key: value.cpu() for key, value in model.state_dict().items()}}

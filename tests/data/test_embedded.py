@@ -207,6 +207,9 @@ def test_digit_like_glyphs_match_digits_intensity_statistics(fresh_cache: Path) 
     assert not {"ж", "ᐊ"} & digit_lookalikes(["ж", "ᐊ"])
     big = load_digit_like_glyphs(seed=0, n=len(digits), image_size=28)
     assert big.images.shape == (len(digits), 1, 28, 28)
+    # drawn at 28 px, not an upsampled 8×8 image: 17 levels (4×4 block counts) and the same letters
+    assert torch.equal(big.images * 16, (big.images * 16).round()) and big.extra["chars"] == glyph.extra["chars"]
+    assert "112x112 bitmaps" in big.description and "resized" not in big.description
     assert not torch.equal(glyph.images, load_digit_like_glyphs(seed=1, n=len(digits)).images)
 
 

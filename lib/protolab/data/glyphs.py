@@ -567,9 +567,10 @@ def load_digit_like_glyphs(
     """Letters drawn like scikit-learn's digits, none a digit look-alike: out-of-distribution images
     for a digits model (the role Omniglot plays for MNIST).
 
-    Drawn as :data:`DIGIT_LIKE_STYLE` (8×8 counts ``0..16``, scaled by ``1/16``), each image's stroke
-    width chosen to match the mean intensity of a random digit, then resized like
-    :func:`~protolab.data.digits.load_digits` when ``image_size`` is not 8.
+    Drawn as :data:`DIGIT_LIKE_STYLE` (counts ``0..16`` of 4×4 blocks of a drawing at 4× the side, scaled by
+    ``1/16``) directly at ``image_size`` (8: like scikit-learn's digits; 28: like MNIST, not an upsampled 8×8
+    image), each image's stroke width chosen to match the mean intensity of a random digit. Which letters are
+    drawn does not depend on ``image_size``.
 
     Parameters
     ----------
@@ -588,7 +589,7 @@ def load_digit_like_glyphs(
         ``images`` ``(n, 1, image_size, image_size)`` float32 in ``[0, 1]``; one class per letter.
     """
     options = {"seed": seed, "n": n, "scripts": None if scripts is None else sorted(scripts),
-               "min_fonts": min_fonts, "style": asdict(DIGIT_LIKE_STYLE)}
+               "min_fonts": min_fonts, "style": asdict(DIGIT_LIKE_STYLE), "side": image_size}
 
     def build() -> tuple[dict[str, torch.Tensor], dict]:
         distinct = render_glyphs(glyph_letters(scripts, min_fonts), image_size=DIGIT_SIDE, instances_per_class=0,
@@ -598,13 +599,14 @@ def load_digit_like_glyphs(
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(candidates, size=min(n, len(candidates)), replace=False).tolist(), key=ord)
         targets = digit_images()[0].mean(dim=(1, 2, 3)).numpy()
-        rendered = render_glyphs(chosen, image_size=DIGIT_SIDE, instances_per_class=-(-n // len(chosen)),
+        rendered = render_glyphs(chosen, image_size=image_size, instances_per_class=-(-n // len(chosen)),
                                  seed=seed, style=DIGIT_LIKE_STYLE, min_fonts=min_fonts, mean_targets=targets)
         rendered = rendered.select(np.sort(rng.permutation(len(rendered.labels))[:n]))
         description = (
             f"Embedded synthetic digit-like glyphs: {n} images of {len(rendered.chars)} letters (no digit "
-            f"look-alikes) rendered with PIL from matplotlib's bundled fonts as 32x32 bitmaps counted in 4x4 "
-            f"blocks (0..16, like scikit-learn's digits), seed {seed}"
+            f"look-alikes) rendered with PIL from matplotlib's bundled fonts as {4 * image_size}x{4 * image_size} "
+            f"bitmaps counted in 4x4 blocks ({image_size}x{image_size}, 0..16 levels like scikit-learn's digits), "
+            f"seed {seed}"
         )
         return _cache_entry(rendered, description, excluded_lookalikes=sorted(lookalikes, key=ord))
 

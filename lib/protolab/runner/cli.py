@@ -187,7 +187,8 @@ def _listing(notebooks: Path) -> str:
     for experiment in discover(notebooks).values():
         lines.append(f"{experiment.name} — {experiment.title}")
         if experiment.depends_on:
-            lines.append(f"  reads the outputs of: {', '.join(experiment.depends_on)} (run first when in the same run)")
+            lines.append(f"  reads the outputs or cells of: {', '.join(experiment.depends_on)} "
+                         "(run first when in the same run)")
         if experiment.kernels == "native":
             lines.append("  runs on the CPU's native kernels (numbers exact per CPU model; profiles.yaml)")
         if experiment.cores == "all":

@@ -29,7 +29,8 @@ def data_fingerprint(*parts: LabeledImages) -> str:
 def run_model_grid(notebook: str, cells: Sequence[Cell], compute: Callable[..., dict[str, Any]], data: Data, *,
                    device: torch.device, reuse: bool, workers: int, executor: str = "local",
                    **options: Any) -> GridRun:
-    """``compute(data, cell, **options)`` for every cell, stored under ``cache_dir()/grids/<notebook>/`` and reused
+    """``compute(data, cell, **options)`` for every cell, stored under ``cache_dir()/grids/<notebook>/`` (a name that
+    several notebooks may share: the IPN notebooks' ``ipn``) and reused
     there when ``reuse`` (:func:`~protolab.runner.grid.run_grid`); ``options`` are for what does not change a
     result (e.g. ``num_workers``), which is why they are not part of the key.
 

@@ -58,8 +58,10 @@ A notebook that reads other notebooks' outputs names them under ``depends_on`` i
 It is declared there, beside the notebook's profiles, rather than as a parameter: which notebooks it reads is a
 fact about its code, not a setting of one run (no ``-p`` changes it, and it is not recorded as a parameter in the
 provenance). The runner runs a notebook's dependencies first when they are in the same run
-(:func:`run_order`), and the notebook reads their outputs with :func:`protolab.figures.upstream_table`. An
-unknown name or a cycle is refused when the notebooks are discovered, before any kernel starts.
+(:func:`run_order`), and the notebook reads their outputs with :func:`protolab.figures.upstream_table`. A notebook
+whose cached model cells are another's (the IPN notebooks share one cache) names it too, so that it runs after
+it and reads those cells instead of training them a second time beside it. An unknown name or a cycle is refused
+when the notebooks are discovered, before any kernel starts.
 
 A notebook whose training the runner's pinned CPU code path slows too much (:mod:`protolab.runner.kernel_paths`)
 declares ``kernels: native`` there: its kernel runs on the CPU's own path, so its numbers are exact per CPU model

@@ -14,7 +14,6 @@ refit copies from the selection run so that it replays that run's schedule exact
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
@@ -44,7 +43,8 @@ class TrainConfig:
         the official StepLR at 2/3). The refit of :func:`fit_ipn` sets it to the selection run's value.
     consistency_weight : weight of the consistency loss (0 = off; official 1).
     episodic : episodes of ``n_way`` classes (True) or minibatches over all classes with fixed
-        full-class prototypes (False, the official ``main-no-episode.py``).
+        full-class prototypes (False, the official ``main-no-episode.py``), as many minibatches per epoch as
+        there would be episodes (:func:`minibatches`: the same optimiser steps, a matched budget).
     n_way, n_shot, n_query : classes per episode, support and query images per class.
     episode_unseen : how many of the ``n_way`` classes are held out as episode-"unseen": they get no
         support prototype (copied, as at test time) but keep their queries (0 = the official code).
@@ -164,6 +164,23 @@ def episode_loss(model: IPN, features: torch.Tensor, labels: torch.Tensor, attri
     return loss, consistency, (logits.argmax(1) == query_labels).float().mean()
 
 
+def minibatches(n: int, batch_size: int, count: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """``count`` minibatches of indices into ``n`` items, ``batch_size`` each: consecutive slices of fresh random
+    permutations (a permutation's last, shorter slice is kept), as many passes as ``count`` needs.
+
+    Non-episodic training draws as many minibatches per epoch as episodic training draws episodes
+    (:func:`episodes_per_epoch`), so both make the same number of optimiser steps (the official
+    ``main-no-episode.py`` makes one pass per epoch, 25 steps on glyph-zsl against 52 episodes).
+    """
+    drawn = 0
+    while drawn < count:
+        for batch in torch.randperm(n, generator=generator).split(batch_size):
+            if drawn == count:
+                return
+            drawn += 1
+            yield batch
+
+
 def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
                  attributes: torch.Tensor, config: TrainConfig, generator: torch.Generator,
                  sampler: EpisodeSampler | None, meter: dryrun.Meter) -> dict[str, float]:
@@ -187,8 +204,8 @@ def _train_epoch(model: IPN, optimizer: torch.optim.Optimizer, features: torch.T
         local = torch.full((len(attributes),), -1, dtype=torch.long, device=labels.device)
         local[classes] = torch.arange(len(classes), device=labels.device)
         means, _ = class_means(features, local[labels], len(classes))
-        order = torch.randperm(len(labels), generator=generator).to(labels.device)
-        for batch in order.split(config.batch_size)[: config.episodes_per_epoch]:
+        for batch in minibatches(len(labels), config.batch_size, episodes_per_epoch(len(labels), config), generator):
+            batch = batch.to(labels.device)
             logits, kl = model(features[batch], means, attributes[classes])
             targets = local[labels[batch]]
             loss = F.cross_entropy(logits / model.config.logit_scale, targets)
@@ -212,15 +229,13 @@ def training_epochs(model: IPN, features: torch.Tensor, labels: torch.Tensor, at
     torch.manual_seed(config.seed)
     model.to(device)
     features, labels, attributes = features.to(device), labels.to(device), attributes.to(device)
-    episodes = episodes_per_epoch(len(labels), config)
-    batches = math.ceil(len(labels) / config.batch_size)
-    steps = episodes if config.episodic else min(config.episodes_per_epoch or batches, batches)
+    episodes = episodes_per_epoch(len(labels), config)  # episodes or minibatches: the same optimiser steps
     optimizer = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epoch(config), gamma=0.1)
     for epoch in tqdm(range(1, config.epochs + 1), desc="IPN", disable=not progress, leave=False):
         sampler = (EpisodeSampler(labels.cpu(), config.n_way, config.n_shot, config.n_query, episodes,
                                   seed=config.seed * 100_003 + epoch) if config.episodic else None)
-        meter = dryrun.meter("IPN training steps", steps, device, config.epochs)
+        meter = dryrun.meter("IPN training steps", episodes, device, config.epochs)
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
                **_train_epoch(model, optimizer, features, labels, attributes, config, generator, sampler, meter)}
         scheduler.step()

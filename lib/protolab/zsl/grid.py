@@ -1,12 +1,16 @@
-"""The set-up the IPN notebooks share: the grid behind ``ipn_ablations`` and ``consistency_study`` (base
-configurations, one cell per (variant, seed), what a cell computes, run by
-:func:`protolab.runner.model_grid.run_model_grid`), and their tables of mean ± std over seeds (:func:`seed_table`).
+"""The study the IPN notebooks share: the base configuration, the variants (each changing one factor), their
+equal tuning on validation (:mod:`protolab.zsl.tuning`), one cell per (variant, seed) and what a cell computes,
+run by :func:`protolab.runner.model_grid.run_model_grid`, and the tables of mean ± std over seeds
+(:func:`seed_table`).
+
+``ipn_gzsl``, ``ipn_ablations`` and ``consistency_study`` draw their cells from one cache, :data:`GRID`: a
+variant has one name (:data:`BASE`, :data:`NO_CONSISTENCY`, …) and one cell function (:func:`ipn_cell`) in all
+three, so the base IPN of a seed is trained once and read by every notebook that shows it.
 
 A cell is ``{"variant", "dataset", "data_root", "data_seed", "data", "device", "model", "train"}`` with the two
-configurations as dicts (the training seed in ``train``) and ``data`` the dataset's
-:meth:`~protolab.data.xlsa17.ZSLData.fingerprint` (so that a cell trained on other features, e.g. glyph-zsl built
-on another CPU code path, is never reused); finished cells are stored under
-``$PROTOLAB_CACHE_DIR/grids/<notebook>/``, keyed by the cell and the
+configurations as dicts (the training seed, learning rate and consistency weight in ``train``) and ``data`` the
+dataset's :meth:`~protolab.data.xlsa17.ZSLData.fingerprint` (so that a cell trained on other features is never
+reused); finished cells are stored under ``$PROTOLAB_CACHE_DIR/grids/ipn/``, keyed by the cell and the
 :func:`~protolab.runner.grid.code_fingerprint` of this module: the model, fitting, training and data code
 the cells run, not the plots, claims or runner (editing those keeps the stored cells).
 """
@@ -14,7 +18,7 @@ the cells run, not the plots, claims or runner (editing those keeps the stored c
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
@@ -23,28 +27,87 @@ import torch
 from protolab.data.xlsa17 import ZSLData
 from protolab.zsl.ipn import IPN, IPNConfig, class_means, space_alignment
 from protolab.zsl.fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
+from protolab.zsl.tuning import TUNING_COLUMNS, TuningGrid, chosen_settings, tuning_table
 from protolab.core.reproducibility import seed_everything
 from protolab.runner.grid import GridRun
 from protolab.runner.model_grid import run_model_grid
 
+GRID = "ipn"
+"""The cache folder (``grids/ipn``) of every IPN notebook's cells."""
+
+BASE = "IPN"
+NO_CONSISTENCY = "IPN without consistency loss"
+SEMANTIC_ONLY = "semantic space only"
+VISUAL_ONLY = "visual space only"
+NON_EPISODIC = "non-episodic"
+NO_GRAPH = "no graph (K = 0)"
+SHARED_ATTENTION = "shared attention"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One tuned arm of the study: the ``factor`` it changes and its configurations, whose learning rate (and
+    consistency weight, when it has the loss: :func:`~protolab.zsl.tuning.has_consistency`) are chosen on
+    validation. The sweeps of the notebooks are configurations derived from the tuned base instead."""
+
+    factor: str
+    model: IPNConfig
+    train: TrainConfig
+
+
 Variants = Mapping[str, tuple[IPNConfig, TrainConfig]]
+"""Configurations to train, by variant name."""
 
 
 def base_configs(data: ZSLData, *, steps: int, threshold: float, temperature: float, logit_scale: float,
-                 prototype_dim: int, graph_dim: int, hidden_dim: int, epochs: int, lr: float, n_way: int,
-                 episode_unseen: int, episodes_per_epoch: int | None, consistency_weight: float = 1.0,
-                 episodes_rule: str = "ours", attributes: str = "normalised",
-                 patience: int | None = None) -> tuple[IPNConfig, TrainConfig]:
-    """The base IPN of the studies (both spaces, episodic) from the notebooks' parameters; ``n_way`` is capped
-    at the number of ``train`` classes; ``attributes`` is :class:`~protolab.zsl.fit.TrainConfig`'s
-    ``semantic_input``; ``patience`` its early-stopping patience (``epochs`` the cap)."""
+                 prototype_dim: int, graph_dim: int, hidden_dim: int, epochs: int, n_way: int,
+                 episode_unseen: int, episodes_per_epoch: int | None, episodes_rule: str = "ours",
+                 attributes: str = "normalised", patience: int | None = None,
+                 lr_step: int | None = None) -> tuple[IPNConfig, TrainConfig]:
+    """The base IPN of the studies (both spaces, episodic, the consistency loss on) from the notebooks'
+    parameters, its learning rate and λ still to be tuned (:func:`tune_variants`); ``n_way`` is capped at the
+    number of ``train`` classes; ``attributes`` is :class:`~protolab.zsl.fit.TrainConfig`'s ``semantic_input``;
+    ``patience`` its early-stopping patience (``epochs`` the cap); ``lr_step`` its ``lr_step_epoch`` (None: 2/3
+    of the cap)."""
     model = IPNConfig(prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, steps=steps,
                       threshold=threshold, temperature=temperature, logit_scale=logit_scale)
-    train = TrainConfig(epochs=epochs, lr=lr, consistency_weight=consistency_weight, episodic=True,
+    train = TrainConfig(epochs=epochs, consistency_weight=1.0, episodic=True,
                         n_way=min(n_way, len(data.train_classes)), episode_unseen=episode_unseen,
                         episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
-                        semantic_input=attributes, patience=patience)
+                        semantic_input=attributes, patience=patience, lr_step_epoch=lr_step)
     return model, train
+
+
+def study_variants(base_model: IPNConfig, base_train: TrainConfig) -> dict[str, Variant]:
+    """The tuned arms of the study, each one factor away from the base IPN (both spaces, episodic, K > 0, the
+    consistency loss with a tuned λ): :data:`NO_CONSISTENCY` (the loss off), :data:`SEMANTIC_ONLY` and
+    :data:`VISUAL_ONLY` (one space, hence no loss), :data:`NON_EPISODIC` (minibatches, the same optimiser steps),
+    :data:`NO_GRAPH` (K = 0: IPN's prototype scorer with both spaces and no propagation, hence no loss) and
+    :data:`SHARED_ATTENTION` (the semantic attention propagates both spaces, no loss). A notebook trains the
+    ones it shows; the names are the cache's (:data:`GRID`)."""
+    without_loss = replace(base_train, consistency_weight=0.0)
+    return {BASE: Variant("base", base_model, replace(base_train, consistency_weight=1.0)),
+            NO_CONSISTENCY: Variant("consistency", base_model, without_loss),
+            SEMANTIC_ONLY: Variant("spaces", replace(base_model, spaces="semantic"), without_loss),
+            VISUAL_ONLY: Variant("spaces", replace(base_model, spaces="visual"), without_loss),
+            NON_EPISODIC: Variant("episodic", base_model, replace(base_train, consistency_weight=1.0, episodic=False)),
+            NO_GRAPH: Variant("steps", replace(base_model, steps=0), without_loss),
+            SHARED_ATTENTION: Variant("consistency", replace(base_model, shared_attention=True), without_loss)}
+
+
+def tuned_arms(data: ZSLData, names: Sequence[str], base: tuple[IPNConfig, TrainConfig], tuning: TuningGrid, *,
+               tuning_seed: int, **grid: Any) -> tuple[pd.DataFrame, Variants]:
+    """:func:`tune_variants` on the arms of :func:`study_variants` named in ``names`` (in the study's order), from
+    the ``base`` configurations of :func:`base_configs`: the tuning table and each arm's tuned configurations."""
+    arms = {name: arm for name, arm in study_variants(*base).items() if name in names}
+    return tune_variants(data, arms, tuning, tuning_seed=tuning_seed, **grid)
+
+
+def tuned_configs(variants: Mapping[str, Variant], chosen: Mapping[str, tuple[float, float]]) -> Variants:
+    """Each variant's configurations at its chosen ``(lr, λ)`` (``chosen`` from
+    :func:`~protolab.zsl.tuning.chosen_settings`)."""
+    return {name: (variant.model, replace(variant.train, lr=chosen[name][0], consistency_weight=chosen[name][1]))
+            for name, variant in variants.items()}
 
 
 def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str, data_seed: int, data: str,
@@ -56,29 +119,51 @@ def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str
             for name, (model, train) in variants.items() for seed in seeds]
 
 
-def run_ipn_grid(notebook: str, data: ZSLData, variants: Variants,
-                 compute: Callable[[ZSLData, Mapping[str, Any]], dict[str, Any]], *, dataset: str, data_root: str,
-                 seed: int, n_seeds: int, device: torch.device, reuse: bool, workers: int,
-                 executor: str = "local") -> tuple[list[dict[str, Any]], GridRun]:
-    """``compute(data, cell)`` on every cell of ``variants`` × seeds ``seed … seed + n_seeds − 1``, reusing the
-    cells stored for ``notebook`` by the same code when ``reuse``: ``compute`` is one of this module's cell
-    functions (:func:`ablation_cell`, :func:`consistency_cell`), whose code the key follows.
+def run_ipn_grid(data: ZSLData, variants: Variants, *, dataset: str, data_root: str, seed: int, n_seeds: int,
+                 device: torch.device, reuse: bool, workers: int, executor: str = "local",
+                 compute: Callable[[ZSLData, Mapping[str, Any]], dict[str, Any]] | None = None,
+                 seeds: range | None = None) -> tuple[list[dict[str, Any]], GridRun]:
+    """``compute(data, cell)`` (default :func:`ipn_cell`) on every cell of ``variants`` × seeds ``seed … seed +
+    n_seeds − 1`` (or ``seeds``), reusing the cells stored in :data:`GRID` by the same code when ``reuse``.
 
     ``workers`` cells are trained at once, one thread each (0 = this process's torch threads; always 1 on
     CUDA). ``executor="slurm"`` trains each missing cell as one SLURM job instead (resources from
     ``$PROTOLAB_SLURM_CONFIG``; the cache must be on a shared file system). Returns the cells and the
     :class:`~protolab.runner.grid.GridRun` (results in the cells' order).
     """
-    cells = grid_cells(variants, range(seed, seed + n_seeds), dataset=dataset, data_root=data_root,
+    cells = grid_cells(variants, seeds or range(seed, seed + n_seeds), dataset=dataset, data_root=data_root,
                        data_seed=seed, data=data.fingerprint(), device=device)
-    return cells, run_model_grid(notebook, cells, compute, data, device=device, reuse=reuse, workers=workers,
-                                 executor=executor)
+    return cells, run_model_grid(GRID, cells, compute or ipn_cell, data, device=device, reuse=reuse,
+                                 workers=workers, executor=executor)
+
+
+def tune_variants(data: ZSLData, variants: Mapping[str, Variant], tuning: TuningGrid, *, tuning_seed: int,
+                  **grid: Any) -> tuple[pd.DataFrame, Variants]:
+    """Tune every variant on validation (:mod:`protolab.zsl.tuning`): one :func:`tuning_cell` per
+    setting, from ``tuning_seed``; ``grid`` are :func:`run_ipn_grid`'s keyword arguments (``seed`` the data
+    seed). Returns the :func:`~protolab.zsl.tuning.tuning_table` (with ``source``: computed or cached; empty when
+    the grid has one setting per arm, which is then used untried) and every variant's configurations at its
+    chosen setting (:func:`tuned_configs`)."""
+    settings = {name: tuning.settings(variant.model, variant.train) for name, variant in variants.items()}
+    if tuning.budget == 1:  # one setting each: nothing to choose, no tuning run
+        return (pd.DataFrame(columns=[*TUNING_COLUMNS, "source"]),
+                tuned_configs(variants, {name: tried[0] for name, tried in settings.items()}))
+    trials = {f"{name} @ lr {lr:g}, λ {weight:g}": (name, variants[name].model,
+                                                    replace(variants[name].train, lr=lr, consistency_weight=weight))
+              for name, tried in settings.items() for lr, weight in tried}
+    cells, run = run_ipn_grid(data, {key: trial[1:] for key, trial in trials.items()}, compute=tuning_cell,
+                              seeds=range(tuning_seed, tuning_seed + 1), n_seeds=1, **grid)
+    for cell in cells:
+        cell["variant"] = trials[cell["variant"]][0]
+    table = tuning_table(cells, run.results).assign(source=run.sources)
+    return table, tuned_configs(variants, chosen_settings(table))
 
 
 def _fit(data: ZSLData, cell: Mapping[str, Any], **options: Any) -> tuple[IPN, pd.DataFrame, dict[str, Any]]:
-    """The cell's IPN fitted with selection on the validation classes and refitted on all seen classes, its
-    history, and what every cell stores about the training: the selection run's ``convergence`` record
-    (:meth:`~protolab.training.convergence.EarlyStopping.record`) and the fit's ``wall_seconds``."""
+    """The cell's IPN fitted with selection on the validation classes (and, unless ``refit=False`` is passed,
+    refitted on all seen classes), its history, and what every cell stores about the training: the selection
+    run's ``convergence`` record (:meth:`~protolab.training.convergence.EarlyStopping.record`) and the fit's
+    ``wall_seconds``."""
     model_config, train_config = IPNConfig(**cell["model"]), TrainConfig(**cell["train"])
     seed_everything(train_config.seed)
     start = time.perf_counter()
@@ -87,40 +172,51 @@ def _fit(data: ZSLData, cell: Mapping[str, Any], **options: Any) -> tuple[IPN, p
     return model, history, {"convergence": history.attrs["convergence"], "wall_seconds": time.perf_counter() - start}
 
 
-def ablation_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Ablation cell: test U/S/H, the training record of :func:`_fit`, the selected epoch and the mean number of
-    first-step graph neighbours per class in each space on the test search space (NaN with one space)."""
-    model, history, training = _fit(data, cell)
-    data = semantic_input(data, cell["train"].get("semantic_input", "normalised"))
-    selected = int(history[history.phase == "select"].val_H.idxmax()) + 1
-    graph = (space_alignment(model, search_space_means(model, data), data.attributes)
-             if model.config.spaces == "both" else {})
-    return {**evaluate_test(model, data), **training, "selected_epoch": selected,
-            "neighbours_semantic": graph.get("neighbours_semantic", float("nan")),
-            "neighbours_visual": graph.get("neighbours_visual", float("nan"))}
+def tuning_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Tuning cell: the selection run alone (no refit, no test data): its training record of :func:`_fit`."""
+    return _fit(data, cell, refit=False)[2]
 
 
-def consistency_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Consistency cell: test U/S/H, the training record of :func:`_fit`,
-    :func:`~protolab.zsl.ipn.space_alignment` at the end on the test search space (``final_*``), the per-epoch history with the alignment on the seen classes (``history``, records) and
-    the trained weights (``state``)."""
+def ipn_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
+    """A study cell: test U/S/H; the training record of :func:`_fit`; the selected epoch; with two spaces,
+    :func:`~protolab.zsl.ipn.space_alignment` at the end on the test search space (``final_*``: similarity and
+    attention KL, feature CKA, first-step graph neighbours per class; NaN with one space); the per-epoch history,
+    with the alignment on the seen classes when there are two spaces (``history``, records); and the trained
+    weights (``state``)."""
     data = semantic_input(data, cell["train"].get("semantic_input", "normalised"))
+    two_spaces = cell["model"]["spaces"] == "both"
     seen_means = class_means(data.trainval.features, data.trainval.labels, data.n_classes)[0][data.seen_classes]
     seen_attributes = data.attributes[data.seen_classes]
-    model, history, training = _fit(data, cell, monitor=lambda current: space_alignment(current, seen_means,
-                                                                                     seen_attributes))
-    final = space_alignment(model, search_space_means(model, data), data.attributes)
-    return {**evaluate_test(model, data), **training, **{f"final_{key}": value for key, value in final.items()},
-            "history": history.to_dict("records"),
+    model, history, training = _fit(data, cell, monitor=(lambda current: space_alignment(
+        current, seen_means, seen_attributes)) if two_spaces else None)
+    selected = int(history[history.phase == "select"].val_H.idxmax()) + 1
+    nan = float("nan")
+    final = (space_alignment(model, search_space_means(model, data), data.attributes) if two_spaces else
+             dict.fromkeys(("similarity_kl", "attention_kl", "feature_cka", "neighbours_semantic",
+                            "neighbours_visual"), nan))
+    return {**evaluate_test(model, data), **training, "selected_epoch": selected,
+            **{f"final_{key}": value for key, value in final.items()}, "history": history.to_dict("records"),
             "state": {key: value.cpu() for key, value in model.state_dict().items()}}
 
 
 def cell_model(data: ZSLData, cell: Mapping[str, Any], result: Mapping[str, Any]) -> IPN:
-    """The IPN a :func:`consistency_cell` trained, rebuilt on the CPU from its stored ``state``."""
+    """The IPN an :func:`ipn_cell` trained, rebuilt on the CPU from its stored ``state``."""
     config = IPNConfig(**cell["model"])
     model = IPN(data.feature_dim, torch.zeros(config.n_clusters, data.attributes.shape[1]), config)
     model.load_state_dict(result["state"])
     return model.eval()
+
+
+def runs_table(cells: Sequence[Mapping[str, Any]], grid: GridRun) -> pd.DataFrame:
+    """One row per study cell: ``variant, seed, steps, threshold, spaces, shared_attention, episodic, lr,
+    weight`` (λ), ``source`` and the cell's scalar results (U/S/H fractions, ``selected_epoch``, ``final_*``)."""
+    return pd.DataFrame([{"variant": cell["variant"], "seed": cell["train"]["seed"],
+                          **{key: cell["model"][key] for key in ("steps", "threshold", "spaces", "shared_attention")},
+                          "episodic": cell["train"]["episodic"], "lr": cell["train"]["lr"],
+                          "weight": cell["train"]["consistency_weight"], "source": source,
+                          **{key: value for key, value in result.items()
+                             if key not in ("convergence", "wall_seconds", "history", "state")}}
+                         for cell, result, source in zip(cells, grid.results, grid.sources, strict=True)])
 
 
 def seed_table(runs: pd.DataFrame, group: str, measures: Mapping[str, float], *, order: Sequence[str],
@@ -147,3 +243,11 @@ def seed_table(runs: pd.DataFrame, group: str, measures: Mapping[str, float], *,
         table[f"{measure}_mean"], table[f"{measure}_std"] = mean, std
     table["seeds"] = grouped.size().loc[list(order)].to_numpy()
     return table.assign(**text)
+
+
+def collapse_rates(runs: pd.DataFrame, group: str, below: float, *, order: Sequence[str]) -> list[str]:
+    """Per ``group`` value in ``order``, how many of its seeds collapsed (H below ``below``, e.g. twice chance):
+    ``"k/n (p%)"``. Collapsed runs stay in every mean and claim; this is where they are counted."""
+    counts = (runs.H < below).groupby(runs[group]).agg(["sum", "size"])
+    return [f"{counts.loc[v, 'sum']}/{counts.loc[v, 'size']} ({counts.loc[v, 'sum'] / counts.loc[v, 'size']:.0%})"
+            for v in order]

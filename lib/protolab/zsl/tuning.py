@@ -1,0 +1,101 @@
+"""Equal tuning for the IPN studies: every variant's learning rate, and its consistency weight λ when it has the
+loss, chosen on the validation split of the seen classes (:func:`protolab.zsl.fit.fit_ipn`'s selection run).
+
+The grid gives every variant the same budget of selection runs: a variant with the consistency loss tries each
+(learning rate, λ) of ``consistency_lrs`` × ``weights``; a variant without it (one space, no propagation, shared
+attention, or the loss switched off) tries each learning rate of ``lrs``, and ``len(lrs)`` must equal that
+product. Every tuning run is one selection run (no refit, never tested) from the tuning seed, which is not one of
+the seeds whose test results decide the claims. The rule, fixed before any run: per variant, the setting whose
+run reached the highest validation H (the score its early stopping kept); on a tie, the first in grid order.
+
+Tuning once per variant from one seed rather than per seed costs one run per setting instead of one per setting
+and seed (a tenth at 10 seeds), which is what fits the notebooks' share of ``make figures``; the chosen values are
+saved with their validation H so that a reader sees how decisive the choice was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from protolab.zsl.fit import TrainConfig
+from protolab.zsl.ipn import IPNConfig
+
+TUNING_COLUMNS = ("variant", "lr", "weight", "val_H", "best_epoch", "epochs", "stopped_by", "chosen")
+
+__all__ = ["TUNING_COLUMNS", "TuningGrid", "chosen_settings", "describe_chosen", "has_consistency", "tuning_caption",
+           "tuning_table"]
+
+
+def has_consistency(model: IPNConfig, train: TrainConfig) -> bool:
+    """Whether a variant trains with the consistency loss: two spaces, propagation (K > 0), an attention per
+    space, and a weight above 0 (its value is then tuned, whatever the variant declares)."""
+    return (model.spaces == "both" and model.steps > 0 and not model.shared_attention
+            and train.consistency_weight > 0)
+
+
+@dataclass(frozen=True)
+class TuningGrid:
+    """The settings a variant tries (module docstring): ``lrs`` without the consistency loss,
+    ``consistency_lrs`` × ``weights`` with it; the two budgets must be equal (one setting each: no tuning)."""
+
+    lrs: tuple[float, ...]
+    consistency_lrs: tuple[float, ...]
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        with_loss = len(self.consistency_lrs) * len(self.weights)
+        if not self.lrs or not with_loss or len(self.lrs) != with_loss:
+            raise ValueError(f"unequal or empty tuning budgets: {len(self.lrs)} learning rate(s) without the "
+                             f"consistency loss against {len(self.consistency_lrs)} × {len(self.weights)} "
+                             "(learning rate, λ) with it; give both the same number of settings")
+        if min(self.weights) <= 0:
+            raise ValueError(f"consistency weights must be > 0 (λ = 0 is the variant without the loss): {self.weights}")
+
+    def settings(self, model: IPNConfig, train: TrainConfig) -> list[tuple[float, float]]:
+        """The ``(lr, λ)`` the variant tries, in grid order (λ = 0 without the loss)."""
+        if has_consistency(model, train):
+            return [(lr, weight) for lr in self.consistency_lrs for weight in self.weights]
+        return [(lr, 0.0) for lr in self.lrs]
+
+    @property
+    def budget(self) -> int:
+        """Selection runs per tuned variant."""
+        return len(self.lrs)
+
+
+def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per tuning run: ``variant, lr, weight`` (λ), ``val_H`` (its best validation H, the selection score),
+    ``best_epoch``, ``epochs``, ``stopped_by`` and ``chosen`` (the module's rule)."""
+    table = pd.DataFrame([{"variant": cell["variant"], "lr": cell["train"]["lr"],
+                           "weight": cell["train"]["consistency_weight"],
+                           "val_H": result["convergence"]["best_score"],
+                           "best_epoch": result["convergence"]["best_step"],
+                           "epochs": result["convergence"]["steps"],
+                           "stopped_by": result["convergence"]["stopped_by"]}
+                          for cell, result in zip(cells, results, strict=True)], columns=list(TUNING_COLUMNS[:-1]))
+    best = table.fillna({"val_H": -1.0}).groupby("variant", sort=False).val_H.idxmax()
+    return table.assign(chosen=table.index.isin(best.to_numpy()))
+
+
+def chosen_settings(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Per variant of a :func:`tuning_table`, its chosen ``(lr, λ)``."""
+    return {row.variant: (float(row.lr), float(row.weight)) for row in table[table.chosen].itertuples()}
+
+
+def describe_chosen(table: pd.DataFrame, budget: int, seed: int) -> str:
+    """One sentence on a :func:`tuning_table`: each arm's chosen learning rate (and λ) with its validation H."""
+    if not len(table):
+        return "Settings: one per arm, nothing chosen (no tuning runs)."
+    return (f"Chosen on validation (seed {seed}, {budget} selection runs per arm): "
+            + "; ".join(f"{row.variant} lr {row.lr:g}" + (f", λ {row.weight:g}" if row.weight else "")
+                        + f" (validation H {100 * row.val_H:.1f})" for row in table[table.chosen].itertuples()) + ".")
+
+
+def tuning_caption(dataset: str, seed: int, budget: int) -> str:
+    """The caption of a notebook's saved :func:`tuning_table`."""
+    return (f"Tuning runs on {dataset} (seed {seed}, validation split of the seen classes; never tested): each arm's "
+            f"{budget} settings, the best validation H of its selection run, and the chosen one per arm (highest "
+            "validation H, first in grid order on ties).")
