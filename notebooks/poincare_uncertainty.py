@@ -232,7 +232,7 @@ table = table.round(4)
 figures.save_table(table, "separation", caption=f"Separation of {dataset} test images from each OOD set by each "
                    f"geometry × score (the 2 × 2 design), mean and std over {n_seeds} seeds (std empty for one seed).")
 stages = {"as scored": ood} | ({"as loaded (before normalisation)": loaded} if normalise_ood else {})
-pixels = pd.concat([pixel_baseline(test.images.float(), part.images.float()).head(1).assign(ood=name, images=stage)
+pixels = pd.concat([pixel_baseline(test.images, part.images).head(1).assign(ood=name, images=stage)
                     for stage, sets in stages.items() for name, part in sets.items()], ignore_index=True).round(4)
 figures.save_table(pixels, "pixel_baseline", caption=f"The trivial baseline: the pixel statistic that best separates "
                    f"{dataset} test images from each OOD set, and its AUROC (oriented ≥ 0.5), for the OOD images the "

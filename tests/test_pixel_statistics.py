@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 from protolab.data.pixel_statistics import PIXEL_STATISTICS, pixel_baseline
@@ -29,3 +30,11 @@ def test_a_brighter_ood_set_is_given_away_whichever_direction_and_a_like_one_is_
     assert pixel_baseline(bright, dark).set_index("statistic").loc["mean intensity"].higher_in
     alike = pixel_baseline(dark, torch.rand(150, 1, 8, 8, generator=generator) * 0.5)
     assert (alike.auroc < 0.65).all() and (alike.auroc >= 0.5).all()
+
+
+def test_uint8_images_are_scored_as_the_float_images_they_stand_for():
+    generator = torch.Generator().manual_seed(0)
+    stored_in = torch.randint(0, 256, (30, 1, 8, 8), generator=generator, dtype=torch.uint8)
+    stored_ood = torch.randint(0, 128, (20, 1, 8, 8), generator=generator, dtype=torch.uint8)
+    pd.testing.assert_frame_equal(pixel_baseline(stored_in, stored_ood),
+                                  pixel_baseline(stored_in.float() / 255, stored_ood.float() / 255))

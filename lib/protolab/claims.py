@@ -201,20 +201,19 @@ def correlation_claim(statement: str, paper_evidence: str, data: str, x: Sequenc
                            f"descriptive, not scored: {n} independent point(s) < {MIN_POINTS}"
                            + (f"; {note}" if note else ""))
     generator = np.random.default_rng(seed)
-    resamples = generator.integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
-    boot = sign * _spearman_rows(x[resamples], y[resamples]) if n >= 4 else np.array([])
+    resamples = generator.integers(0, n, size=(n_boot, n))
+    boot = sign * _spearman_rows(x[resamples], y[resamples])
     boot = boot[~np.isnan(boot)]
     low, high = (np.percentile(boot, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]).tolist() if len(boot)
                  else (math.nan, math.nan))
     orders = (np.array(list(itertools.permutations(range(n)))) if n <= 8
               else np.array([generator.permutation(n) for _ in range(n_boot)]))
-    null = _spearman_rows(np.broadcast_to(x, orders.shape), y[orders]) if n >= 3 else np.array([])
-    p_value = (float(np.mean(np.abs(null) >= abs(observed) - 1e-12)) if len(null) and not math.isnan(observed)
-               else math.nan)
+    null = _spearman_rows(np.broadcast_to(x, orders.shape), y[orders])
+    p_value = math.nan if math.isnan(observed) else float(np.mean(np.abs(null) >= abs(observed) - 1e-12))
     forced = [] if converged else ["a model behind the points did not converge (stopped by max_steps)"]
     verdict = "inconclusive" if forced else interval_verdict(low, high, sesoi.value)
-    spread = "n/a" if math.isnan(low) else f"[{sign * low:+.2f}, {sign * high:+.2f}]" if sign > 0 else \
-        f"[{sign * high:+.2f}, {sign * low:+.2f}]"
+    rho_low, rho_high = sorted((sign * low, sign * high))  # the interval back on ρ's own scale
+    spread = "n/a" if math.isnan(low) else f"[{rho_low:+.2f}, {rho_high:+.2f}]"
     return {"claim": statement, "paper_evidence": paper_evidence, "data": data, "seeds": n,
             "estimate": sign * observed, "ci_low": low, "ci_high": high, "p_value": p_value, "sesoi": sesoi.value,
             "converged": bool(converged), "collapsed": "", "verdict": verdict, "verdict_holm": verdict,

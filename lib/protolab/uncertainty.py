@@ -106,7 +106,8 @@ def uncertainty_cell(data: UncertaintyData, cell: Mapping[str, Any]) -> dict[str
 
     Returns a dict: ``test_accuracy`` (on ``data.test``); ``separation``: per ``"<OOD set>/<score>"`` (each
     score of :data:`SCORES`), :func:`separation` of the confidences of the test and the OOD images plus
-    ``saturated`` (the share of both on the float32 edge of the ball; NaN but for the hyperbolic radius); ``history`` (per-epoch records of
+    ``saturated`` (the share of both on the float32 edge of the ball; NaN but for the hyperbolic radius);
+    ``history`` (per-epoch records of
     :func:`~protolab.training.loops.fit_classifier`: ``epoch, lr, loss, accuracy, val_score``); ``convergence``
     (:meth:`~protolab.training.convergence.EarlyStopping.record`, steps are epochs); ``wall_seconds`` of the
     training; ``state`` (the kept weights on the CPU, for :func:`cell_model`).

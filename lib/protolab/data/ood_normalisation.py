@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
 
-from protolab.data.images import LabeledImages
+from protolab.data.images import LabeledImages, float_images
 
 __all__ = ["match_histograms", "normalise_like", "size_normalise"]
 
@@ -75,15 +75,12 @@ def match_histograms(images: torch.Tensor, references: torch.Tensor) -> torch.Te
 def normalise_like(ood: LabeledImages, reference: LabeledImages, *, seed: int) -> LabeledImages:
     """``ood`` size-normalised (:func:`size_normalise`) and histogram-matched (:func:`match_histograms`) to
     in-distribution ``reference`` images drawn at random with ``seed`` (one per OOD image, with replacement); same
-    labels and metadata, its description saying so. Both sets must have one channel and the same side."""
-    images, references = ood.images.float(), reference.images.float()
+    labels and metadata, its description saying so. Both sets must have one channel and the same side (float in
+    [0, 1] or uint8, converted by :func:`~protolab.data.images.float_images`)."""
+    images, references = float_images(ood.images), float_images(reference.images)
     if images.shape[1:] != references.shape[1:] or images.shape[1] != 1:
         raise ValueError(f"normalise_like needs one-channel images of one size: OOD {tuple(images.shape[1:])}, "
                          f"reference {tuple(references.shape[1:])}")
-    if references.max() > 1:  # uint8 storage
-        references = references / 255
-    if images.max() > 1:
-        images = images / 255
     pick = torch.randint(len(references), (len(images),), generator=torch.Generator().manual_seed(seed))
     normalised = match_histograms(size_normalise(images), references[pick])
     return LabeledImages(images=normalised, labels=ood.labels, class_names=ood.class_names,

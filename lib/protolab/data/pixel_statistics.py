@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
+from protolab.data.images import float_images
 from protolab.metrics import auroc
 
 PIXEL_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -27,11 +28,12 @@ PIXEL_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def pixel_baseline(images_in: torch.Tensor, images_ood: torch.Tensor) -> pd.DataFrame:
     """One row per :data:`PIXEL_STATISTICS` entry: the two sets' means and the AUROC of the statistic as a detector
-    of ``images_ood`` ``(M, C, H, W)`` among ``images_in`` ``(N, C, H, W)``, oriented to be ≥ 0.5 (``higher_in``
-    says whether in-distribution images score higher). Sorted best first."""
+    of ``images_ood`` ``(M, C, H, W)`` among ``images_in`` ``(N, C, H, W)`` (float in [0, 1] or uint8, converted by
+    :func:`~protolab.data.images.float_images`), oriented to be ≥ 0.5 (``higher_in`` says whether in-distribution
+    images score higher). Sorted best first."""
     rows = []
     for name, statistic in PIXEL_STATISTICS.items():
-        value_in, value_ood = statistic(images_in.float()), statistic(images_ood.float())
+        value_in, value_ood = statistic(float_images(images_in)), statistic(float_images(images_ood))
         area = auroc(value_in, value_ood)
         rows.append({"statistic": name, "mean_in": float(value_in.mean()), "mean_ood": float(value_ood.mean()),
                      "auroc": max(area, 1 - area), "higher_in": area >= 0.5})

@@ -52,6 +52,12 @@ def classification_task(labels: torch.Tensor, *, n_classes: int, per_class: int,
     return tuple(torch.cat(part) for part in parts)  # type: ignore[return-value]
 
 
+def _accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of ``features`` ``(N, D)`` whose largest logit is their label ``(N,)``."""
+    with torch.no_grad():
+        return float((model(features).argmax(1) == labels).float().mean())
+
+
 def _head(geometry: str, dim: int, n_classes: int, c: float) -> nn.Module:
     if geometry == "hyperbolic":
         return nn.Sequential(ToPoincare(c), HyperbolicMLR(dim, n_classes, c))
@@ -78,10 +84,7 @@ def fit_head(geometry: Literal["euclidean", "hyperbolic"], features: torch.Tenso
         loss_fn(model(features[train]), labels[train]).backward()
         optimizer.step()
         if step % eval_every == 0 or step == max_steps:
-            model.eval()
-            with torch.no_grad():
-                score = float((model(features[val]).argmax(1) == labels[val]).float().mean())
-            best.validated(model, step, score)
+            best.validated(model.eval(), step, _accuracy(model, features[val], labels[val]))
             if best.stopping.stop(step):
                 break
     best.restore(model)
@@ -107,10 +110,8 @@ def geometry_gains(features: torch.Tensor, labels: torch.Tensor, *, seeds: range
         for geometry in GEOMETRIES:
             fits = [(lr, *fit_head(geometry, x, y, train, val, c=c, lr=lr, seed=seed, **rule)) for lr in lrs]
             lr, model, record = max(fits, key=lambda fit: fit[2]["best_score"])  # max keeps the first on ties
-            with torch.no_grad():
-                accuracy = float((model(x[test]).argmax(1) == y[test]).float().mean())
             rows.append({"seed": seed, "geometry": geometry, "lr": lr, "val_accuracy": 100 * record["best_score"],
-                         "accuracy": 100 * accuracy,
+                         "accuracy": 100 * _accuracy(model, x[test], y[test]),
                          **{key: record[key] for key in ("steps", "best_step", "converged")}})
     return pd.DataFrame(rows)
 
