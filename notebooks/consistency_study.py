@@ -39,9 +39,10 @@
 
 # %% tags=["parameters"]
 from typing import Literal
-dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17
-    # folders under data_root)
-data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
+dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded), AWA2, CUB, APY, SUN (xlsa17 folders under
+    # data_root), or folder: your own data_root/{features.npy, labels.csv, attributes.csv, splits.json} (check it:
+    # `protolab data check zsl DIR`)
+data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat, or your folder (real data only)
 weights: list[float] = [0.01, 0.1, 1.0, 10.0]  # [≥ 0] consistency-loss weights λ of the sweep, at the base's
     # tuned learning rate (official: 1)
 steps: int = 2  # [≥ 0] propagation steps K (official code: 2)

@@ -37,15 +37,19 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["embedded", "xlsa17"] = "embedded"  # label of the data: embedded (pixels and learned features of
-    # the embedded sets) or xlsa17 (ResNet-101 features at data_root)
+dataset: Literal["embedded", "xlsa17", "folder"] = "embedded"  # label of the data: embedded (pixels and learned
+    # features of the embedded sets), xlsa17 (ResNet-101 features at data_root) or folder (your data_root)
 datasets: list[Literal["mnist-5k", "digits", "glyphs", "reid-glyphs", "fashion-mnist", "glyphs-conv4",
-                       "mnist-5k-cnn", "glyph-zsl", "AWA2", "CUB", "APY", "SUN"]] = [
+                       "mnist-5k-cnn", "glyph-zsl", "glyph-zsl attributes", "glyph-zsl class means", "AWA2", "CUB",
+                       "APY", "SUN", "AWA2 attributes", "AWA2 class means", "folder"]] = [
     "mnist-5k", "digits", "glyphs", "reid-glyphs", "fashion-mnist", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn",
-    "AWA2", "CUB", "APY", "SUN"]  # [non-empty] spaces: mnist-5k, digits, glyphs, reid-glyphs, fashion-mnist (pixels;
-    # fashion-mnist skipped when absent), glyphs-conv4, mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17
-    # features; real ones skipped when absent)
-data_root: str = ""  # folder holding the xlsa17 folders <NAME>/res101.mat (real features only)
+    "glyph-zsl attributes", "glyph-zsl class means", "AWA2", "CUB", "APY", "SUN"]  # [non-empty] spaces: mnist-5k,
+    # digits, glyphs, reid-glyphs, fashion-mnist (pixels; fashion-mnist skipped when absent), glyphs-conv4,
+    # mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent),
+    # "<zsl> attributes" / "<zsl> class means" (one point per class: the hyperbolic IPN's two spaces), folder:
+    # data_root is your folder of any family (its pixels or features) or a .npy feature matrix (check it:
+    # `protolab data check KIND DIR`)
+data_root: str = ""  # folder holding the xlsa17 folders <NAME>/res101.mat (real features only), or your folder
 n_points: int = 1000  # [≥ 4] points per try (official: 1,500)
 n_tries: int = 10  # [≥ 1] random samples per space; δ_rel is given as mean ± std over them (official: 10)
 base_points: Literal["one", "all"] = "one"  # one: the official single base point (O(n³));
@@ -88,8 +92,9 @@ from protolab.backbones import build_backbone
 from protolab.claims import claims_lines, claims_table, correlation_claim, descriptive
 from protolab.data import (EMBEDDED, DatasetNotFoundError, load_fewshot, load_in_distribution, load_out_of_distribution,
                            load_reid, load_zsl)
-from protolab.delta.features import concat_images, delta_summary, learned_features, penultimate_features, pixel_features
-from protolab.delta.gains import gains_by_space
+from protolab.delta.features import (ZSL_CLASS_SPACES, concat_images, delta_summary, folder_space, learned_features,
+                                     penultimate_features, pixel_features, zsl_space)
+from protolab.delta.gains import gains_by_space, upstream_gains
 from protolab.metrics import spearman_ci95
 from protolab.fewshot.protonet import ProtoNet
 from protolab.plots import gains_against_delta, learning_curves
@@ -126,11 +131,9 @@ def load_space(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
         part = glyph_splits.test if name == "glyphs" else load_reid(name, seed=seed).train
         return (pixel_features(part), part.labels,
                 f"{name} raw pixels, " + ("novel-class" if name == "glyphs" else "training") + " images")
-    if name not in LEARNED:
-        zsl = load_zsl(name, data_root, seed=seed)
-        parts = (zsl.trainval, zsl.test_seen, zsl.test_unseen)
-        return (torch.cat([part.features for part in parts]), torch.cat([part.labels for part in parts]),
-                f"{zsl.name} CNN features of all {sum(map(len, parts))} images")
+    if name not in LEARNED:  # zero-shot features, or one of its class-level spaces ("glyph-zsl attributes")
+        zsl_name, _, kind = name.partition(" ")
+        return zsl_space(load_zsl(zsl_name, data_root, seed=seed), kind)
     seed_everything(seed)
     start = time.perf_counter()
     if name == "glyphs-conv4":
@@ -168,7 +171,7 @@ def load_space(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
 spaces, skipped, trained, curves = {}, {}, [], []
 for name in datasets:
     try:
-        spaces[name] = load_space(name)
+        spaces[name] = folder_space(data_root) if name == "folder" else load_space(name)
     except DatasetNotFoundError as error:
         if name in EMBEDDED:
             raise
@@ -277,31 +280,19 @@ space_points
 # gain, in points (accuracy or Rank-1 in %, AUROC × 100), against the δ_rel of its data: few-shot →
 # `glyphs-conv4` (the glyphs' learned features), uncertainty → `mnist-5k` (pixels; the geometry comparison at
 # the same score, d(x, 0) vs the Euclidean ‖x‖, not the score comparison), re-ID → `reid-glyphs`
-# (pixels, when measured). The paper's argument predicts a *negative* Spearman ρ. These points are not
-# independent (several share one δ_rel value, units differ), so this relation is only described — ρ with Fisher's
-# z interval for orientation — and not scored; the claim above is the one decided.
+# (pixels, when measured), and this kit's extension, the hyperbolic IPN (`ipn_ablations`: hyperbolic IPN − IPN, H
+# points) → the two spaces its category graphs live in, `glyph-zsl attributes` and `glyph-zsl class means` (one point
+# per class; their δ_rel stand beside the one gain, twice). The paper's argument predicts a *negative* Spearman ρ.
+# These points are not independent (several share one δ_rel value, units differ), so this relation is only
+# described — ρ with Fisher's z interval for orientation — and not scored; the claim above is the one decided.
 
 # %%
-PAIRS = {"fewshot_tables": ("glyphs-conv4", "beats Euclidean", 1.0),
-         "poincare_uncertainty": ("mnist-5k", "better than ‖x‖ of the Euclidean model", 100.0),
-         "reid_embeddings": ("reid-glyphs", "Rank-1 > Euclidean", 1.0)}
-points, notes = [pd.DataFrame(columns=["notebook", "space", "claim", "delta_rel", "gain", "ci_low", "ci_high"])], []
-for notebook, (space, phrase, scale) in PAIRS.items():
-    if space not in spaces:
-        notes.append(f"{notebook} skipped: {space} not measured")
-        continue
-    try:
-        upstream = figures.upstream_table(notebook)
-    except FileNotFoundError as missing:
-        notes.append(f"{notebook} skipped: {missing}")
-        continue
-    notes.append(f"{notebook}: claims of run {upstream.run_id} (read from {upstream.folder})")
-    found = upstream.table.query("claim.str.contains(@phrase, regex=False)", engine="python")
-    points.append(pd.DataFrame({"notebook": notebook, "space": space, "claim": found.claim,
-                                "gain": scale * found.estimate,
-                                "delta_rel": table.set_index("space").delta_rel_mean[space],
-                                "ci_low": scale * found.ci_low, "ci_high": scale * found.ci_high}))
-points = pd.concat(points, ignore_index=True)
+PAIRS = {"fewshot_tables": (["glyphs-conv4"], "beats Euclidean", 1.0),
+         "poincare_uncertainty": (["mnist-5k"], "better than ‖x‖ of the Euclidean model", 100.0),
+         "reid_embeddings": (["reid-glyphs"], "Rank-1 > Euclidean", 1.0),
+         "ipn_ablations": ([f"{name} {kind}" for name in ("glyph-zsl", "AWA2") for kind in ZSL_CLASS_SPACES],
+                           "hyperbolic IPN > IPN", 1.0)}
+points, notes = upstream_gains(PAIRS, table.set_index("space").delta_rel_mean)
 n, (rho, low, high) = len(points), spearman_ci95(points.delta_rel, points.gain)
 claims = claims_table(rows + [descriptive(
     "across the other notebooks' comparisons, lower δ_rel goes with a larger hyperbolic gain (Spearman ρ < 0)",

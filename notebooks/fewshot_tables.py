@@ -47,9 +47,11 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["glyphs", "miniimagenet", "cub", "omniglot"] = "glyphs"  # few-shot data: glyphs (embedded, split
-    # by script), or miniimagenet, cub, omniglot (real, at data_root)
-data_root: str = ""  # folder holding the real dataset (miniImageNet/, CUB_200_2011/ or omniglot-py/); unused for glyphs
+dataset: Literal["glyphs", "miniimagenet", "cub", "omniglot", "folder"] = "glyphs"  # few-shot data: glyphs (embedded,
+    # split by script), miniimagenet, cub, omniglot (real, at data_root), or folder: your own
+    # data_root/{train,val,test}/<class>/<image>, classes disjoint (check it: `protolab data check fewshot DIR`)
+data_root: str = ""  # folder holding the real dataset (miniImageNet/, CUB_200_2011/ or omniglot-py/) or your folder;
+    # unused for glyphs
 image_size: int = 28  # [≥ 16] side of the images fed to the network (the paper's MiniImageNet: 84; conv4 and
     # resnet12 halve it four times, so 16 is the least they take)
 instances_per_class: int = 20  # [≥ 2] images drawn per glyph class (embedded glyphs only)

@@ -23,6 +23,11 @@
 # (`protolab.zsl.tuning`), every arm trains with the same optimiser steps per epoch and the same early-stopping
 # rule, and each claim compares two arms that differ in that one factor, over `n_seeds` training seeds.
 #
+# **An extension, not a claim of either paper:** the *hyperbolic IPN* arm (`protolab.zsl.hyperbolic_ipn`) puts
+# IPN's prototypes, category graphs, propagation (attention-weighted Einstein midpoints) and distance scores in
+# the Poincaré ball of Khrulkov et al. (CVPR 2020), with its curvature chosen on validation. Neither paper
+# proposes or tests it; `tuning_curvatures = []` leaves it out.
+#
 # **Data used here by default:** the embedded synthetic `glyph-zsl` set (letters with diacritics
 # rendered from matplotlib's fonts, attributes from Unicode names, features from a small CNN trained on
 # seen classes only). It is *not* AWA2/CUB/aPY: what matters on it need not matter on the paper's data.
@@ -39,9 +44,10 @@
 
 # %% tags=["parameters"]
 from typing import Literal
-dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17
-    # folders under data_root)
-data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
+dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded), AWA2, CUB, APY, SUN (xlsa17 folders under
+    # data_root), or folder: your own data_root/{features.npy, labels.csv, attributes.csv, splits.json} (check it:
+    # `protolab data check zsl DIR`)
+data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat, or your folder (real data only)
 steps: int = 2  # [≥ 0] propagation steps K of the base IPN (official code: 2)
 threshold: float = 0.766  # [≥ -1, ≤ 1] graph threshold of the base IPN: cosine below which no edge is drawn
     # (official: cos 40°)
@@ -71,6 +77,8 @@ tuning_lrs: list[float] = [5e-4, 1e-3, 2e-3, 4e-3]  # [non-empty, > 0] Adam lear
 tuning_consistency_lrs: list[float] = [1e-3, 2e-3]  # [non-empty, > 0] learning rates an arm with the loss tries,
     # each with every λ of tuning_weights (as many settings in all as tuning_lrs)
 tuning_weights: list[float] = [0.03, 0.3]  # [non-empty, > 0] consistency weights λ tried (official: 1)
+tuning_curvatures: list[float] = [0.1, 1.0]  # [> 0] curvatures c the hyperbolic IPN tries, each with every lr of
+    # tuning_consistency_lrs at the base's λ (an extension of both papers; empty: no hyperbolic arm)
 tuning_seed: int = 100  # [≥ 0] seed of the tuning runs (not one of the seeds that decide the claims)
 n_seeds: int = 10  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
@@ -96,8 +104,9 @@ from protolab.claims import POINTS, claims_lines, claims_table, compare, paired_
 from protolab.data import load_zsl
 from protolab.data.xlsa17 import PAPER_DATASETS
 from protolab.training.convergence import converged_arms, grid_models
-from protolab.zsl.grid import (BASE, NO_CONSISTENCY, NO_GRAPH, NON_EPISODIC, SEMANTIC_ONLY, VISUAL_ONLY, base_configs,
-                               collapse_rates, run_ipn_grid, runs_table, seed_table, study_variants, tuned_arms)
+from protolab.zsl.grid import (BASE, HYPERBOLIC, NO_CONSISTENCY, NO_GRAPH, NON_EPISODIC, SEMANTIC_ONLY, VISUAL_ONLY,
+                               base_configs, collapse_rates, run_ipn_grid, runs_table, seed_table, study_variants,
+                               tuned_arms)
 from protolab.zsl.tuning import TuningGrid, describe_chosen, tuning_caption
 from protolab.plots import metric_sweeps, name_spread, seed_bars
 
@@ -117,9 +126,11 @@ grid_options = dict(dataset=dataset, data_root=data_root, seed=seed, device=devi
 # The base IPN has both spaces, episodic training, K = `steps`, threshold `threshold` and the consistency loss.
 # The tuned arms change one factor each: the loss off; one space only (no second attention, hence no loss);
 # minibatches instead of episodes (as many minibatches per epoch as episodes: the same optimiser steps); K = 0
-# (no graph: IPN's prototype scorer with both spaces and no propagation, hence no loss). An arm with the loss
-# tries every (learning rate, λ) of `tuning_consistency_lrs` × `tuning_weights`, an arm without it every learning
-# rate of `tuning_lrs` — the same number of selection runs — from `tuning_seed`, on the validation split of the
+# (no graph: IPN's prototype scorer with both spaces and no propagation, hence no loss); and the hyperbolic IPN
+# (geometry: the whole model in the Poincaré ball). An arm with the loss tries every (learning rate, λ) of
+# `tuning_consistency_lrs` × `tuning_weights`, an arm without it every learning rate of `tuning_lrs`, the hyperbolic
+# IPN every (learning rate, c) of `tuning_consistency_lrs` × `tuning_curvatures` at the λ the base chose — the same
+# number of selection runs — from `tuning_seed`, on the validation split of the
 # seen classes only; the setting with the best validation H is kept (rule in `protolab.zsl.tuning`). The sweeps
 # of K and of the threshold then run at the base's chosen setting.
 
@@ -129,8 +140,10 @@ base_model, base_train = base_configs(
     prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, n_way=n_way,
     episode_unseen=episode_unseen, episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
     attributes=attributes, patience=patience, lr_step=lr_step)
-shown = [BASE, NO_CONSISTENCY, SEMANTIC_ONLY, VISUAL_ONLY, NON_EPISODIC] + ([NO_GRAPH] if 0 in steps_grid else [])
-tuning_grid = TuningGrid(tuple(tuning_lrs), tuple(tuning_consistency_lrs), tuple(tuning_weights))
+shown = ([BASE, NO_CONSISTENCY, SEMANTIC_ONLY, VISUAL_ONLY, NON_EPISODIC] + ([NO_GRAPH] if 0 in steps_grid else [])
+         + ([HYPERBOLIC] if tuning_curvatures else []))
+tuning_grid = TuningGrid(tuple(tuning_lrs), tuple(tuning_consistency_lrs), tuple(tuning_weights),
+                         tuple(tuning_curvatures))
 tuning, tuned = tuned_arms(data, shown, (base_model, base_train), tuning_grid, tuning_seed=tuning_seed,
                            **grid_options)
 figures.save_table(tuning, "tuning", caption=tuning_caption(dataset, tuning_seed, tuning_grid.budget))
@@ -176,16 +189,18 @@ runs = pd.read_csv(session.out_dir / "ipn_ablations__runs.csv")
 summary = seed_table(runs, "variant", {"U": 100, "S": 100, "H": 100}, order=list(variants))
 summary.insert(1, "dataset", dataset)
 summary.insert(2, "factor", [factors[v] for v in summary.variant])
-settings = runs.groupby("variant")[["lr", "weight"]].first()
+settings = runs.assign(c=runs.curvature.where(runs.geometry == "hyperbolic")).groupby("variant")[
+    ["lr", "weight", "c"]].first()
 neighbours = runs.groupby("variant")[["final_neighbours_semantic", "final_neighbours_visual"]].mean().round(1)
 summary = summary.join(settings, on="variant").join(neighbours, on="variant").assign(
     paper="not available here" if dataset.upper() in PAPER_DATASETS else "—")
 summary["collapsed"] = collapse_rates(runs, "variant", 2 / data.n_classes, order=summary.variant)
 figures.save_table(summary, "ablations", caption=f"IPN ablations on {dataset}: GZSL U/S/H (%), mean ± std over "
                    f"{n_seeds} seed(s), one factor changed at a time from the base IPN, each tuned arm at its chosen "
-                   "lr and λ (weight); neighbours = mean number of other classes each class attends to in the first "
-                   "propagation step (test search space); collapsed: seeds with H below twice chance.")
-summary[["variant", "factor", "lr", "weight", "U", "S", "H", "collapsed", "final_neighbours_semantic",
+                   "lr and λ (weight), the hyperbolic IPN (an extension of both papers) at its chosen c; neighbours = "
+                   "mean number of other classes each class attends to in the first propagation step (test search "
+                   "space); collapsed: seeds with H below twice chance.")
+summary[["variant", "factor", "lr", "weight", "c", "U", "S", "H", "collapsed", "final_neighbours_semantic",
          "final_neighbours_visual", "paper"]]
 
 # %% [markdown]
@@ -235,14 +250,18 @@ figures.save_figure(fig, "h_vs_steps_and_threshold", caption="U, S and H (mean �
 # interval over seeds, the smallest effect of interest `POINTS`, inconclusive below 5 seeds or when a compared
 # model did not converge. Both-spaces and propagation are compared *without* the consistency loss on either side
 # (semantic-only and K = 0 cannot have it), so the loss's own effect (`consistency_study`) is not counted twice.
+# The hyperbolic claim is this kit's extension, decided by the same rule; it changes the geometry of the whole model
+# (prototypes, graph, propagation and a distance scorer in place of the relation MLP), not one component.
 # Declared beforehand: collapsed seeds stay in (a collapse is the method's outcome) and are counted.
 
 # %%
 CLAIMS = {"both spaces > semantic space only (H; neither with the consistency loss)": (NO_CONSISTENCY, SEMANTIC_ONLY),
           f"propagation (K = {steps}) > no graph (K = 0) (H; neither with the consistency loss)":
               (NO_CONSISTENCY, NO_GRAPH),
-          "episodic training > non-episodic (H; same optimiser steps)": (BASE, NON_EPISODIC)}
-claims = claims_table([compare(text, "not available offline", dataset, runs, a, b, "H", scale=100, sesoi=POINTS,
+          "episodic training > non-episodic (H; same optimiser steps)": (BASE, NON_EPISODIC),
+          "extension: hyperbolic IPN > IPN (H; c chosen on validation)": (HYPERBOLIC, BASE)}
+claims = claims_table([compare(text, "neither paper (this kit's extension)" if a == HYPERBOLIC else "not available "
+                               "offline", dataset, runs, a, b, "H", scale=100, sesoi=POINTS,
                                converged=converged_arms(models, a, b), collapse_below=2 / data.n_classes)
                        for text, (a, b) in CLAIMS.items() if a in variants and b in variants])
 figures.save_table(claims, "claims", caption=f"IPN's component claims on {dataset}: per-seed paired change of H "

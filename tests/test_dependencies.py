@@ -17,7 +17,7 @@ def test_every_notebook_a_notebook_names_in_its_code_is_among_its_dependencies()
 
 def test_delta_hyperbolicity_runs_after_the_notebooks_whose_claims_it_reads():
     order = run_order(EXPERIMENTS)
-    upstream = ("fewshot_tables", "poincare_uncertainty", "reid_embeddings")
+    upstream = ("fewshot_tables", "poincare_uncertainty", "reid_embeddings", "ipn_ablations")
     assert set(EXPERIMENTS["delta_hyperbolicity"].depends_on) == set(upstream)
     assert order.index("delta_hyperbolicity") > max(order.index(name) for name in upstream)
     others = [name for name in order if name not in ("delta_hyperbolicity", "consistency_study", "ipn_gzsl")]

@@ -37,13 +37,14 @@ def test_every_arm_changes_one_factor_of_the_base():
                 study.VISUAL_ONLY: ({"spaces"}, {"consistency_weight"}),
                 study.NON_EPISODIC: (set(), {"episodic"}),
                 study.NO_GRAPH: ({"steps"}, {"consistency_weight"}),
-                study.SHARED_ATTENTION: ({"shared_attention"}, {"consistency_weight"})}
+                study.SHARED_ATTENTION: ({"shared_attention"}, {"consistency_weight"}),
+                study.HYPERBOLIC: ({"geometry"}, set())}
     assert set(arms) == {study.BASE, *expected}
     for name, (model_fields, train_fields) in expected.items():
         arm = arms[name]
         assert (_changed(arm.model, base.model), _changed(arm.train, base.train)) == (model_fields, train_fields), name
         # only the arms that keep two attentions and the loss tune λ
-        assert has_consistency(arm.model, arm.train) == (name == study.NON_EPISODIC), name
+        assert has_consistency(arm.model, arm.train) == (name in (study.NON_EPISODIC, study.HYPERBOLIC)), name
     assert arms[study.NO_GRAPH].model.steps == 0 and arms[study.NO_GRAPH].model.spaces == "both"
 
 
@@ -51,17 +52,28 @@ def test_tuning_budgets_must_be_equal_and_weights_positive():
     grid = TuningGrid((1e-3, 2e-3, 3e-3, 4e-3), (1e-3, 2e-3), (0.1, 1.0))
     with_loss, without = study.study_variants(BASE_MODEL, BASE_TRAIN)[study.BASE], \
         study.study_variants(BASE_MODEL, BASE_TRAIN)[study.NO_GRAPH]
-    assert grid.settings(with_loss.model, with_loss.train) == [(1e-3, 0.1), (1e-3, 1.0), (2e-3, 0.1), (2e-3, 1.0)]
-    assert grid.settings(without.model, without.train) == [(1e-3, 0.0), (2e-3, 0.0), (3e-3, 0.0), (4e-3, 0.0)]
+    assert grid.settings(with_loss.model, with_loss.train) == [(1e-3, 0.1, None), (1e-3, 1.0, None), (2e-3, 0.1, None),
+                                                               (2e-3, 1.0, None)]
+    assert grid.settings(without.model, without.train) == [(1e-3, 0.0, None), (2e-3, 0.0, None), (3e-3, 0.0, None),
+                                                           (4e-3, 0.0, None)]
     assert grid.budget == 4
+    hyperbolic = study.study_variants(BASE_MODEL, replace(BASE_TRAIN, consistency_weight=0.3))[study.HYPERBOLIC]
+    with pytest.raises(ValueError, match="needs curvatures"):
+        grid.settings(hyperbolic.model, hyperbolic.train)
+    grid = replace(grid, curvatures=(0.1, 1.0))  # the same budget: 2 learning rates × 2 curvatures, λ declared
+    assert grid.settings(hyperbolic.model, hyperbolic.train) == [(1e-3, 1.0, 0.1), (1e-3, 1.0, 1.0), (2e-3, 1.0, 0.1),
+                                                                 (2e-3, 1.0, 1.0)]
+    with pytest.raises(ValueError, match="must number 4"):
+        replace(grid, curvatures=(0.1, 0.3, 1.0))
     with pytest.raises(ValueError, match="unequal or empty tuning budgets: 3 learning rate"):
         TuningGrid((1e-3, 2e-3, 3e-3), (1e-3, 2e-3), (0.1, 1.0))
     with pytest.raises(ValueError, match="must be > 0"):
         TuningGrid((1e-3, 2e-3), (1e-3,), (0.0, 1.0))
 
 
-def _tuning_cell(variant, lr, weight):
-    return {"variant": variant, "train": {"lr": lr, "consistency_weight": weight}}
+def _tuning_cell(variant, lr, weight, c=None):
+    return {"variant": variant, "train": {"lr": lr, "consistency_weight": weight},
+            "model": {"geometry": "euclidean" if c is None else "hyperbolic", "curvature": c or 1.0}}
 
 
 def _result(val_h):
@@ -70,12 +82,15 @@ def _result(val_h):
 
 def test_the_tuning_rule_keeps_the_best_validation_h_and_the_first_on_ties():
     cells = [_tuning_cell("a", 1e-3, 0.1), _tuning_cell("a", 2e-3, 0.1), _tuning_cell("a", 4e-3, 0.1),
-             _tuning_cell("b", 1e-3, 0.0), _tuning_cell("b", 2e-3, 0.0)]
-    table = tuning_table(cells, [_result(0.4), _result(0.5), _result(0.5), _result(float("nan")), _result(0.2)])
-    assert table.chosen.tolist() == [False, True, False, False, True]
-    assert chosen_settings(table) == {"a": (2e-3, 0.1), "b": (2e-3, 0.0)}
+             _tuning_cell("b", 1e-3, 0.0), _tuning_cell("b", 2e-3, 0.0), _tuning_cell("h", 1e-3, 0.1, 0.1),
+             _tuning_cell("h", 1e-3, 0.1, 1.0)]
+    table = tuning_table(cells, [_result(0.4), _result(0.5), _result(0.5), _result(float("nan")), _result(0.2),
+                                 _result(0.3), _result(0.35)])
+    assert table.chosen.tolist() == [False, True, False, False, True, False, True]
+    assert chosen_settings(table) == {"a": (2e-3, 0.1, None), "b": (2e-3, 0.0, None), "h": (1e-3, 0.1, 1.0)}
     assert describe_chosen(table, 3, 100) == ("Chosen on validation (seed 100, 3 selection runs per arm): a lr 0.002, "
-                                              "λ 0.1 (validation H 50.0); b lr 0.002 (validation H 20.0).")
+                                              "λ 0.1 (validation H 50.0); b lr 0.002 (validation H 20.0); h lr 0.001, "
+                                              "λ 0.1, c 1 (validation H 35.0).")
     assert describe_chosen(tuning_table([], []), 1, 100).startswith("Settings: one per arm")
 
 
@@ -105,6 +120,30 @@ def test_tuning_runs_one_selection_run_per_setting_from_the_tuning_seed(glyph_zs
     assert not seen and table.empty
     assert configs[study.BASE][1].lr == 2e-3 and configs[study.BASE][1].consistency_weight == 0.2
     assert configs[study.NO_GRAPH][1].lr == 3e-3
+
+
+def test_the_hyperbolic_arm_is_tuned_after_the_base_at_its_lambda_over_lr_and_curvature(glyph_zsl, monkeypatch):
+    seen = []
+
+    def fake_grid(namespace, cells, compute, data, **options):
+        seen.append([(cell["variant"], cell["train"]["lr"], cell["train"]["consistency_weight"],
+                      cell["model"]["geometry"], cell["model"]["curvature"]) for cell in cells])
+        scores = [0.1 * (i % 3) for i in range(len(cells))]
+        return type("Run", (), {"results": [_result(h) for h in scores], "sources": ["computed"] * len(cells)})()
+
+    monkeypatch.setattr(study, "run_model_grid", fake_grid)
+    options = dict(dataset="glyph-zsl", data_root="", seed=0, device=torch.device("cpu"), reuse=True, workers=1)
+    grid = TuningGrid((1e-3, 2e-3), (1e-3,), (0.1, 0.5), curvatures=(0.1, 1.0))
+    table, configs = study.tuned_arms(glyph_zsl, [study.HYPERBOLIC, study.BASE], (BASE_MODEL, BASE_TRAIN), grid,
+                                      tuning_seed=100, **options)
+    assert [cell[0].split(" @")[0] for cell in seen[0]] == [study.BASE] * 2  # the base first, alone
+    assert [cell[1:] for cell in seen[1]] == [(1e-3, 0.5, "hyperbolic", 0.1), (1e-3, 0.5, "hyperbolic", 1.0)]
+    assert list(configs) == [study.BASE, study.HYPERBOLIC]  # the study's order
+    assert table.variant.tolist() == [study.BASE] * 2 + [study.HYPERBOLIC] * 2 and table.c.isna().tolist()[:2] == [True] * 2
+    model, train = configs[study.HYPERBOLIC]
+    assert (model.geometry, model.curvature, train.lr, train.consistency_weight) == ("hyperbolic", 1.0, 1e-3, 0.5)
+    with pytest.raises(ValueError, match="takes the λ the base chose"):
+        study.tuned_arms(glyph_zsl, [study.HYPERBOLIC], (BASE_MODEL, BASE_TRAIN), grid, tuning_seed=100, **options)
 
 
 def test_minibatches_make_as_many_steps_as_asked_across_passes():

@@ -22,7 +22,7 @@ def test_ablation_rerun_computes_only_the_missing_cells(tmp_path, fresh_grid_cac
     first = pd.read_csv(_run(tmp_path, "ipn_ablations", "smoke", "first") / "ipn_ablations__runs.csv")
     assert (first.source == "computed").all()
     assert set(first.variant) == {"IPN", "IPN without consistency loss", "visual space only", "semantic space only",
-                                  "non-episodic", "no graph (K = 0)"}
+                                  "non-episodic", "no graph (K = 0)", "hyperbolic IPN"}
     # An interruption after all but two cells finished leaves exactly those two missing on disk (the cache the
     # three IPN notebooks share).
     missing = {"non-episodic", "no graph (K = 0)"}
@@ -36,7 +36,7 @@ def test_ablation_rerun_computes_only_the_missing_cells(tmp_path, fresh_grid_cac
     assert dict(zip(second.variant, second.source)) == {v: "computed" if v in missing else "cached"
                                                         for v in first.variant}
     pd.testing.assert_frame_equal(first.drop(columns="source"), second.drop(columns="source"))
-    assert "2 of 6 cells computed in this run" in (second_dir / "ipn_ablations__observations.md").read_text()
+    assert "2 of 7 cells computed in this run" in (second_dir / "ipn_ablations__observations.md").read_text()
 
 
 @pytest.mark.notebook
@@ -48,12 +48,17 @@ def test_ablation_table_is_the_mean_and_std_of_its_runs_csv(tmp_path):
     runs = pd.read_csv(out / "ipn_ablations__runs.csv")
     table = pd.read_csv(out / "ipn_ablations__ablations.csv").set_index("variant")
     assert list(table.index) == ["IPN", "IPN without consistency loss", "semantic space only", "visual space only",
-                                 "non-episodic", "no graph (K = 0)", "threshold 0.5"]
+                                 "non-episodic", "no graph (K = 0)", "hyperbolic IPN", "threshold 0.5"]
     tuning = pd.read_csv(out / "ipn_ablations__tuning.csv")  # the same budget per arm, one setting chosen each
     assert (tuning.groupby("variant").size() == 2).all() and tuning.groupby("variant").chosen.sum().eq(1).all()
     chosen = tuning[tuning.chosen].set_index("variant")
     assert (table.loc["IPN", "lr"], table.loc["IPN", "weight"]) == (chosen.loc["IPN", "lr"], chosen.loc["IPN", "weight"])
     assert table.loc["threshold 0.5", "lr"] == table.loc["IPN", "lr"]  # a sweep point at the base's setting
+    # the hyperbolic IPN tries each curvature at the λ the base chose, and its chosen c is its runs' c
+    hyperbolic = tuning[tuning.variant == "hyperbolic IPN"]
+    assert sorted(hyperbolic.c) == [0.1, 1.0] and (hyperbolic.weight == chosen.loc["IPN", "weight"]).all()
+    assert table.loc["hyperbolic IPN", "c"] == chosen.loc["hyperbolic IPN", "c"]
+    assert table.c.drop("hyperbolic IPN").isna().all()
     assert table.loc["semantic space only", "weight"] == 0 and table.collapsed.str.match(r"\d+/2 \(").all()
     assert (runs.groupby("variant").seed.count() == 2).all() and (table.paper == "not available here").all()
     for variant, group in runs.groupby("variant"):
@@ -66,8 +71,10 @@ def test_ablation_table_is_the_mean_and_std_of_its_runs_csv(tmp_path):
     claims = pd.read_csv(out / "ipn_ablations__claims.csv")
     assert claims.claim.tolist() == ["both spaces > semantic space only (H; neither with the consistency loss)",
                                      "propagation (K = 2) > no graph (K = 0) (H; neither with the consistency loss)",
-                                     "episodic training > non-episodic (H; same optimiser steps)"]
-    assert (claims.paper_evidence == "not available offline").all() and "Claim \"" in observations
+                                     "episodic training > non-episodic (H; same optimiser steps)",
+                                     "extension: hyperbolic IPN > IPN (H; c chosen on validation)"]
+    assert claims.paper_evidence.tolist() == ["not available offline"] * 3 + ["neither paper (this kit's extension)"]
+    assert "Claim \"" in observations
 
 
 @pytest.mark.notebook

@@ -92,7 +92,7 @@ def test_the_console_script_and_python_m_protolab_are_the_runner_cli():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"protolab": "protolab.runner.cli:main"}
     completed = subprocess.run([sys.executable, "-m", "protolab", "--help"], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0 and "{list,run,report,clean}" in completed.stdout
+    assert completed.returncode == 0 and "{list,run,report,clean,data}" in completed.stdout
 
 
 def test_every_package_the_library_imports_is_declared_and_pinned():

@@ -76,6 +76,7 @@ __all__ = [
     "HyperbolicMLR",
     "ToPoincare",
     "at_least_float32",
+    "attention_midpoint",
     "clip_features",
     "dist0",
     "expmap0",
@@ -439,11 +440,49 @@ def poincare_mean(
         gamma = gamma * w
         lam = lam * w
     num = (lam * x).sum(point_dim, keepdim=True)  # sum_i w_i gamma_i x_i^K
-    den = gamma.sum(point_dim, keepdim=True).clamp_min(1e-15)
-    m = num / den  # Einstein midpoint in the Klein model
-    one_minus = (1 - ct * m.pow(2).sum(-1, keepdim=True)).clamp_min(1e-15)
-    mean = _project(m / (1 + one_minus.sqrt()), ct)  # projection: a no-op for valid weights
+    den = gamma.sum(point_dim, keepdim=True)
+    mean = _klein_midpoint_to_ball(num, den, ct)
     return mean if keepdim else mean.squeeze(point_dim)
+
+
+def _klein_midpoint_to_ball(num: torch.Tensor, den: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The Poincaré point of the Klein midpoint ``num / den`` (:func:`poincare_mean`'s algebraic back-map, no
+    ``artanh`` clamp); ``num`` ``(..., D)``, ``den`` ``(..., 1)``."""
+    m = num / den.clamp_min(1e-15)  # Einstein midpoint in the Klein model
+    one_minus = (1 - c * m.pow(2).sum(-1, keepdim=True)).clamp_min(1e-15)
+    return _project(m / (1 + one_minus.sqrt()), c)  # projection: a no-op for valid weights
+
+
+@at_least_float32
+def attention_midpoint(points: torch.Tensor, attention: torch.Tensor, *, c: CurvatureLike) -> torch.Tensor:
+    r"""One attention-weighted Einstein midpoint per row of ``attention``: the hyperbolic propagation step
+    :math:`p^{(t+1)}_i = \mathrm{HypAve}_c(\{p^{(t)}_j\}, \{a_{ij}\})` of the hyperbolic IPN
+    (:mod:`protolab.zsl.hyperbolic_ipn`).
+
+    Row ``i`` equals :func:`poincare_mean` of all ``points`` with weights ``attention[i]`` (and geoopt's
+    ``weighted_midpoint``), but the sums over points are two matrix products, so memory is :math:`O(RC + CD)`
+    instead of the :math:`O(RCD)` of broadcasting ``points`` to every row. As ``c → 0`` it tends to the
+    Euclidean propagation ``attention @ points``.
+
+    Parameters
+    ----------
+    points : ``(C, D)``, projected into the ball first.
+    attention : ``(R, C)``, non-negative; only each row's ratios matter (an all-zero row gives the origin).
+    c : positive curvature magnitude.
+
+    Returns
+    -------
+    ``(R, D)``.
+    """
+    _check_c(c)
+    if points.dim() != 2 or attention.dim() != 2 or attention.shape[1] != points.shape[0]:
+        raise ValueError(f"attention_midpoint expects points (C, D) and attention (R, C), got "
+                         f"{tuple(points.shape)} and {tuple(attention.shape)}")
+    ct = _c_like(c, points)
+    points = _project(points, ct)
+    lam = gmath.lambda_x(points, k=_k(ct), keepdim=True, dim=-1)  # (C, 1)
+    weights = attention.to(points.dtype)
+    return _klein_midpoint_to_ball(weights @ (lam * points), weights @ (lam - 1), ct)
 
 
 @at_least_float32

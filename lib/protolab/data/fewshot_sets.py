@@ -99,10 +99,12 @@ def _require_images(paths: Sequence[Path], images: Path, listing: Path, name: st
         )
 
 
-def _labeled_files(
-    paths: Sequence[Path], names: Sequence[str], class_names: Sequence[str], description: str, image_size: int
+def labeled_files(
+    paths: Sequence[Path], names: Sequence[str], class_names: Sequence[str], description: str, image_size: int,
+    channels: int = 3,
 ) -> LabeledImages:
-    """File-backed RGB images whose class is given by name; ``class_names`` fixes the label order."""
+    """File-backed images whose class is given by name, decoded to ``(channels, image_size, image_size)`` (3: RGB,
+    1: grey); ``class_names`` fixes the label order."""
     index = {name: i for i, name in enumerate(class_names)}
     return LabeledImages(
         labels=torch.tensor([index[name] for name in names], dtype=torch.int64),
@@ -110,6 +112,7 @@ def _labeled_files(
         description=description,
         paths=list(paths),
         transform=image_transform(image_size),
+        extra={"channels": channels},
     )
 
 
@@ -145,7 +148,7 @@ def _mini_imagenet_csv(folder: Path, image_size: int, decoded: bool) -> FewShotS
     return FewShotSplits(
         **{
             split: prepare_files(
-                _labeled_files(
+                labeled_files(
                     paths, names, sorted(set(names)),
                     f"MiniImageNet {split} (Ravi & Larochelle split, {len(set(names))} classes, "
                     f"{image_size}×{image_size}) from {folder}",
@@ -231,7 +234,7 @@ def _mini_imagenet_pickles(files: dict[str, Path], image_size: int, decoded: boo
         folder = _extract_pickle(path)
         class_names = sorted(p.name for p in folder.iterdir() if p.is_dir())
         pairs = [(file, wnid) for wnid in class_names for file in sorted((folder / wnid).glob("*.png"))]
-        out[split] = _labeled_files(
+        out[split] = labeled_files(
             [file for file, _ in pairs], [wnid for _, wnid in pairs], class_names,
             f"MiniImageNet {split} ({len(class_names)} classes, {image_size}×{image_size}) from {path}",
             image_size,
@@ -365,7 +368,7 @@ def load_cub(data_root: str | Path, image_size: int = 84, decoded: bool = True) 
     paths = [folder / "images" / files[i] for i in order]
     _require_images(paths, folder / "images", folder / names[0], "CUB-200-2011", CUB_SOURCE)
     class_names = sorted(classes.values())
-    full = _labeled_files(paths, [classes[label_ids[i]] for i in order], class_names, "CUB-200-2011", image_size)
+    full = labeled_files(paths, [classes[label_ids[i]] for i in order], class_names, "CUB-200-2011", image_size)
     rule = {"train": (0, 2), "val": (1, 4), "test": (3, 4)}
     out = {}
     for split, (remainder, modulus) in rule.items():

@@ -143,6 +143,11 @@ class LabeledImages(Dataset):
             extra=dict(self.extra),
         )
 
+    def draw(self, count: int, seed: int) -> "LabeledImages":
+        """:meth:`subset` of ``min(count, N)`` images drawn without replacement with ``seed``, in their order here."""
+        chosen = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
+        return self.subset(chosen.sort().values)
+
     def select_classes(self, classes: Sequence[int], description: str | None = None) -> "LabeledImages":
         """The images of ``classes`` (ids into ``class_names``), relabelled ``0..len(classes)-1`` in that order."""
         remap = torch.full((self.n_classes,), -1, dtype=torch.int64)

@@ -43,7 +43,7 @@ import torch
 from protolab.data.decoded import prepare_files
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError
 from protolab.data.images import LabeledImages
-from protolab.data.transforms import image_transform
+from protolab.data.transforms import image_suffixes, image_transform
 
 MARKET1501_SOURCE = "https://zheng-lab.cecs.anu.edu.au/Project/project_reid.html (Market-1501-v15.09.15.zip)"
 DUKEMTMC_SOURCE = ("https://github.com/layumi/DukeMTMC-reID_evaluation (DukeMTMC-reID.zip; the DukeMTMC data is "
@@ -62,7 +62,9 @@ class ReidLayout:
         folder: the release folder under ``data_root``.
         pattern: regular expression of an image's file name; group 1 is the person id, group 2 the camera.
         example: the naming convention as written in messages, e.g. ``PPPP_cCsS_FFFFFF_NN.jpg``.
-        source: where to download the release.
+        source: where to download the release (or, for a researcher's folder, where its layout is described).
+        suffixes: the suffixes of its image files; other files (``Thumbs.db``…) are ignored. None: every suffix PIL
+            reads (:func:`~protolab.data.transforms.image_suffixes`), in any case.
     """
 
     title: str
@@ -70,6 +72,13 @@ class ReidLayout:
     pattern: re.Pattern
     example: str
     source: str
+    suffixes: tuple[str, ...] | None = (".jpg",)
+
+    def is_image(self, path: Path) -> bool:
+        """Whether ``path`` is one of this layout's image files (by its suffix)."""
+        if self.suffixes is None:
+            return path.suffix.lower() in image_suffixes()
+        return path.suffix in self.suffixes
 
 
 LAYOUTS = {
@@ -77,8 +86,13 @@ LAYOUTS = {
                              "PPPP_cCsS_FFFFFF_NN.jpg", MARKET1501_SOURCE),
     "dukemtmc": ReidLayout("DukeMTMC-reID", "DukeMTMC-reID", re.compile(r"(\d{4})_c(\d)_f(\d{7})\.jpg"),
                            "PPPP_cC_fFFFFFFF.jpg", DUKEMTMC_SOURCE),
+    "folder": ReidLayout("re-ID folder", "", re.compile(r"(-1|\d+)_c(\d+)(?:\D.*)?\.\w+"),
+                         "<id>_c<camera>[anything].<image suffix>",
+                         "README, 'Your own data' (check it with `protolab data check reid DIR`)", suffixes=None),
 }
-"""The real re-identification datasets by ``dataset`` name."""
+"""The re-identification layouts by ``dataset`` name: the real releases and ``folder``, a researcher's folder of
+Market-1501-named images (person id, ``_c``, camera, then anything; ``-1`` junk, ``0`` distractor), read by
+:func:`protolab.data.folders.load_reid_folder`."""
 
 FOLDER = LAYOUTS["market1501"].folder
 
@@ -95,19 +109,31 @@ def _class_name(person_id: int) -> str:
     return "-1" if person_id == JUNK_ID else f"{person_id:04d}"
 
 
-def _parse(folder: Path, layout: ReidLayout) -> tuple[list[Path], list[int], list[int]]:
-    """Sorted ``*.jpg`` files of ``folder`` with their person ids and camera numbers (names checked, not contents)."""
-    paths = sorted(folder.glob("*.jpg"))
-    if not paths:
-        raise DatasetFormatError(folder, "no .jpg images in this folder", layout.source)
-    person_ids, cameras = [], []
-    for path in paths:
+def scan_subset(folder: Path, layout: ReidLayout) -> tuple[list[Path], list[int], list[int], list[tuple[Path, str]]]:
+    """The image files of ``folder`` (sorted, :meth:`ReidLayout.is_image`) whose names parse, with their person ids
+    and camera numbers, and every problem as ``(path, what is wrong)``: no image in the folder, a name that does not
+    follow ``layout``. Names are checked, not contents."""
+    images = sorted(path for path in folder.iterdir() if layout.is_image(path))
+    if not images:
+        kinds = "image" if layout.suffixes is None else "/".join(layout.suffixes)
+        return [], [], [], [(folder, f"no {kinds} images in this folder")]
+    paths, person_ids, cameras, problems = [], [], [], []
+    for path in images:
         match = layout.pattern.fullmatch(path.name)
         if match is None:
-            raise DatasetFormatError(path, f"file name does not follow {layout.title}'s '{layout.example}'",
-                                     layout.source)
+            problems.append((path, f"file name does not follow {layout.title}'s '{layout.example}'"))
+            continue
+        paths.append(path)
         person_ids.append(int(match.group(1)))
         cameras.append(int(match.group(2)))
+    return paths, person_ids, cameras, problems
+
+
+def _parse(folder: Path, layout: ReidLayout) -> tuple[list[Path], list[int], list[int]]:
+    """:func:`scan_subset` of ``folder``; its first problem raised as a :class:`DatasetFormatError`."""
+    paths, person_ids, cameras, problems = scan_subset(folder, layout)
+    if problems:
+        raise DatasetFormatError(*problems[0], layout.source)
     return paths, person_ids, cameras
 
 

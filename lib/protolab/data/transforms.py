@@ -2,6 +2,7 @@
 
 - :func:`resize_images`: bilinear resize of an in-memory batch (embedded and packaged datasets).
 - :func:`image_transform`: the decode transform of every file-backed :class:`~protolab.data.images.LabeledImages`.
+- :func:`probe_images`: size and mode of image files, or why they do not decode (the folder checks report them).
 - :func:`check_images`: refuses, when a dataset is loaded, image files that do not decode.
 
 The decode transform's ``repr`` names every step (it is part of the key of the decoded-image cache of
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,34 +79,53 @@ def image_transform(image_size: int | tuple[int, int], invert: bool = False) -> 
     return transforms.Compose(steps)
 
 
-def _decode_problem(path: Path) -> str | None:
-    """Why ``path`` does not decode as an image, or None when it does.
+class ImageProbe(NamedTuple):
+    """What :func:`probe_images` found in one file: ``size`` ``(W, H)`` and PIL ``mode`` (``"L"``, ``"RGB"``…) of a
+    file that decodes, else ``problem``, why it does not (``size`` and ``mode`` then None)."""
 
-    The whole file is decoded; JPEGs at 1/8 scale (``draft``), which still reads every byte of the stream.
-    """
+    size: tuple[int, int] | None
+    mode: str | None
+    problem: str | None
+
+
+def _probe(path: Path) -> ImageProbe:
+    """:class:`ImageProbe` of ``path``, its whole file decoded; JPEGs at 1/8 scale (``draft``), which still reads
+    every byte of the stream."""
     try:
         with Image.open(path) as image:
+            size, mode = image.size, image.mode
             image.draft(image.mode, (1, 1))
             image.load()
     except DECODE_ERRORS as error:
-        return f"{type(error).__name__}: {error}"
-    return None
+        return ImageProbe(None, None, f"{type(error).__name__}: {error}")
+    return ImageProbe(size, mode, None)
+
+
+def probe_images(paths: Sequence[Path]) -> list[ImageProbe]:
+    """One :class:`ImageProbe` per file of ``paths``, decoded in threads (PIL releases the GIL while decoding)."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(_probe, paths))
+
+
+@lru_cache(maxsize=1)
+def image_suffixes() -> frozenset[str]:
+    """The file suffixes of the formats PIL reads (lower case, with the dot: ``.png``, ``.jpg``, ``.webp``…; not those
+    it only writes, such as ``.pdf``)."""
+    return frozenset(suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN)
 
 
 def check_images(paths: Sequence[Path], source: str) -> None:
     """Raise :class:`DatasetFormatError` naming the first file of ``paths`` that does not decode as an image.
 
     Run when a file-backed dataset is loaded, so that a zero-byte or garbage file is refused before any
-    model trains on the data rather than when a batch first reaches it. Files are decoded in threads
-    (PIL releases the GIL while decoding).
+    model trains on the data rather than when a batch first reaches it (:func:`probe_images`).
 
     Parameters
     ----------
     paths : image files to check.
     source : where a correct copy is available, quoted in the message.
     """
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        problems = [(path, problem) for path, problem in zip(paths, pool.map(_decode_problem, paths)) if problem]
+    problems = [(path, probe.problem) for path, probe in zip(paths, probe_images(paths)) if probe.problem]
     if problems:
         others = [str(path) for path, _ in problems[1:_SHOWN]]
         also = f"; {len(problems) - 1} other files do not decode either, e.g. {others}" if others else ""

@@ -254,7 +254,10 @@ def _derive_train_val(att_mat: dict, folder: Path, class_names: list[str], label
         att_mat[key] = in_range[wanted].reshape(-1, 1)
 
 
-def _check_splits(locs: dict[str, np.ndarray], labels: np.ndarray, path: Path) -> None:
+def split_problems(locs: Mapping[str, np.ndarray], labels: np.ndarray) -> list[str]:
+    """What is inconsistent in the five 0-based index arrays ``locs`` (keys :data:`SPLIT_KEYS`) over the images
+    of class ids ``labels`` (N,): test_seen classes outside trainval, test_unseen classes inside it, train/val
+    classes outside it or shared, images shared by trainval and a test split. Empty when consistent."""
     classes = {key.removesuffix("_loc"): set(np.unique(labels[idx]).tolist()) for key, idx in locs.items()}
     seen = classes["trainval"]
     rules = [
@@ -266,9 +269,7 @@ def _check_splits(locs: dict[str, np.ndarray], labels: np.ndarray, path: Path) -
     for key in ("test_seen_loc", "test_unseen_loc"):
         shared = np.intersect1d(locs["trainval_loc"], locs[key])
         rules.append((not len(shared), f"trainval_loc and {key} share {len(shared)} images"))
-    for holds, problem in rules:
-        if not holds:
-            raise DatasetFormatError(path, f"inconsistent splits: {problem}", XLSA17_SOURCE)
+    return [problem for holds, problem in rules if not holds]
 
 
 def load_xlsa17(data_root: str | Path, dataset: str, normalize_attributes: bool = True) -> ZSLData:
@@ -317,30 +318,48 @@ def load_xlsa17(data_root: str | Path, dataset: str, normalize_attributes: bool 
     labels = _one_based(raw_labels, "labels", res_path, len(class_names))
     _derive_train_val(att_mat, folder, class_names, labels)
     locs = {key: _one_based(_variable(att_mat, key, att_path), key, att_path, n_images) for key in SPLIT_KEYS}
-    _check_splits(locs, labels, att_path)
+    problems = split_problems(locs, labels)
+    if problems:
+        raise DatasetFormatError(att_path, f"inconsistent splits: {problems[0]}", XLSA17_SOURCE)
     image_files = _strings(res["image_files"], "image_files", res_path) if "image_files" in res else None
     if image_files is not None and len(image_files) != n_images:
         raise DatasetFormatError(res_path, f"'image_files' has {len(image_files)} entries for {n_images} images")
 
-    all_features = torch.from_numpy(np.ascontiguousarray(features.T, dtype=np.float32))
-    all_labels = torch.from_numpy(labels)
+    return zsl_data(folder, "xlsa17", class_names, features.T, labels, att.T, original.T, locs,
+                    normalize_attributes=normalize_attributes, image_files=image_files)
+
+
+def zsl_data(folder: Path, kind: str, class_names: list[str], features: np.ndarray, labels: np.ndarray,
+             attributes: np.ndarray, original_attributes: np.ndarray, locs: Mapping[str, np.ndarray], *,
+             normalize_attributes: bool = True, image_files: list[str] | None = None) -> ZSLData:
+    """The :class:`ZSLData` of validated arrays, named after ``folder`` and described as ``kind`` data from it.
+
+    Parameters
+    ----------
+    features : ``(N, D)``, one row per image; ``labels`` ``(N,)`` its 0-based class ids into ``class_names``.
+    attributes : ``(C, A)``, one row per class, L2-normalised here when ``normalize_attributes``;
+        ``original_attributes`` ``(C, A)`` kept as given.
+    locs : 0-based image indices under each key of :data:`SPLIT_KEYS`, consistent (:func:`split_problems`).
+    """
+    all_features = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    all_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     splits = {}
     for key in SPLIT_KEYS:
-        idx = torch.from_numpy(locs[key])
+        idx = torch.from_numpy(np.asarray(locs[key], dtype=np.int64))
         splits[key.removesuffix("_loc")] = Split(all_features[idx], all_labels[idx], idx)
-    attributes = torch.from_numpy(np.ascontiguousarray(att.T, dtype=np.float32))
+    att = torch.from_numpy(np.ascontiguousarray(attributes, dtype=np.float32))
     if normalize_attributes:
-        attributes = attributes / attributes.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        att = att / att.norm(dim=1, keepdim=True).clamp_min(1e-12)
     seen, unseen = _classes(labels[locs["trainval_loc"]]), _classes(labels[locs["test_unseen_loc"]])
     return ZSLData(
         name=folder.name,
         description=(
-            f"xlsa17 {folder.name}: {len(class_names)} classes ({len(seen)} seen / {len(unseen)} unseen), "
-            f"{att.shape[0]} attributes, {features.shape[0]}-d features, from {folder}"
+            f"{kind} {folder.name}: {len(class_names)} classes ({len(seen)} seen / {len(unseen)} unseen), "
+            f"{att.shape[1]} attributes, {all_features.shape[1]}-d features, from {folder}"
         ),
         class_names=class_names,
-        attributes=attributes,
-        original_attributes=torch.from_numpy(np.ascontiguousarray(original.T, dtype=np.float32)),
+        attributes=att,
+        original_attributes=torch.from_numpy(np.ascontiguousarray(original_attributes, dtype=np.float32)),
         seen_classes=seen,
         unseen_classes=unseen,
         train_classes=_classes(labels[locs["train_loc"]]),

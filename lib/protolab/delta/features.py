@@ -1,24 +1,31 @@
 r"""Feature spaces whose δ-hyperbolicity we measure (Khrulkov et al., CVPR 2020, Sec. 3).
 
 Each function returns a float ``(N, D)`` tensor on the CPU, one row per image: raw pixels, the output of
-a trained backbone, the penultimate (500-d hidden) layer of the uncertainty network, or any of those
-mapped onto the Poincaré ball. The δ itself is :func:`protolab.delta.gromov.delta_hyperbolicity`.
+a trained backbone, the penultimate (500-d hidden) layer of the uncertainty network, a researcher's own folder
+(:func:`folder_space`), or any of those mapped onto the Poincaré ball; or one row per class: a zero-shot data set's
+attribute rows and visual class means (:func:`zsl_class_spaces`, the two spaces IPN's category graphs live in). The δ itself is :func:`protolab.delta.gromov.delta_hyperbolicity`.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from protolab.backbones import SmallCNN
+from protolab.data.folders import (detect_kind, load_feature_folder, load_fewshot_folder, load_reid_folder,
+                                   load_uncertainty_folder)
 from protolab.data.images import LabeledImages, float_images
+from protolab.data.xlsa17 import ZSLData
 from protolab.hyperbolic import ToPoincare
 from protolab.training.loops import apply_batched
+from protolab.zsl.ipn import class_means
 
-__all__ = ["concat_images", "delta_summary", "learned_features", "penultimate_features", "pixel_features", "poincare_features"]
+__all__ = ["concat_images", "delta_summary", "folder_space", "learned_features", "penultimate_features", "pixel_features",
+           "poincare_features"]
 
 
 def pixel_features(data: LabeledImages) -> torch.Tensor:
@@ -112,3 +119,42 @@ def delta_summary(features: torch.Tensor, *, n_points: int, n_tries: int, base_p
         summary.update({f"{kind}_mean": result.get(f"{key}_mean", math.nan),
                         f"{kind}_std": result.get(f"{key}_std", math.nan)})
     return summary
+
+
+def folder_space(root: str | Path, *, image_size: int = 28) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Points ``(N, D)``, class labels ``(N,)`` and a description of a researcher's folder ``root`` of any kind
+    (:func:`~protolab.data.folders.detect_kind`): a feature matrix as it is; images as raw pixels
+    (:func:`pixel_features`) at ``image_size`` × ``image_size`` — a few-shot folder's test (novel) classes, an
+    uncertainty folder's train + test images, a re-ID folder's training images (as the embedded sets are read)."""
+    kind = detect_kind(root)
+    if kind == "features":
+        return load_feature_folder(root)
+    if kind == "fewshot":
+        part = load_fewshot_folder(root, image_size=image_size).test
+    elif kind == "uncertainty":
+        part = concat_images(*load_uncertainty_folder(root, image_size=image_size))
+    else:
+        part = load_reid_folder(root, (image_size, image_size)).train
+    return pixel_features(part), part.labels, f"{kind} folder {Path(root).name}: raw pixels of {len(part)} images"
+
+
+ZSL_CLASS_SPACES = ("attributes", "class means")
+"""The class-level spaces of :func:`zsl_space`, named ``"<zero-shot data set> <space>"`` in a notebook."""
+
+
+def zsl_space(data: ZSLData, kind: str = "") -> tuple[torch.Tensor, torch.Tensor, str]:
+    """A space of the zero-shot data set ``data``: ``(points, labels, description)``.
+
+    ``kind`` ``""``: the CNN features ``(N, D)`` of every image (trainval, test seen and test unseen) with their
+    class labels. One of :data:`ZSL_CLASS_SPACES`: the two spaces of IPN's category graphs, one row per class (``C``
+    classes, seen and unseen, labels ``0 … C−1``): ``"attributes"`` ``(C, A)`` as loaded, or ``"class means"``
+    ``(C, D)``, the mean feature of every image of each class."""
+    parts = (data.trainval, data.test_seen, data.test_unseen)
+    features, labels = torch.cat([part.features for part in parts]), torch.cat([part.labels for part in parts])
+    if not kind:
+        return features, labels, f"{data.name} CNN features of all {len(features)} images"
+    if kind not in ZSL_CLASS_SPACES:
+        raise ValueError(f"unknown zero-shot space {kind!r}; choose one of {', '.join(ZSL_CLASS_SPACES)}")
+    points = data.attributes.float() if kind == "attributes" else class_means(features.float(), labels,
+                                                                             data.n_classes)[0]
+    return points, torch.arange(data.n_classes), f"{data.name} {kind}, one point per class ({data.n_classes})"

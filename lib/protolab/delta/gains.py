@@ -15,7 +15,7 @@ both heads see the same inputs and the ball's ones sit well inside it.
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -26,7 +26,7 @@ from protolab.metrics import mean_ci95
 from protolab.training.convergence import EarlyStopping, StoppingRule
 from protolab.training.loops import BestWeights
 
-__all__ = ["GEOMETRIES", "classification_task", "fit_head", "gains_by_space", "geometry_gains"]
+__all__ = ["GEOMETRIES", "classification_task", "fit_head", "gains_by_space", "geometry_gains", "upstream_gains"]
 
 GEOMETRIES = ("euclidean", "hyperbolic")
 
@@ -140,3 +140,37 @@ def gains_by_space(spaces: Mapping[str, tuple[torch.Tensor, torch.Tensor]], delt
         points.append({"space": name, "gain": mean, "ci95": half, "delta_rel": float(delta_rel[name]),
                        "accuracy_euclidean": float(paired.loc[name].euclidean.mean())})
     return runs, pd.DataFrame(points, columns=["space", "gain", "ci95", "delta_rel", "accuracy_euclidean"]), skipped
+
+
+UPSTREAM_COLUMNS = ("notebook", "space", "claim", "delta_rel", "gain", "ci_low", "ci_high")
+
+
+def upstream_gains(pairs: Mapping[str, tuple[Sequence[str], str, float]], delta_rel: Mapping[str, float]
+                   ) -> tuple[pd.DataFrame, list[str]]:
+    """The hyperbolic-vs-Euclidean claims other notebooks published, one row per (claim, measured space of its data).
+
+    ``pairs`` maps a notebook to the spaces its data is measured by, a phrase its claims contain and the scale of
+    their estimates in points (100: AUROC as a fraction); ``delta_rel`` maps the spaces this run measured to their
+    δ_rel. Each table is read with :func:`protolab.figures.upstream_table` (this run's when it ran, else the last
+    published). Returns the rows (``notebook, space, claim, delta_rel, gain, ci_low, ci_high``, in points) and one
+    note per notebook: which run's table was read, or why it was skipped (no space measured, nothing published)."""
+    from protolab import figures
+
+    rows, notes = [pd.DataFrame(columns=list(UPSTREAM_COLUMNS))], []
+    for notebook, (spaces, phrase, scale) in pairs.items():
+        measured = [space for space in spaces if space in delta_rel]
+        if not measured:
+            notes.append(f"{notebook} skipped: {', '.join(spaces)} not measured")
+            continue
+        try:
+            upstream = figures.upstream_table(notebook)
+        except FileNotFoundError as missing:
+            notes.append(f"{notebook} skipped: {missing}")
+            continue
+        notes.append(f"{notebook}: claims of run {upstream.run_id} (read from {upstream.folder})")
+        found = upstream.table[upstream.table.claim.str.contains(phrase, regex=False)]
+        rows += [pd.DataFrame({"notebook": notebook, "space": space, "claim": found.claim,
+                               "delta_rel": float(delta_rel[space]), "gain": scale * found.estimate,
+                               "ci_low": scale * found.ci_low, "ci_high": scale * found.ci_high})
+                 for space in measured]
+    return pd.concat(rows, ignore_index=True), notes

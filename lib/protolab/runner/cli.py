@@ -1,4 +1,5 @@
-"""``protolab`` command line: ``list`` the experiments, ``run`` them, rebuild the ``report``, ``clean`` scratch.
+"""``protolab`` command line: ``list`` the experiments, ``run`` them, rebuild the ``report``, ``clean`` scratch,
+``data check`` a folder of your own data.
 
 Paths come from the checkout holding the current directory (or ``--root``), never from where the package
 is installed. ``list`` and ``--help`` import neither torch nor a plotting library.
@@ -66,7 +67,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: <root>/figures; a relative path is taken from the checkout's root")
     commands.add_parser("clean", help="remove the scratch folders (training checkpoints) that ended runs left in "
                                       "runs/ (a run still going keeps its own)")
+    data = commands.add_parser("data", help="your own data: check a folder dataset without training")
+    check = data.add_subparsers(dest="action", required=True).add_parser(
+        "check", help="validate a folder layout (protolab.data.folders) and summarise it; exit 2 listing every problem")
+    check.add_argument("kind", choices=("fewshot", "uncertainty", "reid", "zsl", "features"),
+                       help="the family the folder is for (see the README's 'Your own data')")
+    check.add_argument("dir", type=Path, help="the folder (features: also a .npy file)")
+    check.add_argument("--shot", type=int, default=1, help="fewshot: support images per class of an episode")
+    check.add_argument("--query", type=int, default=1, help="fewshot: query images per class of an episode")
+    check.add_argument("--ood", type=Path, action="append", default=[], metavar="DIR",
+                       help="uncertainty: a folder of out-of-distribution images (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return _check_data(args)
     try:
         root = _root(args)
         notebooks = (args.notebooks or root / "notebooks").resolve()
@@ -94,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ParameterError, ProjectError) as error:
         print(f"protolab: {error}", file=sys.stderr)
         return 2
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    """``protolab data check``: the folder's report on stdout; 0 when valid, else 2 (problems listed)."""
+    from protolab.data.folders import check_folder  # lazily: torch and PIL only for this command
+
+    report = check_folder(args.kind, args.dir, per_class=args.shot + args.query, ood=args.ood)
+    print(report)
+    return 2 if report.problems else 0
 
 
 def _root(args: argparse.Namespace) -> Path:

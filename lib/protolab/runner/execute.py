@@ -43,7 +43,7 @@ from protolab.core.atomic import atomic_write_text
 from protolab.core.dryrun import COST_LOG, DRY_RUN, estimated_total, format_duration, read_costs
 from protolab.runner.environment import models_progress_dir, runner_variables, write_kernel_startup
 from protolab.runner.local import LocalProcess, LocalProcesses
-from protolab.runner.parameters import QUICK_PROFILE, Experiment, ParameterError, discover, run_order
+from protolab.runner.parameters import QUICK_PROFILE, Experiment, Parameter, ParameterError, discover, run_order
 from protolab.runner.processes import signals_ignored
 from protolab.runner.progress import RunProgress, estimated_durations
 from protolab.runner.project import ProjectError, checkout_relative, project_root
@@ -126,11 +126,16 @@ def plan(experiments: Mapping[str, Experiment], names: Sequence[str], profile: s
 
 def dataset_parameters(experiment: Experiment) -> list[str]:
     """The parameters naming datasets whose files must exist: ``dataset``, ``*_dataset`` (a name) and
-    ``*_datasets`` (a list of names). Other parameters (e.g. a ``datasets`` list of feature spaces that a
-    notebook skips when absent) are not checked."""
+    ``*_datasets`` (a list of names), and any other whose declared choices hold ``folder`` (of which only a
+    ``folder`` is checked). Other parameters (e.g. a ``datasets`` list of feature spaces that a notebook skips
+    when absent) are not checked."""
     return [name for name, parameter in experiment.parameters.items() if parameter.type.scalar == "str"
-            and (name == "dataset" or (name.endswith("_dataset") and not parameter.type.is_list)
-                 or (name.endswith("_datasets") and parameter.type.is_list))]
+            and (_names_datasets(name, parameter) or "folder" in parameter.type.choices)]
+
+
+def _names_datasets(name: str, parameter: Parameter) -> bool:
+    return (name == "dataset" or (name.endswith("_dataset") and not parameter.type.is_list)
+            or (name.endswith("_datasets") and parameter.type.is_list))
 
 
 def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[str]:
@@ -143,26 +148,48 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
     (:func:`protolab.data.check_zsl_dataset`), and a name it does not know is a problem too; any other name
     ``check_dataset`` does not know is the notebook's own label (``embedded``, ``xlsa17``, a researcher's
     ``toy``), and declared choices (``Literal[...]``) validate names.
-    """
-    from protolab.data import DatasetNotFoundError, check_dataset, check_zsl_dataset  # lazily: a light `list`
 
-    problems = []
+    A ``folder`` (your own data at ``data_root``) is checked in full, every file read
+    (:mod:`protolab.data.folders`), as the kind of the family whose names the parameter's choices are
+    (:func:`protolab.data.folder_kind`; found from the layout otherwise), few-shot classes needing
+    ``max(shots) + query`` images when the notebook declares both; every problem is listed. Each path of a
+    ``*_folders`` list (folders of images, e.g. ``ood_folders``) is checked as a folder of images.
+    """
+    # lazily: a light `list`
+    from protolab.data import DatasetFormatError, DatasetNotFoundError, check_dataset, check_zsl_dataset, folder_kind
+    from protolab.data.folders import check_folder
+
+    root = values.get("data_root") or ""
+    per_class = max(values["shots"], default=0) + values["query"] if {"shots", "query"} <= values.keys() else 1
+    problems, folders = [], set()
     for name in dataset_parameters(experiment):
-        value = values.get(name)
+        parameter, value = experiment.parameters[name], values.get(name)
         if value is None:
             continue
         prefix = name[:-len("_datasets")] if name.endswith("_datasets") else None
         if prefix and values.get(f"skip_missing_{prefix}") is True:
             continue
+        zsl = ("zsl dataset", None) in parameter.range.clauses
         for dataset in value if isinstance(value, list) else [value]:
-            zsl = ("zsl dataset", None) in experiment.parameters[name].range.clauses
+            if dataset != "folder" and not _names_datasets(name, parameter):
+                continue
+            folder = {"kind": folder_kind(parameter.type.choices), "per_class": per_class} if (
+                dataset == "folder" and not zsl) else {}
+            if folder:
+                if folder["kind"] in folders:  # a label and a list naming the same folder: checked once
+                    continue
+                folders.add(folder["kind"])
             try:
-                (check_zsl_dataset if zsl else check_dataset)(dataset, values.get("data_root") or "")
-            except DatasetNotFoundError as error:
+                (check_zsl_dataset if zsl else check_dataset)(dataset, root, **folder)
+            except (DatasetNotFoundError, DatasetFormatError) as error:
                 problems.append(f"{name}={dataset!r}: " + str(error).replace("\n", "\n    "))
             except ValueError as error:
                 if zsl:
                     problems.append(f"{name}={dataset!r}: {error}")
+    for name, parameter in experiment.parameters.items():
+        if name.endswith("_folders") and parameter.type.is_list:
+            problems += [f"{name}: {problem}" for folder in values.get(name) or []
+                         for problem in check_folder("images", folder).problems]
     return problems
 
 

@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import operator
 import re
 import tokenize
@@ -86,7 +87,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import nbformat
 import yaml
 
 from protolab.runner.project import ProjectError, notebooks_dir
@@ -482,18 +482,32 @@ out_dir: str = "figures"  # where outputs go
 ''', "REQUIRED_PARAMETERS")
 
 
+def notebook_cells(path: Path) -> list[dict[str, Any]]:
+    """The cells of the nbformat-4 notebook at ``path`` as dicts, each ``source`` one string. Read as JSON,
+    without nbformat's schema validation (whose import costs every kernel a second: ``figures`` reads the
+    parameters cell of the notebook it runs in)."""
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        if notebook["nbformat"] != 4:
+            raise ValueError(f"nbformat {notebook['nbformat']}, not 4")
+        return [{**cell, "source": cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])}
+                for cell in notebook["cells"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ParameterError(f"{path.name}: not a readable nbformat-4 notebook ({error})") from None
+
+
 def load_experiment(path: Path, profiles: Mapping[str, Mapping[str, Any]] | None = None,
                     depends_on: Any = (), kernels: Any = "pinned", cores: Any = "shared") -> Experiment:
     """Read one notebook's title (first Markdown heading) and parameters cell; ``profiles``, ``depends_on``,
     ``kernels`` and ``cores`` are its entries in profiles.yaml."""
-    notebook = nbformat.read(path, as_version=4)
-    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    if not code_cells or "parameters" not in code_cells[0].metadata.get("tags", []):
+    cells = notebook_cells(path)
+    code_cells = [cell for cell in cells if cell["cell_type"] == "code"]
+    if not code_cells or "parameters" not in code_cells[0].get("metadata", {}).get("tags", []):
         raise ParameterError(f"{path.name}: the first code cell must be tagged 'parameters'")
-    parameters = parse_parameters_cell(code_cells[0].source, f"{path.name} parameters cell")
+    parameters = parse_parameters_cell(code_cells[0]["source"], f"{path.name} parameters cell")
     title = next(
-        (line.lstrip("# ").strip() for cell in notebook.cells if cell.cell_type == "markdown"
-         for line in cell.source.splitlines() if line.startswith("# ")),
+        (line.lstrip("# ").strip() for cell in cells if cell["cell_type"] == "markdown"
+         for line in cell["source"].splitlines() if line.startswith("# ")),
         path.stem,
     )
     if not (isinstance(depends_on, list | tuple) and all(isinstance(name, str) for name in depends_on)):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from protolab.core import dryrun
 from protolab.data.xlsa17 import ZSLData
 from protolab.training.episodes import EpisodeSampler
-from protolab.zsl.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes
+from protolab.zsl.ipn import IPN, IPNConfig, attribute_centres, class_means, fill_unseen_prototypes, ipn_model
 from protolab.metrics import gzsl_scores
 from protolab.training.convergence import EarlyStopping, StoppingRule
 from protolab.training.loops import BestWeights, adam, optimizer_step
@@ -289,7 +289,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
     val_unseen = (data.val.features, data.val.labels)
     centres = attribute_centres(data.attributes[data.train_classes], model_config.n_clusters, config.seed)
     torch.manual_seed(config.seed)
-    model = IPN(data.feature_dim, centres, model_config)
+    model = ipn_model(data.feature_dim, centres, model_config)
     best = BestWeights(EarlyStopping(selection_rule(config)))
     rows = []
     for row in training_epochs(model, train_x, train_y, data.attributes, config, device, progress):
@@ -308,7 +308,7 @@ def fit_ipn(data: ZSLData, model_config: IPNConfig = IPNConfig(), config: TrainC
                         else max(1, best.stopping.best_step))
         centres = attribute_centres(data.attributes[data.seen_classes], model_config.n_clusters, config.seed)
         torch.manual_seed(config.seed)
-        model = IPN(data.feature_dim, centres, model_config)
+        model = ipn_model(data.feature_dim, centres, model_config)
         refit_history = train_epochs(model, data.trainval.features, data.trainval.labels, data.attributes,
                                      replace(config, epochs=refit_epochs, lr_step_epoch=lr_step_epoch(config)),
                                      device, progress, monitor)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from protolab.data.xlsa17 import ZSLData
-from protolab.zsl.ipn import IPN, IPNConfig, class_means, space_alignment
+from protolab.zsl.ipn import IPN, IPNConfig, class_means, ipn_model, space_alignment
 from protolab.zsl.fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
 from protolab.zsl.tuning import TUNING_COLUMNS, TuningGrid, chosen_settings, tuning_table
 from protolab.core.reproducibility import seed_everything
@@ -42,6 +42,7 @@ VISUAL_ONLY = "visual space only"
 NON_EPISODIC = "non-episodic"
 NO_GRAPH = "no graph (K = 0)"
 SHARED_ATTENTION = "shared attention"
+HYPERBOLIC = "hyperbolic IPN"
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ def study_variants(base_model: IPNConfig, base_train: TrainConfig) -> dict[str, 
     consistency loss with a tuned λ): :data:`NO_CONSISTENCY` (the loss off), :data:`SEMANTIC_ONLY` and
     :data:`VISUAL_ONLY` (one space, hence no loss), :data:`NON_EPISODIC` (minibatches, the same optimiser steps),
     :data:`NO_GRAPH` (K = 0: IPN's prototype scorer with both spaces and no propagation, hence no loss) and
-    :data:`SHARED_ATTENTION` (the semantic attention propagates both spaces, no loss). A notebook trains the
-    ones it shows; the names are the cache's (:data:`GRID`)."""
+    :data:`SHARED_ATTENTION` (the semantic attention propagates both spaces, no loss); and :data:`HYPERBOLIC`, an
+    extension of neither paper: the base in the Poincaré ball (:mod:`protolab.zsl.hyperbolic_ipn`; its curvature
+    tuned, its λ the base's). A notebook trains the ones it shows; the names are the cache's (:data:`GRID`)."""
     without_loss = replace(base_train, consistency_weight=0.0)
     return {BASE: Variant("base", base_model, replace(base_train, consistency_weight=1.0)),
             NO_CONSISTENCY: Variant("consistency", base_model, without_loss),
@@ -92,22 +94,41 @@ def study_variants(base_model: IPNConfig, base_train: TrainConfig) -> dict[str, 
             VISUAL_ONLY: Variant("spaces", replace(base_model, spaces="visual"), without_loss),
             NON_EPISODIC: Variant("episodic", base_model, replace(base_train, consistency_weight=1.0, episodic=False)),
             NO_GRAPH: Variant("steps", replace(base_model, steps=0), without_loss),
-            SHARED_ATTENTION: Variant("consistency", replace(base_model, shared_attention=True), without_loss)}
+            SHARED_ATTENTION: Variant("consistency", replace(base_model, shared_attention=True), without_loss),
+            HYPERBOLIC: Variant("geometry", replace(base_model, geometry="hyperbolic"),
+                                replace(base_train, consistency_weight=1.0))}
 
 
 def tuned_arms(data: ZSLData, names: Sequence[str], base: tuple[IPNConfig, TrainConfig], tuning: TuningGrid, *,
                tuning_seed: int, **grid: Any) -> tuple[pd.DataFrame, Variants]:
     """:func:`tune_variants` on the arms of :func:`study_variants` named in ``names`` (in the study's order), from
-    the ``base`` configurations of :func:`base_configs`: the tuning table and each arm's tuned configurations."""
+    the ``base`` configurations of :func:`base_configs`: the tuning table and each arm's tuned configurations.
+    :data:`HYPERBOLIC` is tuned after the others, at the λ the base chose (:mod:`protolab.zsl.tuning`), so it needs
+    :data:`BASE` among ``names``."""
     arms = {name: arm for name, arm in study_variants(*base).items() if name in names}
-    return tune_variants(data, arms, tuning, tuning_seed=tuning_seed, **grid)
+    table, tuned = tune_variants(data, {name: arm for name, arm in arms.items() if name != HYPERBOLIC}, tuning,
+                                 tuning_seed=tuning_seed, **grid)
+    if HYPERBOLIC in arms:
+        if BASE not in tuned:
+            raise ValueError(f"{HYPERBOLIC!r} takes the λ the base chose: tune {BASE!r} with it")
+        arm = arms[HYPERBOLIC]
+        arm = replace(arm, train=replace(arm.train, consistency_weight=tuned[BASE][1].consistency_weight))
+        more, hyperbolic = tune_variants(data, {HYPERBOLIC: arm}, tuning, tuning_seed=tuning_seed, **grid)
+        table, tuned = pd.concat([table, more], ignore_index=True) if len(table) else more, tuned | hyperbolic
+    return table, {name: tuned[name] for name in arms}
 
 
-def tuned_configs(variants: Mapping[str, Variant], chosen: Mapping[str, tuple[float, float]]) -> Variants:
-    """Each variant's configurations at its chosen ``(lr, λ)`` (``chosen`` from
-    :func:`~protolab.zsl.tuning.chosen_settings`)."""
-    return {name: (variant.model, replace(variant.train, lr=chosen[name][0], consistency_weight=chosen[name][1]))
+def tuned_configs(variants: Mapping[str, Variant], chosen: Mapping[str, tuple[float, float, float | None]]
+                  ) -> Variants:
+    """Each variant's configurations at its chosen ``(lr, λ, c)`` (``chosen`` from
+    :func:`~protolab.zsl.tuning.chosen_settings`; c None: the model's own)."""
+    return {name: (_with_curvature(variant.model, chosen[name][2]),
+                   replace(variant.train, lr=chosen[name][0], consistency_weight=chosen[name][1]))
             for name, variant in variants.items()}
+
+
+def _with_curvature(model: IPNConfig, c: float | None) -> IPNConfig:
+    return model if c is None else replace(model, curvature=c)
 
 
 def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str, data_seed: int, data: str,
@@ -148,9 +169,10 @@ def tune_variants(data: ZSLData, variants: Mapping[str, Variant], tuning: Tuning
     if tuning.budget == 1:  # one setting each: nothing to choose, no tuning run
         return (pd.DataFrame(columns=[*TUNING_COLUMNS, "source"]),
                 tuned_configs(variants, {name: tried[0] for name, tried in settings.items()}))
-    trials = {f"{name} @ lr {lr:g}, λ {weight:g}": (name, variants[name].model,
-                                                    replace(variants[name].train, lr=lr, consistency_weight=weight))
-              for name, tried in settings.items() for lr, weight in tried}
+    trials = {f"{name} @ lr {lr:g}, λ {weight:g}" + ("" if c is None else f", c {c:g}"):
+              (name, _with_curvature(variants[name].model, c),
+               replace(variants[name].train, lr=lr, consistency_weight=weight))
+              for name, tried in settings.items() for lr, weight, c in tried}
     cells, run = run_ipn_grid(data, {key: trial[1:] for key, trial in trials.items()}, compute=tuning_cell,
                               seeds=range(tuning_seed, tuning_seed + 1), n_seeds=1, **grid)
     for cell in cells:
@@ -202,16 +224,18 @@ def ipn_cell(data: ZSLData, cell: Mapping[str, Any]) -> dict[str, Any]:
 def cell_model(data: ZSLData, cell: Mapping[str, Any], result: Mapping[str, Any]) -> IPN:
     """The IPN an :func:`ipn_cell` trained, rebuilt on the CPU from its stored ``state``."""
     config = IPNConfig(**cell["model"])
-    model = IPN(data.feature_dim, torch.zeros(config.n_clusters, data.attributes.shape[1]), config)
+    model = ipn_model(data.feature_dim, torch.zeros(config.n_clusters, data.attributes.shape[1]), config)
     model.load_state_dict(result["state"])
     return model.eval()
 
 
 def runs_table(cells: Sequence[Mapping[str, Any]], grid: GridRun) -> pd.DataFrame:
-    """One row per study cell: ``variant, seed, steps, threshold, spaces, shared_attention, episodic, lr,
-    weight`` (λ), ``source`` and the cell's scalar results (U/S/H fractions, ``selected_epoch``, ``final_*``)."""
+    """One row per study cell: ``variant, seed, steps, threshold, spaces, shared_attention, geometry, curvature,
+    episodic, lr, weight`` (λ), ``source`` and the cell's scalar results (U/S/H fractions, ``selected_epoch``,
+    ``final_*``)."""
     return pd.DataFrame([{"variant": cell["variant"], "seed": cell["train"]["seed"],
-                          **{key: cell["model"][key] for key in ("steps", "threshold", "spaces", "shared_attention")},
+                          **{key: cell["model"][key] for key in ("steps", "threshold", "spaces", "shared_attention",
+                                                                 "geometry", "curvature")},
                           "episodic": cell["train"]["episodic"], "lr": cell["train"]["lr"],
                           "weight": cell["train"]["consistency_weight"], "source": source,
                           **{key: value for key, value in result.items()

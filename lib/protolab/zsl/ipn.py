@@ -52,6 +52,13 @@ class IPNConfig:
     spaces : ``"both"`` (IPN), or one space alone (ablation).
     shared_attention : one attention, from the semantic space, propagates both spaces (ablation,
         replaces the consistency loss).
+    geometry : ``"euclidean"`` (this module, the official code's model) or ``"hyperbolic"``: the prototypes,
+        graphs, propagation and scores in the Poincaré ball (:class:`~protolab.zsl.hyperbolic_ipn.HyperbolicIPN`,
+        an extension of this kit, not a model of either paper; :func:`ipn_model` builds either).
+    curvature : c of the ball (hyperbolic only).
+    clip_r : norm to which tangent vectors are clipped before the exponential map (hyperbolic only).
+    distance_threshold : Poincaré distance above which no edge is drawn (hyperbolic only; the default carries
+        ``threshold`` over: :mod:`protolab.zsl.hyperbolic_ipn`).
     """
 
     prototype_dim: int = 256
@@ -64,6 +71,10 @@ class IPNConfig:
     logit_scale: float = 1.0
     spaces: Spaces = "both"
     shared_attention: bool = False
+    geometry: Literal["euclidean", "hyperbolic"] = "euclidean"
+    curvature: float = 1.0
+    clip_r: float = 1.0
+    distance_threshold: float = 2 * math.sqrt(2 - 2 * math.cos(math.radians(40)))
 
 
 def category_graph(prototypes: torch.Tensor, projection: torch.Tensor,
@@ -174,6 +185,9 @@ class IPN(nn.Module):
         super().__init__()
         if config.spaces not in ("both", "visual", "semantic"):
             raise ValueError(f"spaces must be 'both', 'visual' or 'semantic', got {config.spaces!r}")
+        if config.geometry != "euclidean":
+            raise ValueError(f"IPN is Euclidean; geometry {config.geometry!r} is built by "
+                             "protolab.zsl.ipn.ipn_model")
         self.config = config
         width = config.prototype_dim
         self.semantic = SemanticEncoder(centres, width)
@@ -234,6 +248,18 @@ class IPN(nn.Module):
         consistency = (consistency_loss(attentions["visual"], attentions["semantic"])
                        if self.config.spaces == "both" else torch.zeros(()))
         return self.score(features, prototypes), consistency.to(features.device)
+
+
+def ipn_model(feature_dim: int, centres: torch.Tensor, config: IPNConfig) -> nn.Module:
+    """The model ``config`` describes: :class:`IPN`, or :class:`~protolab.zsl.hyperbolic_ipn.HyperbolicIPN` when its
+    ``geometry`` is ``"hyperbolic"`` (imported only then: it loads geoopt)."""
+    if config.geometry == "hyperbolic":
+        from protolab.zsl.hyperbolic_ipn import HyperbolicIPN
+
+        return HyperbolicIPN(feature_dim, centres, config)
+    if config.geometry != "euclidean":
+        raise ValueError(f"geometry must be 'euclidean' or 'hyperbolic', got {config.geometry!r}")
+    return IPN(feature_dim, centres, config)
 
 
 @torch.no_grad()

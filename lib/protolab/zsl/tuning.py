@@ -4,7 +4,10 @@ loss, chosen on the validation split of the seen classes (:func:`protolab.zsl.fi
 The grid gives every variant the same budget of selection runs: a variant with the consistency loss tries each
 (learning rate, λ) of ``consistency_lrs`` × ``weights``; a variant without it (one space, no propagation, shared
 attention, or the loss switched off) tries each learning rate of ``lrs``, and ``len(lrs)`` must equal that
-product. Every tuning run is one selection run (no refit, never tested) from the tuning seed, which is not one of
+product. The hyperbolic IPN (:mod:`protolab.zsl.hyperbolic_ipn`, an extension) tries each (learning rate, curvature
+c) of ``consistency_lrs`` × ``curvatures`` — the same number again — at the λ the base IPN chose (the same loss on
+attention rows of the same shape; tuning λ as well would give it a larger budget than every other arm). Every
+tuning run is one selection run (no refit, never tested) from the tuning seed, which is not one of
 the seeds whose test results decide the claims. The rule, fixed before any run: per variant, the setting whose
 run reached the highest validation H (the score its early stopping kept); on a tie, the first in grid order.
 
@@ -23,7 +26,7 @@ import pandas as pd
 from protolab.zsl.fit import TrainConfig
 from protolab.zsl.ipn import IPNConfig
 
-TUNING_COLUMNS = ("variant", "lr", "weight", "val_H", "best_epoch", "epochs", "stopped_by", "chosen")
+TUNING_COLUMNS = ("variant", "lr", "weight", "c", "val_H", "best_epoch", "epochs", "stopped_by", "chosen")
 
 __all__ = ["TUNING_COLUMNS", "TuningGrid", "chosen_settings", "describe_chosen", "has_consistency", "tuning_caption",
            "tuning_table"]
@@ -31,7 +34,8 @@ __all__ = ["TUNING_COLUMNS", "TuningGrid", "chosen_settings", "describe_chosen",
 
 def has_consistency(model: IPNConfig, train: TrainConfig) -> bool:
     """Whether a variant trains with the consistency loss: two spaces, propagation (K > 0), an attention per
-    space, and a weight above 0 (its value is then tuned, whatever the variant declares)."""
+    space, and a weight above 0 (its value is then tuned, whatever the variant declares, except in the hyperbolic
+    IPN: module docstring)."""
     return (model.spaces == "both" and model.steps > 0 and not model.shared_attention
             and train.consistency_weight > 0)
 
@@ -39,11 +43,13 @@ def has_consistency(model: IPNConfig, train: TrainConfig) -> bool:
 @dataclass(frozen=True)
 class TuningGrid:
     """The settings a variant tries (module docstring): ``lrs`` without the consistency loss,
-    ``consistency_lrs`` × ``weights`` with it; the two budgets must be equal (one setting each: no tuning)."""
+    ``consistency_lrs`` × ``weights`` with it, ``consistency_lrs`` × ``curvatures`` for the hyperbolic IPN (none:
+    no hyperbolic arm); the budgets must be equal (one setting each: no tuning)."""
 
     lrs: tuple[float, ...]
     consistency_lrs: tuple[float, ...]
     weights: tuple[float, ...]
+    curvatures: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         with_loss = len(self.consistency_lrs) * len(self.weights)
@@ -53,12 +59,21 @@ class TuningGrid:
                              "(learning rate, λ) with it; give both the same number of settings")
         if min(self.weights) <= 0:
             raise ValueError(f"consistency weights must be > 0 (λ = 0 is the variant without the loss): {self.weights}")
+        if self.curvatures and (len(self.consistency_lrs) * len(self.curvatures) != with_loss
+                                or min(self.curvatures) <= 0):
+            raise ValueError(f"the hyperbolic IPN's {len(self.consistency_lrs)} × {len(self.curvatures)} (learning "
+                             f"rate, c) settings must number {with_loss}, as every arm's, with c > 0: {self.curvatures}")
 
-    def settings(self, model: IPNConfig, train: TrainConfig) -> list[tuple[float, float]]:
-        """The ``(lr, λ)`` the variant tries, in grid order (λ = 0 without the loss)."""
+    def settings(self, model: IPNConfig, train: TrainConfig) -> list[tuple[float, float, float | None]]:
+        """The ``(lr, λ, c)`` the variant tries, in grid order (λ = 0 without the loss; c None when Euclidean,
+        λ the declared ``train.consistency_weight`` when hyperbolic)."""
+        if model.geometry == "hyperbolic":
+            if not self.curvatures:
+                raise ValueError("the hyperbolic IPN needs curvatures to try: TuningGrid(..., curvatures=...)")
+            return [(lr, train.consistency_weight, c) for lr in self.consistency_lrs for c in self.curvatures]
         if has_consistency(model, train):
-            return [(lr, weight) for lr in self.consistency_lrs for weight in self.weights]
-        return [(lr, 0.0) for lr in self.lrs]
+            return [(lr, weight, None) for lr in self.consistency_lrs for weight in self.weights]
+        return [(lr, 0.0, None) for lr in self.lrs]
 
     @property
     def budget(self) -> int:
@@ -67,10 +82,12 @@ class TuningGrid:
 
 
 def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per tuning run: ``variant, lr, weight`` (λ), ``val_H`` (its best validation H, the selection score),
+    """One row per tuning run: ``variant, lr, weight`` (λ), ``c`` (hyperbolic arms; NaN otherwise), ``val_H`` (its
+    best validation H, the selection score),
     ``best_epoch``, ``epochs``, ``stopped_by`` and ``chosen`` (the module's rule)."""
     table = pd.DataFrame([{"variant": cell["variant"], "lr": cell["train"]["lr"],
                            "weight": cell["train"]["consistency_weight"],
+                           "c": cell["model"]["curvature"] if cell["model"]["geometry"] == "hyperbolic" else None,
                            "val_H": result["convergence"]["best_score"],
                            "best_epoch": result["convergence"]["best_step"],
                            "epochs": result["convergence"]["steps"],
@@ -80,9 +97,10 @@ def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[s
     return table.assign(chosen=table.index.isin(best.to_numpy()))
 
 
-def chosen_settings(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """Per variant of a :func:`tuning_table`, its chosen ``(lr, λ)``."""
-    return {row.variant: (float(row.lr), float(row.weight)) for row in table[table.chosen].itertuples()}
+def chosen_settings(table: pd.DataFrame) -> dict[str, tuple[float, float, float | None]]:
+    """Per variant of a :func:`tuning_table`, its chosen ``(lr, λ, c)`` (c None when Euclidean)."""
+    return {row.variant: (float(row.lr), float(row.weight), None if pd.isna(row.c) else float(row.c))
+            for row in table[table.chosen].itertuples()}
 
 
 def describe_chosen(table: pd.DataFrame, budget: int, seed: int) -> str:
@@ -91,6 +109,7 @@ def describe_chosen(table: pd.DataFrame, budget: int, seed: int) -> str:
         return "Settings: one per arm, nothing chosen (no tuning runs)."
     return (f"Chosen on validation (seed {seed}, {budget} selection runs per arm): "
             + "; ".join(f"{row.variant} lr {row.lr:g}" + (f", λ {row.weight:g}" if row.weight else "")
+                        + ("" if pd.isna(row.c) else f", c {row.c:g}")
                         + f" (validation H {100 * row.val_H:.1f})" for row in table[table.chosen].itertuples()) + ".")
 
 
