@@ -66,3 +66,17 @@ def test_separation_of_known_scores():
     assert result["ks"] == pytest.approx(2 / 3)
     assert (result["mean_in"], result["mean_ood"], result["nan_scores"]) == (4.0, 2.0, 0)
     assert separation(torch.tensor([1.0, float("nan")]), torch.tensor([0.0]))["nan_scores"] == 1
+
+
+def test_image_sets_of_another_shape_than_the_training_images_are_refused_before_any_training():
+    from dataclasses import replace
+
+    from protolab.uncertainty import UncertaintyData
+
+    grey = _images()
+    colour = replace(grey, images=grey.images.expand(-1, 3, -1, -1).clone())
+    UncertaintyData(colour, colour, colour, {"mine": colour})  # one shape throughout: accepted
+    with pytest.raises(ValueError, match=r"\(3, 16, 16\); got OOD set 'glyphs' \(1, 16, 16\)"):
+        UncertaintyData(colour, colour, colour, {"mine": colour, "glyphs": grey})
+    with pytest.raises(ValueError, match=r"got test \(1, 16, 16\)"):
+        UncertaintyData(colour, colour, grey, {})

@@ -15,7 +15,8 @@ held-out training images and scores it; :func:`cell_model` rebuilds it from what
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, Mapping, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import nn
@@ -79,15 +80,27 @@ def separation(score_in: torch.Tensor, score_ood: torch.Tensor) -> dict[str, flo
             "nan_scores": int(torch.isnan(score_in).sum() + torch.isnan(score_ood).sum())}
 
 
-class UncertaintyData(NamedTuple):
+@dataclass(frozen=True)
+class UncertaintyData:
     """The images every cell of the notebook's grid reads: ``train`` (the training images minus ``val``), ``val``
     (held-out training images, scored after every epoch), ``test`` (in-distribution test images) and ``ood``
-    (name → images of that OOD set)."""
+    (name → images of that OOD set). Every set must hold images of the training images' ``(C, H, W)``: another
+    shape (e.g. the grey embedded OOD sets beside a colour folder) is refused here, before any model trains, rather
+    than when the trained models score it."""
 
     train: LabeledImages
     val: LabeledImages
     test: LabeledImages
     ood: dict[str, LabeledImages]
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.train.images.shape[1:])
+        parts = {"val": self.val, "test": self.test} | {f"OOD set {name!r}": part for name, part in self.ood.items()}
+        wrong = [f"{name} {tuple(part.images.shape[1:])}" for name, part in parts.items()
+                 if tuple(part.images.shape[1:]) != shape]
+        if wrong:
+            raise ValueError(f"every image set needs the training images' (C, H, W) = {shape}; got {', '.join(wrong)} "
+                             "(beside a colour folder, give OOD folders of colour images and ood_datasets=[])")
 
 
 def accuracy(model: nn.Module, data: LabeledImages, *, device: torch.device) -> float:
