@@ -51,7 +51,7 @@ from protolab.data.images import LabeledImages
 from protolab.data.reid import LAYOUTS as REID_LAYOUTS
 from protolab.data.reid import SUBSETS as REID_SUBSETS
 from protolab.data.reid import DISTRACTOR_ID, ReidSplits, load_reid_release, scan_subset
-from protolab.data.transforms import image_suffixes, probe_images
+from protolab.data.transforms import is_image_file, probe_images
 from protolab.data.xlsa17 import SPLIT_KEYS, ZSLData, split_problems, zsl_data
 
 KINDS = ("fewshot", "uncertainty", "reid", "zsl", "features")
@@ -112,7 +112,7 @@ def _listed(items: Sequence[object]) -> str:
 def _images_below(folder: Path) -> list[Path]:
     """The image files at any depth below ``folder`` (suffixes PIL reads; hidden files skipped), sorted."""
     return sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.startswith(".")
-                  and path.suffix.lower() in image_suffixes())
+                  and is_image_file(path))
 
 
 def _probe(report: FolderReport, paths: Sequence[Path]) -> int:
@@ -144,7 +144,7 @@ def _image_classes(root: Path, splits: Sequence[str], report: FolderReport,
             continue
         classes = {sub.name: _images_below(sub) for sub in sorted(folder.iterdir())
                    if sub.is_dir() and not sub.name.startswith(".")}
-        loose = [path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in image_suffixes()]
+        loose = [path for path in folder.iterdir() if path.is_file() and is_image_file(path)]
         if loose:
             report.problems.append(f"{len(loose)} image(s) directly in {folder}, outside any class folder: "
                                    f"{_listed([path.name for path in loose])}")

@@ -43,7 +43,7 @@ import torch
 from protolab.data.decoded import prepare_files
 from protolab.data.errors import DatasetFormatError, DatasetNotFoundError
 from protolab.data.images import LabeledImages
-from protolab.data.transforms import image_suffixes, image_transform
+from protolab.data.transforms import image_transform, is_image_file
 
 MARKET1501_SOURCE = "https://zheng-lab.cecs.anu.edu.au/Project/project_reid.html (Market-1501-v15.09.15.zip)"
 DUKEMTMC_SOURCE = ("https://github.com/layumi/DukeMTMC-reID_evaluation (DukeMTMC-reID.zip; the DukeMTMC data is "
@@ -64,7 +64,7 @@ class ReidLayout:
         example: the naming convention as written in messages, e.g. ``PPPP_cCsS_FFFFFF_NN.jpg``.
         source: where to download the release (or, for a researcher's folder, where its layout is described).
         suffixes: the suffixes of its image files; other files (``Thumbs.db``…) are ignored. None: every suffix PIL
-            reads (:func:`~protolab.data.transforms.image_suffixes`), in any case.
+            reads (:func:`~protolab.data.transforms.is_image_file`).
     """
 
     title: str
@@ -76,9 +76,7 @@ class ReidLayout:
 
     def is_image(self, path: Path) -> bool:
         """Whether ``path`` is one of this layout's image files (by its suffix)."""
-        if self.suffixes is None:
-            return path.suffix.lower() in image_suffixes()
-        return path.suffix in self.suffixes
+        return is_image_file(path) if self.suffixes is None else path.suffix in self.suffixes
 
 
 LAYOUTS = {

@@ -2,7 +2,8 @@
 
 - :func:`resize_images`: bilinear resize of an in-memory batch (embedded and packaged datasets).
 - :func:`image_transform`: the decode transform of every file-backed :class:`~protolab.data.images.LabeledImages`.
-- :func:`probe_images`: size and mode of image files, or why they do not decode (the folder checks report them).
+- :func:`probe_images`: size and mode of image files, or why they do not decode (the folder checks report them);
+  :func:`is_image_file`: a file of a format PIL reads, by its suffix.
 - :func:`check_images`: refuses, when a dataset is loaded, image files that do not decode.
 
 The decode transform's ``repr`` names every step (it is part of the key of the decoded-image cache of
@@ -112,6 +113,11 @@ def image_suffixes() -> frozenset[str]:
     """The file suffixes of the formats PIL reads (lower case, with the dot: ``.png``, ``.jpg``, ``.webp``…; not those
     it only writes, such as ``.pdf``)."""
     return frozenset(suffix for suffix, kind in Image.registered_extensions().items() if kind in Image.OPEN)
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path``'s suffix, in any case, is one of :func:`image_suffixes` (the name only; nothing is read)."""
+    return path.suffix.lower() in image_suffixes()
 
 
 def check_images(paths: Sequence[Path], source: str) -> None:

@@ -2,8 +2,9 @@ r"""Feature spaces whose δ-hyperbolicity we measure (Khrulkov et al., CVPR 2020
 
 Each function returns a float ``(N, D)`` tensor on the CPU, one row per image: raw pixels, the output of
 a trained backbone, the penultimate (500-d hidden) layer of the uncertainty network, a researcher's own folder
-(:func:`folder_space`), or any of those mapped onto the Poincaré ball; or one row per class: a zero-shot data set's
-attribute rows and visual class means (:func:`zsl_class_spaces`, the two spaces IPN's category graphs live in). The δ itself is :func:`protolab.delta.gromov.delta_hyperbolicity`.
+(:func:`folder_space`), or any of those mapped onto the Poincaré ball; or a zero-shot data set's features or, one row
+per class, its attribute rows and visual class means (:func:`zsl_space`: the two spaces IPN's category graphs live
+in). The δ itself is :func:`protolab.delta.gromov.delta_hyperbolicity`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from protolab.hyperbolic import ToPoincare
 from protolab.training.loops import apply_batched
 from protolab.zsl.ipn import class_means
 
-__all__ = ["concat_images", "delta_summary", "folder_space", "learned_features", "penultimate_features", "pixel_features",
-           "poincare_features"]
+__all__ = ["ZSL_CLASS_SPACES", "concat_images", "delta_summary", "folder_space", "learned_features",
+           "penultimate_features", "pixel_features", "poincare_features", "zsl_space"]
 
 
 def pixel_features(data: LabeledImages) -> torch.Tensor:

@@ -48,13 +48,21 @@ from protolab.core.onednn import Linear, linear
 from protolab.hyperbolic import attention_midpoint, clip_features, expmap0, logmap0, pairwise_dist
 from protolab.zsl.ipn import IPNConfig, SemanticEncoder, consistency_loss
 
-__all__ = ["HyperbolicIPN", "hyperbolic_attention", "hyperbolic_propagate", "into_ball"]
+__all__ = ["HyperbolicIPN", "graph_distances", "hyperbolic_attention", "hyperbolic_propagate", "into_ball"]
 
 
 def into_ball(tangent: torch.Tensor, *, c: float, clip_r: float) -> torch.Tensor:
     """``exp_0(clip(u))``: tangent vectors ``(..., P)`` at the origin clipped to norm ``clip_r``, then mapped
     into the ball of curvature ``c`` (module docstring)."""
     return expmap0(clip_features(tangent, clip_r), c=c)
+
+
+def graph_distances(points: torch.Tensor, projection: torch.Tensor, *, c: float, clip_r: float) -> torch.Tensor:
+    """The distances ``(C, C)`` of one space's graph (eq. ``graph``, hyperbolic): :math:`d_c(g_i, g_j)` of the
+    projected points :math:`g_i = \\exp_0(\\mathrm{clip}(\\log_0(h_i) G))`; ``points`` h ``(C, P)`` in the ball,
+    ``projection`` G ``(P, G)``."""
+    projected = into_ball(linear(logmap0(points, c=c), projection.T), c=c, clip_r=clip_r)
+    return pairwise_dist(projected, projected, c=c)
 
 
 def hyperbolic_attention(points: torch.Tensor, projection: torch.Tensor, *, c: float, clip_r: float,
@@ -73,8 +81,7 @@ def hyperbolic_attention(points: torch.Tensor, projection: torch.Tensor, *, c: f
     -------
     (distances ``(C, C)``, attention ``(C, C)``: rows summing to one, exactly zero off the graph).
     """
-    projected = into_ball(linear(logmap0(points, c=c), projection.T), c=c, clip_r=clip_r)
-    distances = pairwise_dist(projected, projected, c=c)
+    distances = graph_distances(points, projection, c=c, clip_r=clip_r)
     eye = torch.eye(len(points), dtype=torch.bool, device=points.device)
     edges = (distances <= threshold) | eye
     return distances, torch.softmax((-temperature * distances).masked_fill(~edges, -math.inf), dim=1)
@@ -134,8 +141,8 @@ class HyperbolicIPN(nn.Module):
     def semantic_similarity(self, attributes: torch.Tensor) -> torch.Tensor:
         """Minus the Poincaré distance ``(C, C)`` of the classes' projected semantic prototypes (the graph's
         :math:`-d_{ij}`): larger is nearer, as IPN's cosine (used to fill unseen visual prototypes)."""
-        return -hyperbolic_attention(self._ball(self.semantic(attributes)), self.graph_semantic,
-                                     **self._graph_options())[0]
+        return -graph_distances(self._ball(self.semantic(attributes)), self.graph_semantic, c=self.config.curvature,
+                                clip_r=self.config.clip_r)
 
     def propagated(self, class_means: torch.Tensor, attributes: torch.Tensor
                    ) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
