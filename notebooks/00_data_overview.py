@@ -52,7 +52,7 @@ import unicodedata
 from IPython.display import Markdown, display
 
 from protolab import figures, seed_everything
-from protolab.data import load_in_distribution, load_out_of_distribution, load_zsl
+from protolab.data import calibration_table, load_in_distribution, load_out_of_distribution, load_zsl
 from protolab.data.errors import DatasetNotFoundError
 from protolab.data.glyph_zsl import describe_glyph_zsl
 from protolab.data.glyphs import load_glyphs, render_glyphs
@@ -104,8 +104,9 @@ figures.save_figure(fig, "glyph_instances", caption="Instances of a single chara
 # %% [markdown]
 # ## Do trivial pixel statistics give the OOD sets away?
 # The uncertainty notebook asks whether out-of-distribution images lie nearer the origin than mnist-5k test images.
-# If a pixel statistic alone (mean intensity, ink fraction, mid-grey fraction, intensity spread) separated the two
-# sets, a detector could succeed without looking at shapes, and the geometry would not be what is measured. Each
+# If a pixel statistic alone (mean intensity, ink fraction, mid-grey fraction, intensity spread, stroke width)
+# separated the two sets, a detector could succeed without looking at shapes, and the geometry would not be what is
+# measured. Each
 # statistic's AUROC as a detector, in whichever direction separates better (`protolab.data.pixel_statistics`);
 # 0.5: no separation. As loaded, they do; the uncertainty notebook therefore scores each OOD set *normalised* to look
 # like the mnist-5k training images, as the paper did for Omniglot (`protolab.data.ood_normalisation`: MNIST's size
@@ -195,13 +196,17 @@ table
 # IPN's premise is that classes close by their attributes are close by their images. Measured on the *seen*
 # classes only, before any model (`protolab.zsl.correspondence`): how often a class's nearest classes by
 # attributes are also its nearest by visual class mean (with the chance level), the linear CKA of the two class
-# descriptions, and how alike the visual class means are (median cosine to the nearest other class).
+# descriptions, and how alike the visual class means are (median cosine to the nearest other class). Whether the
+# attributes say where a letter's marks sit was chosen by this measure on the seen classes
+# (`scripts/calibrate_glyph_zsl.py`, table `calibration_table("glyph_zsl")`, shown below the measurement).
 
 # %%
 measured = seen_class_correspondence(zsl)
 correspondence = pd.DataFrame([measured]).round(3)
 figures.save_table(correspondence, "glyph_zsl_correspondence", caption=CORRESPONDENCE_CAPTION)
-correspondence
+figures.save_table(calibration_table("glyph_zsl"), "glyph_zsl_calibration", caption="How glyph-zsl's attributes were "
+                   "chosen, on seen classes only: the correspondence with and without the mark-position attributes.")
+display(correspondence, calibration_table("glyph_zsl"))
 
 # %% [markdown]
 # ## What we observed

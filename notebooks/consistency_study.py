@@ -46,7 +46,9 @@ data_root: str = ""  # folder holding <dataset>/res101.mat and att_splits.mat, o
 weights: list[float] = [0.01, 0.1, 1.0, 10.0]  # [≥ 0] consistency-loss weights λ of the sweep, at the base's
     # tuned learning rate (official: 1)
 steps: int = 2  # [≥ 0] propagation steps K (official code: 2)
-threshold: float = 0.766  # [≥ -1, ≤ 1] cosine below which no graph edge is drawn (official: cos 40°)
+threshold: float | None = None  # [≥ -1, ≤ 1] cosine below which no graph edge is drawn (official: cos 40° =
+    # 0.766); None: chosen on validation among threshold_grid with the base IPN, as in ipn_ablations (shared cells)
+threshold_grid: list[float] = [0.0, 0.5, 0.766, 0.9]  # [non-empty, ≥ -1, ≤ 1] graph thresholds the base tries
 temperature: float = 10.0  # [> 0] multiplier of the cosine similarities inside the attention softmax (official: 10)
 logit_scale: float = 1.0  # [> 0] cross-entropy on logits / logit_scale (official: 100, suited to its 2048-d widths)
 n_way: int = 30  # [≥ 2] seen classes per training episode (official: 30)
@@ -135,14 +137,15 @@ grid_options = dict(dataset=dataset, data_root=data_root, seed=seed, device=devi
 # classes of the test search space (unseen visual prototypes copied, as at test time).
 
 # %%
+thresholds = threshold_grid if threshold is None else [threshold]
 base_model, base_train = base_configs(
-    data, steps=steps, threshold=threshold, temperature=temperature, logit_scale=logit_scale,
+    data, steps=steps, threshold=thresholds[0], temperature=temperature, logit_scale=logit_scale,
     prototype_dim=prototype_dim, graph_dim=graph_dim, hidden_dim=hidden_dim, epochs=epochs, n_way=n_way,
     episode_unseen=episode_unseen, episodes_per_epoch=episodes_per_epoch, episodes_rule=episodes_rule,
     attributes=attributes, patience=patience, lr_step=lr_step)
 tuning_grid = TuningGrid(tuple(tuning_lrs), tuple(tuning_consistency_lrs), tuple(tuning_weights))
 tuning, tuned = tuned_arms(data, [BASE, NO_CONSISTENCY, SHARED_ATTENTION], (base_model, base_train), tuning_grid,
-                           tuning_seed=tuning_seed, **grid_options)
+                           tuning_seed=tuning_seed, thresholds=thresholds, **grid_options)
 figures.save_table(tuning, "tuning", caption=tuning_caption(dataset, tuning_seed, tuning_grid.budget))
 SHARED, REFERENCE, NONE = SHARED_ATTENTION, BASE, NO_CONSISTENCY
 tuned_model, tuned_train = tuned[BASE]

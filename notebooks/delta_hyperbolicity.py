@@ -40,12 +40,13 @@ from typing import Literal
 dataset: Literal["embedded", "xlsa17", "folder"] = "embedded"  # label of the data: embedded (pixels and learned
     # features of the embedded sets), xlsa17 (ResNet-101 features at data_root) or folder (your data_root)
 datasets: list[Literal["mnist-5k", "digits", "glyphs", "reid-glyphs", "fashion-mnist", "glyphs-conv4",
-                       "mnist-5k-cnn", "glyph-zsl", "glyph-zsl attributes", "glyph-zsl class means", "AWA2", "CUB",
-                       "APY", "SUN", "AWA2 attributes", "AWA2 class means", "folder"]] = [
+                       "mnist-5k-cnn", "digits-cnn", "glyph-zsl", "glyph-zsl attributes", "glyph-zsl class means",
+                       "AWA2", "CUB", "APY", "SUN", "AWA2 attributes", "AWA2 class means", "folder"]] = [
     "mnist-5k", "digits", "glyphs", "reid-glyphs", "fashion-mnist", "glyphs-conv4", "glyph-zsl", "mnist-5k-cnn",
-    "glyph-zsl attributes", "glyph-zsl class means", "AWA2", "CUB", "APY", "SUN"]  # [non-empty] spaces: mnist-5k,
-    # digits, glyphs, reid-glyphs, fashion-mnist (pixels; fashion-mnist skipped when absent), glyphs-conv4,
-    # mnist-5k-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones skipped when absent),
+    "digits-cnn", "glyph-zsl attributes", "glyph-zsl class means", "AWA2", "CUB", "APY", "SUN"]  # [non-empty]
+    # spaces: mnist-5k, digits, glyphs, reid-glyphs, fashion-mnist (pixels; fashion-mnist skipped when absent),
+    # glyphs-conv4, mnist-5k-cnn, digits-cnn (learned), glyph-zsl or AWA2/CUB/APY/SUN (xlsa17 features; real ones
+    # skipped when absent),
     # "<zsl> attributes" / "<zsl> class means" (one point per class: the hyperbolic IPN's two spaces), folder:
     # data_root is your folder of any family (its pixels or features) or a .npy feature matrix (check it:
     # `protolab data check KIND DIR`)
@@ -116,7 +117,7 @@ seed_everything(seed)
 # %%
 glyph_splits = (load_fewshot("glyphs", seed=seed, instances_per_class=instances_per_class)
                 if {"glyphs", "glyphs-conv4"} & set(datasets) else None)
-LEARNED = ("glyphs-conv4", "mnist-5k-cnn")  # the spaces of a network this notebook trains
+LEARNED = ("glyphs-conv4", "mnist-5k-cnn", "digits-cnn")  # the spaces of a network this notebook trains
 
 
 def load_space(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -150,7 +151,8 @@ def load_space(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
                                           "val_accuracy": "val_score"})
         text = f"Conv4 ProtoNet features (Euclidean, at most {episodes} episodes), glyphs novel-class images"
     else:
-        train, test = load_in_distribution("mnist-5k", seed=seed)
+        source = name.removesuffix("-cnn")
+        train, test = load_in_distribution(source, seed=seed)
         held = validation_split(train.labels, 0.1, seed)
         model = build_classifier("euclidean", in_channels=1, dim=10, n_classes=train.n_classes, c=c)
         history = fit_classifier(model, train.subset(torch.nonzero(~held).flatten()), batch_size=64, lr=1e-3,
@@ -160,7 +162,7 @@ def load_space(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
                                  stopping=StoppingRule(patience=patience, max_steps=epochs))
         images = concat_images(train, test)
         features, labels = penultimate_features(model, images, device=torch_device), images.labels
-        text = f"uncertainty network's 500-d hidden layer (SmallCNN, at most {epochs} epochs on mnist-5k), train + test"
+        text = f"uncertainty network's 500-d hidden layer (SmallCNN, at most {epochs} epochs on {source}), train + test"
     trained.append(model_row("delta_hyperbolicity", name, seed, history.attrs["convergence"],
                              time.perf_counter() - start))
     curves.append(history.assign(arm=name))

@@ -222,7 +222,8 @@ figures.save_figure(fig, "nearest_origin_and_boundary",
 # AUROC: probability that a random in-distribution image scores higher (further from the origin, or more
 # confident) than a random OOD image; 0.5 = no separation. KS: largest gap between the two empirical CDFs.
 # One row per OOD set, geometry and dimension; mean and std over seeds. Beside them, the trivial baseline: the best
-# pixel statistic (mean intensity, ink, mid-grey fraction, spread; `protolab.data.pixel_statistics`) as a detector
+# pixel statistic (mean intensity, ink, mid-grey fraction, spread, and the stroke width that histogram matching
+# leaves alone; `protolab.data.pixel_statistics`) as a detector
 # of the same OOD images among the same test images, in its better direction.
 
 # %%

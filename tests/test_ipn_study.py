@@ -71,9 +71,10 @@ def test_tuning_budgets_must_be_equal_and_weights_positive():
         TuningGrid((1e-3, 2e-3), (1e-3,), (0.0, 1.0))
 
 
-def _tuning_cell(variant, lr, weight, c=None):
+def _tuning_cell(variant, lr, weight, c=None, threshold=0.766):
     return {"variant": variant, "train": {"lr": lr, "consistency_weight": weight},
-            "model": {"geometry": "euclidean" if c is None else "hyperbolic", "curvature": c or 1.0}}
+            "model": {"geometry": "euclidean" if c is None else "hyperbolic", "curvature": c or 1.0,
+                      "threshold": threshold}}
 
 
 def _result(val_h):
@@ -144,6 +145,37 @@ def test_the_hyperbolic_arm_is_tuned_after_the_base_at_its_lambda_over_lr_and_cu
     assert (model.geometry, model.curvature, train.lr, train.consistency_weight) == ("hyperbolic", 1.0, 1e-3, 0.5)
     with pytest.raises(ValueError, match="takes the λ the base chose"):
         study.tuned_arms(glyph_zsl, [study.HYPERBOLIC], (BASE_MODEL, BASE_TRAIN), grid, tuning_seed=100, **options)
+
+
+def test_the_graph_threshold_is_the_base_s_best_and_every_arm_then_uses_it(glyph_zsl, monkeypatch):
+    seen = []
+    best = {(0.5, 2e-3): 0.6, (0.9, 1e-3): 0.7}  # validation H of the base's runs; the rest score 0.3
+
+    def fake_grid(namespace, cells, compute, data, **options):
+        seen.append([(cell["variant"].split(" @")[0], cell["model"]["threshold"], cell["train"]["lr"]) for cell in cells])
+        scores = [best.get((cell["model"]["threshold"], cell["train"]["lr"]), 0.3)
+                  if cell["variant"].startswith(study.BASE + " @") else 0.3 for cell in cells]
+        return type("Run", (), {"results": [_result(h) for h in scores], "sources": ["computed"] * len(cells)})()
+
+    monkeypatch.setattr(study, "run_model_grid", fake_grid)
+    options = dict(dataset="glyph-zsl", data_root="", seed=0, device=torch.device("cpu"), reuse=True, workers=1)
+    grid = TuningGrid((1e-3, 2e-3), (1e-3, 2e-3), (0.1,))
+    table, configs = study.tuned_arms(glyph_zsl, [study.BASE, study.NO_CONSISTENCY], (BASE_MODEL, BASE_TRAIN), grid,
+                                      tuning_seed=100, thresholds=(0.5, 0.9), **options)
+    assert [[run[:2] for run in runs] for runs in seen[:2]] == [[(study.BASE, 0.5)] * 2, [(study.BASE, 0.9)] * 2]
+    assert [run[:2] for run in seen[2]] == [(study.NO_CONSISTENCY, 0.9)] * 2  # the others at the chosen threshold
+    assert table.threshold.tolist() == [0.5, 0.5, 0.9, 0.9, 0.9, 0.9]
+    assert table.chosen.tolist() == [False, False, True, False, True, False]
+    assert {name: (model.threshold, train.lr) for name, (model, train) in configs.items()} == {
+        study.BASE: (0.9, 1e-3), study.NO_CONSISTENCY: (0.9, 1e-3)}
+    assert "IPN lr 0.001, λ 0.1, graph threshold 0.9" in describe_chosen(table, 2, 100)
+    with pytest.raises(ValueError, match="needs tuning runs"):
+        study.tuned_arms(glyph_zsl, [study.BASE], (BASE_MODEL, BASE_TRAIN), TuningGrid((1e-3,), (1e-3,), (0.1,)),
+                         tuning_seed=100, thresholds=(0.5, 0.9), **options)
+    seen.clear()  # one threshold and one setting: used untried
+    _, configs = study.tuned_arms(glyph_zsl, [study.BASE], (BASE_MODEL, BASE_TRAIN),
+                                  TuningGrid((1e-3,), (1e-3,), (0.1,)), tuning_seed=100, thresholds=(0.5,), **options)
+    assert not seen and configs[study.BASE][0].threshold == 0.5
 
 
 def test_minibatches_make_as_many_steps_as_asked_across_passes():

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from protolab.data.xlsa17 import load_xlsa17
-from protolab.zsl.correspondence import (cosine_neighbours, describe_correspondence, neighbour_agreement,
-                                         seen_class_correspondence)
+from protolab.zsl.correspondence import (cosine_neighbours, describe_correspondence, nearest_among_ties,
+                                         neighbour_agreement, seen_class_correspondence)
 from tests.layouts import write_awa2_like
 
 
@@ -32,6 +32,17 @@ def test_agreement_is_one_for_a_rotated_and_scaled_copy_and_near_chance_for_unre
     assert neighbour_agreement(two_swapped, two_swapped[[0, 2, 1, 3]], 1) == 0.0
 
 
+def test_nearest_among_ties_counts_any_of_the_tied_nearest_and_its_chance():
+    # binary attributes: e (letter e), é and è (e + a mark above) — é's nearest by attributes are e and è, tied
+    attributes = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 1.0],
+                               [0.0, 0.0, 0.0, 1.0]])
+    visual = torch.tensor([[1.0, 0.0], [1.0, 0.05], [0.8, 0.6], [0.0, 1.0]])  # é looks nearest to e, not è
+    hit, chance = nearest_among_ties(attributes, visual)
+    assert hit == 0.75  # e -> é, è -> é, fourth -> è are among their tied nearest; é -> e is not (é's is è alone)
+    assert chance == pytest.approx((2 + 1 + 1 + 2) / 4 / 3)
+    assert nearest_among_ties(visual, visual)[0] == 1.0
+
+
 def test_correspondence_uses_the_seen_classes_training_features_only(tmp_path):
     data = load_xlsa17(write_awa2_like(tmp_path), "AWA2")
     measured = seen_class_correspondence(data)
@@ -40,6 +51,7 @@ def test_correspondence_uses_the_seen_classes_training_features_only(tmp_path):
     assert measured["classes"] == 6 and measured["chance@1"] == 1 / 5 and measured["chance@5"] == 1.0
     assert measured["agreement@1"] == neighbour_agreement(data.attributes[seen], means, 1)
     assert measured["agreement@5"] == 1.0  # every other seen class is among the 5 nearest of 6
+    assert (measured["nearest_tied"], measured["chance_tied"]) == nearest_among_ties(data.attributes[seen], means)
     noisy = replace(data, test_unseen=replace(data.test_unseen, features=torch.randn_like(data.test_unseen.features)),
                     test_seen=replace(data.test_seen, features=torch.randn_like(data.test_seen.features)))
     assert seen_class_correspondence(noisy) == measured
@@ -48,10 +60,11 @@ def test_correspondence_uses_the_seen_classes_training_features_only(tmp_path):
 
 
 def test_the_report_sentence_gives_each_measure_beside_its_chance_level():
-    measured = {"classes": 6.0, "agreement@1": 0.5, "chance@1": 0.2, "agreement@5": 1.0, "chance@5": 1.0,
+    measured = {"classes": 6.0, "nearest_tied": 0.667, "chance_tied": 0.25, "agreement@1": 0.5, "chance@1": 0.2, "agreement@5": 1.0, "chance@5": 1.0,
                 "cka": 0.734, "visual_nearest_cosine": 0.95}
     sentence = describe_correspondence(measured)
-    assert "6 seen classes" in sentence and "50.0% of classes (chance 20.0%)" in sentence
+    assert "6 seen classes" in sentence and "66.7% of classes (chance 25.0%)" in sentence
+    assert "50.0% (chance 20.0%)" in sentence
     assert "100.0% of the 5 nearest are shared (chance 100.0%)" in sentence and "CKA 0.73" in sentence
     assert "nearly all alike" in sentence
     assert "spread apart" in describe_correspondence({**measured, "visual_nearest_cosine": 0.5})

@@ -325,6 +325,16 @@ def test_hold_out_classes_only_takes_combinations_of_kept_attribute_values() -> 
         assert covered(attributes, unseen, np.setdiff1d(np.arange(len(letters)), unseen))
 
 
+def test_mark_position_attributes_follow_the_canonical_combining_class() -> None:
+    assert glyph_zsl.mark_positions("ǘ") == {"above"} and glyph_zsl.mark_positions("ţ") == {"attached below"}
+    assert glyph_zsl.mark_positions("ạ") == {"below"} and glyph_zsl.mark_positions("e") == set()
+    names, matrix = glyph_zsl.letter_attributes(["é", "ẹ", "e"])
+    plain, without = glyph_zsl.letter_attributes(["é", "ẹ", "e"], positions=False)
+    assert names == plain + ["position: above", "position: below"]
+    assert np.array_equal(matrix[:, :-2], without)
+    assert matrix[:, -2:].tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+
+
 def test_feature_cnn_sees_no_unseen_and_no_test_image(zsl_build) -> None:
     root, data, captured = zsl_build
     record = json.loads((root / GLYPH_ZSL / "build.json").read_text())

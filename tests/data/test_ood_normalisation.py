@@ -52,7 +52,8 @@ def test_normalised_ood_images_defeat_every_pixel_statistic_and_keep_their_label
                         class_names=["a", "b", "c"], description="OOD set")
     assert pixel_baseline(held_out, ood.images).auroc.iloc[0] > 0.95  # brightness alone tells them apart
     normalised = normalise_like(ood, reference, seed=0)
-    assert pixel_baseline(held_out, normalised.images).auroc.iloc[0] < 0.6
+    histogram = pixel_baseline(held_out, normalised.images).set_index("statistic").loc[list(PIXEL_STATISTICS)]
+    assert (histogram.auroc < 0.6).all()  # the histogram's statistics are equalised; the stroke width need not be
     assert torch.equal(normalised.labels, ood.labels) and "normalised to look like" in normalised.description
     assert torch.equal(normalised.images, normalise_like(ood, reference, seed=0).images)  # seeded
     with pytest.raises(ValueError, match="one-channel images of one size"):

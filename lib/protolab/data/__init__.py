@@ -219,7 +219,8 @@ def load_out_of_distribution(name: str, data_root: str | Path = "", *, image_siz
 def calibration_table(name: str) -> "pd.DataFrame":
     """How an embedded task's difficulty was chosen: ``"fewshot_glyphs"`` (:mod:`protolab.data.difficulty`) or
     ``"reid_glyphs"`` (:mod:`protolab.data.reid_glyphs`), one row per setting tried with its validation score,
-    as written by ``scripts/calibrate_fewshot.py`` / ``scripts/calibrate_reid.py``; or how a protocol choice was
+    or ``"glyph_zsl"`` (:mod:`protolab.data.glyph_zsl`: its attributes, by seen-class correspondence),
+    as written by ``scripts/calibrate_fewshot.py`` / ``scripts/calibrate_reid.py`` / ``scripts/calibrate_glyph_zsl.py``; or how a protocol choice was
     checked on validation data: ``"fewshot_train_way"`` (``scripts/check_train_way.py``). Shipped with the
     package."""
     import pandas as pd

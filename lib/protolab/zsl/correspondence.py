@@ -15,9 +15,10 @@ from protolab.data.xlsa17 import ZSLData
 from protolab.metrics import linear_cka
 from protolab.zsl.ipn import class_means
 
-TABLE_CAPTION = ("Attribute vs visual correspondence of the seen classes (trainval features only): nearest-class "
-                 "agreement at k = 1 and 5 with its chance level, linear CKA, median nearest-class cosine of the "
-                 "visual class means.")
+TABLE_CAPTION = ("Attribute vs visual correspondence of the seen classes (trainval features only): share of classes "
+                 "whose nearest class by visual mean is one of their nearest by attributes (ties included), nearest-"
+                 "class agreement at k = 1 and 5, each with its chance level, linear CKA, median nearest-class cosine "
+                 "of the visual class means.")
 """Caption of a notebook's table of :func:`seen_class_correspondence`."""
 
 
@@ -45,10 +46,24 @@ def neighbour_agreement(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
     return float(shared.double().mean() / k)
 
 
+def nearest_among_ties(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Share of the ``N`` items described by ``a`` ``(N, P)`` and ``b`` ``(N, Q)`` whose cosine-nearest other item in
+    ``b`` is one of their cosine-nearest in ``a``, every item tied at the largest cosine included (binary attributes
+    tie often: ``é`` is as near ``è`` as ``ê``); and its chance level, the mean share of the other items tied
+    nearest in ``a``. An item's nearest in ``b`` is its first on a tie there."""
+    similar = cosine_to_others(a)
+    tied = similar >= similar.max(dim=1, keepdim=True).values - 1e-9
+    nearest = cosine_to_others(b).argmax(dim=1)
+    hit = tied[torch.arange(len(a)), nearest]
+    return float(hit.double().mean()), float(tied.double().sum(dim=1).mean() / (len(a) - 1))
+
+
 def seen_class_correspondence(data: ZSLData, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """Correspondence of the attribute space and the visual space on the ``S`` seen classes of ``data``, from the
     ``trainval`` features only.
 
+    - ``nearest_tied``: :func:`nearest_among_ties` of the attribute vectors and the visual class means, with its
+      chance level ``chance_tied``;
     - ``agreement@k``: :func:`neighbour_agreement` of the attribute vectors and the visual class means, with its
       chance level ``chance@k`` = ``k / (S - 1)``;
     - ``cka``: :func:`~protolab.metrics.linear_cka` of the two class descriptions (1: one is the other up to a
@@ -61,6 +76,7 @@ def seen_class_correspondence(data: ZSLData, ks: tuple[int, ...] = (1, 5)) -> di
     visual, attributes = means[seen], data.attributes[seen]
     nearest = cosine_to_others(visual).max(dim=1).values
     result = {"classes": float(len(seen))}
+    result["nearest_tied"], result["chance_tied"] = nearest_among_ties(attributes, visual)
     for k in ks:
         result[f"agreement@{k}"] = neighbour_agreement(attributes, visual, k)
         result[f"chance@{k}"] = k / (len(seen) - 1)
@@ -72,8 +88,10 @@ def seen_class_correspondence(data: ZSLData, ks: tuple[int, ...] = (1, 5)) -> di
 def describe_correspondence(measured: dict[str, float]) -> str:
     """One sentence for a report from :func:`seen_class_correspondence`'s result (with ``ks`` 1 and 5)."""
     alike = "nearly all alike" if measured["visual_nearest_cosine"] > 0.9 else "spread apart"
-    return (f"on the {measured['classes']:.0f} seen classes, a class's nearest class by attributes is its nearest by "
-            f"visual class mean for {measured['agreement@1']:.1%} of classes (chance {measured['chance@1']:.1%}) and "
+    return (f"on the {measured['classes']:.0f} seen classes, a class's nearest class by visual class mean is one of "
+            f"its nearest by attributes (ties included) for {measured['nearest_tied']:.1%} of classes (chance "
+            f"{measured['chance_tied']:.1%}), the first nearest by attributes for {measured['agreement@1']:.1%} "
+            f"(chance {measured['chance@1']:.1%}) and "
             f"{measured['agreement@5']:.1%} of the 5 nearest are shared (chance {measured['chance@5']:.1%}); linear "
             f"CKA {measured['cka']:.2f}; the visual class means are {alike} (median cosine to the nearest other "
             f"class {measured['visual_nearest_cosine']:.2f})")

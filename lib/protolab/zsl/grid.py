@@ -27,7 +27,7 @@ import torch
 from protolab.data.xlsa17 import ZSLData
 from protolab.zsl.ipn import IPN, IPNConfig, class_means, ipn_model, space_alignment
 from protolab.zsl.fit import TrainConfig, evaluate_test, fit_ipn, search_space_means, semantic_input
-from protolab.zsl.tuning import TUNING_COLUMNS, TuningGrid, chosen_settings, tuning_table
+from protolab.zsl.tuning import TUNING_COLUMNS, TuningGrid, chosen_settings, mark_chosen, tuning_table
 from protolab.core.reproducibility import seed_everything
 from protolab.runner.grid import GridRun
 from protolab.runner.model_grid import run_model_grid
@@ -100,22 +100,48 @@ def study_variants(base_model: IPNConfig, base_train: TrainConfig) -> dict[str, 
 
 
 def tuned_arms(data: ZSLData, names: Sequence[str], base: tuple[IPNConfig, TrainConfig], tuning: TuningGrid, *,
-               tuning_seed: int, **grid: Any) -> tuple[pd.DataFrame, Variants]:
+               tuning_seed: int, thresholds: Sequence[float] = (), **grid: Any) -> tuple[pd.DataFrame, Variants]:
     """:func:`tune_variants` on the arms of :func:`study_variants` named in ``names`` (in the study's order), from
     the ``base`` configurations of :func:`base_configs`: the tuning table and each arm's tuned configurations.
-    :data:`HYPERBOLIC` is tuned after the others, at the λ the base chose (:mod:`protolab.zsl.tuning`), so it needs
-    :data:`BASE` among ``names``."""
-    arms = {name: arm for name, arm in study_variants(*base).items() if name in names}
-    table, tuned = tune_variants(data, {name: arm for name, arm in arms.items() if name != HYPERBOLIC}, tuning,
-                                 tuning_seed=tuning_seed, **grid)
+
+    With ``thresholds``, the study's graph threshold is chosen first (:mod:`protolab.zsl.tuning`): :data:`BASE` is
+    tuned at each of them and the threshold of its best run becomes every arm's (the table keeps all of the base's
+    runs); without, the base's own threshold is used. :data:`HYPERBOLIC` is tuned after the others, at the λ the
+    base chose, so it needs :data:`BASE` among ``names``."""
+    base_model, base_train = base
+    table, tuned = pd.DataFrame(columns=[*TUNING_COLUMNS, "source"]), {}
+    if thresholds:
+        if BASE not in names:
+            raise ValueError(f"the graph threshold is chosen with {BASE!r}: tune it with the other arms")
+        for threshold in thresholds:
+            tried, at = tune_variants(data, {BASE: study_variants(replace(base_model, threshold=threshold),
+                                                                  base_train)[BASE]},
+                                      tuning, tuning_seed=tuning_seed, **grid)
+            table, tuned = _joined(table, tried), tuned | {threshold: at[BASE]}
+        if len(thresholds) > 1 and not len(table):
+            raise ValueError(f"choosing among {len(thresholds)} graph thresholds needs tuning runs: give the grid "
+                             "more than one setting per arm, or one threshold")
+        table = mark_chosen(table) if len(table) else table
+        chosen = float(table[table.chosen].threshold.iloc[0]) if len(table) else thresholds[0]
+        base_model, tuned = replace(base_model, threshold=chosen), {BASE: tuned[chosen]}
+    arms = {name: arm for name, arm in study_variants(base_model, base_train).items() if name in names}
+    first = {name: arm for name, arm in arms.items() if name != HYPERBOLIC and name not in tuned}
+    if first:
+        more, settled = tune_variants(data, first, tuning, tuning_seed=tuning_seed, **grid)
+        table, tuned = _joined(table, more), tuned | settled
     if HYPERBOLIC in arms:
         if BASE not in tuned:
             raise ValueError(f"{HYPERBOLIC!r} takes the λ the base chose: tune {BASE!r} with it")
         arm = arms[HYPERBOLIC]
         arm = replace(arm, train=replace(arm.train, consistency_weight=tuned[BASE][1].consistency_weight))
         more, hyperbolic = tune_variants(data, {HYPERBOLIC: arm}, tuning, tuning_seed=tuning_seed, **grid)
-        table, tuned = pd.concat([table, more], ignore_index=True) if len(table) else more, tuned | hyperbolic
+        table, tuned = _joined(table, more), tuned | hyperbolic
     return table, {name: tuned[name] for name in arms}
+
+
+def _joined(table: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """Two tuning tables one after the other (either may be empty)."""
+    return pd.concat([table, more], ignore_index=True) if len(table) and len(more) else (more if len(more) else table)
 
 
 def tuned_configs(variants: Mapping[str, Variant], chosen: Mapping[str, tuple[float, float, float | None]]

@@ -11,6 +11,12 @@ tuning run is one selection run (no refit, never tested) from the tuning seed, w
 the seeds whose test results decide the claims. The rule, fixed before any run: per variant, the setting whose
 run reached the highest validation H (the score its early stopping kept); on a tie, the first in grid order.
 
+The graph threshold is a choice of the study, not of an arm: every arm with a graph uses one threshold, chosen
+with the base IPN before the other arms are tuned (:func:`protolab.zsl.grid.tuned_arms`): the base tries its
+settings at each threshold of the declared grid, and the threshold of its best run is kept (the same rule, over
+all of the base's runs). The base thus has more selection runs than the other arms, all on a parameter they
+share (K = 0 has no graph to threshold).
+
 Tuning once per variant from one seed rather than per seed costs one run per setting instead of one per setting
 and seed (a tenth at 10 seeds), which is what fits the notebooks' share of ``make figures``; the chosen values are
 saved with their validation H so that a reader sees how decisive the choice was.
@@ -26,10 +32,10 @@ import pandas as pd
 from protolab.zsl.fit import TrainConfig
 from protolab.zsl.ipn import IPNConfig
 
-TUNING_COLUMNS = ("variant", "lr", "weight", "c", "val_H", "best_epoch", "epochs", "stopped_by", "chosen")
+TUNING_COLUMNS = ("variant", "threshold", "lr", "weight", "c", "val_H", "best_epoch", "epochs", "stopped_by", "chosen")
 
-__all__ = ["TUNING_COLUMNS", "TuningGrid", "chosen_settings", "describe_chosen", "has_consistency", "tuning_caption",
-           "tuning_table"]
+__all__ = ["TUNING_COLUMNS", "TuningGrid", "chosen_settings", "describe_chosen", "has_consistency", "mark_chosen",
+           "tuning_caption", "tuning_table"]
 
 
 def has_consistency(model: IPNConfig, train: TrainConfig) -> bool:
@@ -82,10 +88,11 @@ class TuningGrid:
 
 
 def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per tuning run: ``variant, lr, weight`` (λ), ``c`` (hyperbolic arms; NaN otherwise), ``val_H`` (its
-    best validation H, the selection score),
-    ``best_epoch``, ``epochs``, ``stopped_by`` and ``chosen`` (the module's rule)."""
-    table = pd.DataFrame([{"variant": cell["variant"], "lr": cell["train"]["lr"],
+    """One row per tuning run: ``variant``, ``threshold`` (its graph's), ``lr, weight`` (λ), ``c`` (hyperbolic arms;
+    NaN otherwise), ``val_H`` (its best validation H, the selection score),
+    ``best_epoch``, ``epochs``, ``stopped_by`` and ``chosen`` (:func:`mark_chosen`)."""
+    table = pd.DataFrame([{"variant": cell["variant"], "threshold": cell["model"]["threshold"],
+                           "lr": cell["train"]["lr"],
                            "weight": cell["train"]["consistency_weight"],
                            "c": cell["model"]["curvature"] if cell["model"]["geometry"] == "hyperbolic" else None,
                            "val_H": result["convergence"]["best_score"],
@@ -93,6 +100,12 @@ def tuning_table(cells: Sequence[Mapping[str, Any]], results: Sequence[Mapping[s
                            "epochs": result["convergence"]["steps"],
                            "stopped_by": result["convergence"]["stopped_by"]}
                           for cell, result in zip(cells, results, strict=True)], columns=list(TUNING_COLUMNS[:-1]))
+    return mark_chosen(table)
+
+
+def mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (tuning runs, in grid order) with ``chosen``: per variant, its run of highest ``val_H``, the first
+    on a tie (a run without a score counts as −1)."""
     best = table.fillna({"val_H": -1.0}).groupby("variant", sort=False).val_H.idxmax()
     return table.assign(chosen=table.index.isin(best.to_numpy()))
 
@@ -107,8 +120,11 @@ def describe_chosen(table: pd.DataFrame, budget: int, seed: int) -> str:
     """One sentence on a :func:`tuning_table`: each arm's chosen learning rate (and λ) with its validation H."""
     if not len(table):
         return "Settings: one per arm, nothing chosen (no tuning runs)."
-    return (f"Chosen on validation (seed {seed}, {budget} selection runs per arm): "
+    thresholds = table.groupby("variant").threshold.nunique()
+    return (f"Chosen on validation (seed {seed}, {budget} selection runs per arm"
+            + (" and graph threshold tried" if (thresholds > 1).any() else "") + "): "
             + "; ".join(f"{row.variant} lr {row.lr:g}" + (f", λ {row.weight:g}" if row.weight else "")
+                        + (f", graph threshold {row.threshold:g}" if thresholds[row.variant] > 1 else "")
                         + ("" if pd.isna(row.c) else f", c {row.c:g}")
                         + f" (validation H {100 * row.val_H:.1f})" for row in table[table.chosen].itertuples()) + ".")
 
@@ -116,5 +132,5 @@ def describe_chosen(table: pd.DataFrame, budget: int, seed: int) -> str:
 def tuning_caption(dataset: str, seed: int, budget: int) -> str:
     """The caption of a notebook's saved :func:`tuning_table`."""
     return (f"Tuning runs on {dataset} (seed {seed}, validation split of the seen classes; never tested): each arm's "
-            f"{budget} settings, the best validation H of its selection run, and the chosen one per arm (highest "
-            "validation H, first in grid order on ties).")
+            f"{budget} settings (the base's at each graph threshold tried), the best validation H of its selection "
+            "run, and the chosen one per arm (highest validation H, first in grid order on ties).")
