@@ -31,7 +31,9 @@ def test_full_profile_runs_on_mnist_and_omniglot_files_in_torchvision_layout(tmp
     pixels = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__pixel_baseline.csv")
     assert pixels.auroc.between(0.5, 1).all() and set(pixels.images) == {"as scored", "as loaded (before normalisation)"}
     scored = pixels[pixels.images == "as scored"]  # the OOD images as the models score them: normalised
-    assert scored.ood.tolist() == table.ood.unique().tolist() and (scored.auroc < 0.75).all()
+    assert scored.ood.tolist() == table.ood.unique().tolist()
+    # normalised, no histogram statistic gives them away; the stroke width may (these generated strokes differ)
+    assert ((scored.auroc < 0.75) | scored.statistic.str.startswith("stroke width")).all()
     claims = pd.read_csv(tmp_path / "figures" / "poincare_uncertainty__claims.csv")
     assert claims.claim.str.contains("better than the best pixel statistic").sum() == len(scored)  # one dim
     assert claims.claim.str.startswith("geometry: ").sum() == len(scored)
