@@ -110,20 +110,20 @@ def tuned_arms(data: ZSLData, names: Sequence[str], base: tuple[IPNConfig, Train
     base chose, so it needs :data:`BASE` among ``names``."""
     base_model, base_train = base
     table, tuned = pd.DataFrame(columns=[*TUNING_COLUMNS, "source"]), {}
-    if thresholds:
+    if len(thresholds) > 1:
         if BASE not in names:
             raise ValueError(f"the graph threshold is chosen with {BASE!r}: tune it with the other arms")
-        for threshold in thresholds:
-            tried, at = tune_variants(data, {BASE: study_variants(replace(base_model, threshold=threshold),
-                                                                  base_train)[BASE]},
-                                      tuning, tuning_seed=tuning_seed, **grid)
-            table, tuned = _joined(table, tried), tuned | {threshold: at[BASE]}
-        if len(thresholds) > 1 and not len(table):
+        label = {threshold: f"{BASE} @ threshold {threshold:g}" for threshold in thresholds}
+        table, at = tune_variants(data, {label[t]: study_variants(replace(base_model, threshold=t), base_train)[BASE]
+                                         for t in thresholds}, tuning, tuning_seed=tuning_seed, **grid)
+        if not len(table):
             raise ValueError(f"choosing among {len(thresholds)} graph thresholds needs tuning runs: give the grid "
                              "more than one setting per arm, or one threshold")
-        table = mark_chosen(table) if len(table) else table
-        chosen = float(table[table.chosen].threshold.iloc[0]) if len(table) else thresholds[0]
-        base_model, tuned = replace(base_model, threshold=chosen), {BASE: tuned[chosen]}
+        table = mark_chosen(table.assign(variant=BASE))
+        chosen = float(table[table.chosen].threshold.iloc[0])
+        base_model, tuned = replace(base_model, threshold=chosen), {BASE: at[label[chosen]]}
+    elif thresholds:
+        base_model = replace(base_model, threshold=thresholds[0])
     arms = {name: arm for name, arm in study_variants(base_model, base_train).items() if name in names}
     first = {name: arm for name, arm in arms.items() if name != HYPERBOLIC and name not in tuned}
     if first:
