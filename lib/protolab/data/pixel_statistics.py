@@ -70,9 +70,9 @@ def pixel_baseline(images_in: torch.Tensor, images_ood: torch.Tensor) -> pd.Data
     of ``images_ood`` ``(M, C, H, W)`` among ``images_in`` ``(N, C, H, W)`` (float in [0, 1] or uint8, converted by
     :func:`~protolab.data.images.float_images`), oriented to be ≥ 0.5 (``higher_in`` says whether in-distribution
     images score higher). Sorted best first."""
-    rows = []
+    rows, images_in, images_ood = [], float_images(images_in), float_images(images_ood)
     for name, statistic in TRIVIAL_STATISTICS.items():
-        value_in, value_ood = statistic(float_images(images_in)), statistic(float_images(images_ood))
+        value_in, value_ood = statistic(images_in), statistic(images_ood)
         area = auroc(value_in, value_ood)
         rows.append({"statistic": name, "mean_in": float(value_in.mean()), "mean_ood": float(value_ood.mean()),
                      "auroc": max(area, 1 - area), "higher_in": area >= 0.5})
