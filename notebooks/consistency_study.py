@@ -74,6 +74,8 @@ tuning_weights: list[float] = [0.03, 0.3]  # [non-empty, > 0] consistency weight
 tuning_seed: int = 100  # [≥ 0] seed of the tuning runs (not one of the seeds that decide the claims)
 plot_classes: int = 16  # [≥ 1] classes shown in the similarity heatmaps
 n_seeds: int = 10  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+sweep_seeds: int = 5  # [≥ 1] the λ sweep's variants (weights but 0 and the tuned λ) use the first
+    # min(sweep_seeds, n_seeds) of those seeds: they draw a curve, no claim compares them
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # [≥ 0] cells trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)
@@ -122,8 +124,9 @@ grid_options = dict(dataset=dataset, data_root=data_root, seed=seed, device=devi
 # tuned on validation; the same IPN **without the loss**; and a **shared attention**: the semantic space's
 # attention propagates both spaces and there is no consistency loss (its KL is 0 by construction). Each arm tries
 # the same number of settings on validation (`protolab.zsl.tuning`; the two arms without the loss try the
-# learning rates of `tuning_lrs`), and the λ sweep of `weights` runs at the base's chosen learning rate. Each cell
-# is one model-selection run on the validation classes plus a refit on all seen classes.
+# learning rates of `tuning_lrs`), and the λ sweep of `weights` runs at the base's chosen learning rate on the first
+# `sweep_seeds` seeds (a curve, not a claim). Each cell is one model-selection run on the validation classes plus a
+# refit on all seen classes.
 #
 # After every epoch and at the end we compare the two spaces' *propagated* prototypes, class by class:
 # - **similarity KL**: for each class, the softmax (temperature `temperature`) of its cosine similarity
@@ -151,7 +154,9 @@ SHARED, REFERENCE, NONE = SHARED_ATTENTION, BASE, NO_CONSISTENCY
 tuned_model, tuned_train = tuned[BASE]
 variants = dict(tuned) | {f"λ = {w:g}": (tuned_model, replace(tuned_train, consistency_weight=w))
                           for w in weights if w not in (0.0, tuned_train.consistency_weight)}
-cells, grid = run_ipn_grid(data, variants, n_seeds=n_seeds, **grid_options)
+sweep_n = min(sweep_seeds, n_seeds)
+cells, grid = run_ipn_grid(data, variants, n_seeds=n_seeds, seed_counts={name: sweep_n for name in variants
+                                                                         if name not in tuned}, **grid_options)
 runs = runs_table(cells, grid).assign(weight=lambda t: t.weight.where(~t.shared_attention))
 arms_, seeds = [cell["variant"] for cell in cells], [cell["train"]["seed"] for cell in cells]
 curves = grid_curves(arms_, seeds, grid.results).rename(columns={"arm": "variant"})
@@ -182,8 +187,8 @@ figures.save_table(summary[["variant", "dataset", "weight", "lr", "seeds", "U", 
                             "attention_kl", "feature_cka", "collapsed"]], "summary",
                    caption=f"Consistency loss weight λ vs shared attention on {dataset}: GZSL "
                    f"U/S/H (%) and, at the end of training on all classes, the similarity KL and feature CKA between "
-                   f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s); collapsed: seeds with H "
-                   "below twice chance.")
+                   f"the spaces' propagated prototypes; mean ± std over {n_seeds} seed(s) ({sweep_n} for the λ "
+                   "sweep); collapsed: seeds with H below twice chance.")
 summary[["variant", "weight", "lr", "U", "S", "H", "similarity_kl", "attention_kl", "feature_cka", "collapsed"]]
 
 # %% [markdown]
@@ -195,8 +200,9 @@ shared = summary.set_index("variant").loc[SHARED]
 fig = against_weight(weighted.weight.tolist(), weighted.H_mean, weighted.H_std, (shared.H_mean, shared.H_std),
                      labels=("consistency loss, weight λ", "shared attention (no consistency loss)"),
                      xlabel="consistency weight λ (log scale, linear below the smallest λ > 0)", ylabel="H (%)",
-                     title=f"H vs consistency weight on {dataset}, mean ± std over {n_seeds} seed(s)")
-name_spread(fig.axes, f"whiskers and band: ± 1 std over {n_seeds} seed(s)", kind="whiskers")
+                     title=f"H vs consistency weight on {dataset}, mean ± std over seeds")
+name_spread(fig.axes, f"whiskers and band: ± 1 std over {n_seeds} seed(s) ({sweep_n} for the λ sweep's points)",
+            kind="whiskers")
 figures.save_figure(fig, "h_vs_weight", caption="Harmonic mean H against the consistency-loss weight λ (0 = no "
                     "consistency loss, at its own tuned learning rate; the tuned λ and the sweep at the base's), with "
                     "the shared-attention variant as a band (mean ± std over seeds).")
@@ -281,8 +287,8 @@ rows, best = summary.set_index("variant"), summary.set_index("variant").H_mean.i
 attention = paired_effect(paired_seed_differences(runs, REFERENCE, NONE, "final_attention_kl"))
 lines = [f"Data: {dataset} "
          f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
-         f"profile `{profile}`, {n_seeds} seed(s), at most {epochs} selection epoch(s), patience {patience}, "
-         f"K = {steps}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run; "
+         f"profile `{profile}`, {n_seeds} seed(s) ({sweep_n} for the λ sweep), at most {epochs} selection epoch(s), "
+         f"patience {patience}, K = {steps}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run; "
          f"{models.converged.mean():.0%} of {len(models)} models stopped by patience.",
          describe_chosen(tuning, tuning_grid.budget, tuning_seed),
          "- Collapsed runs (H below twice chance): " + "; ".join(f"{v} {rows.loc[v, 'collapsed']}" for v in variants)

@@ -81,6 +81,8 @@ tuning_curvatures: list[float] = [0.1, 1.0]  # [> 0] curvatures c the hyperbolic
     # tuning_consistency_lrs at the base's λ (an extension of both papers; empty: no hyperbolic arm)
 tuning_seed: int = 100  # [≥ 0] seed of the tuning runs (not one of the seeds that decide the claims)
 n_seeds: int = 10  # [≥ 1] every variant is trained with seeds seed, seed+1, ...; tables give mean ± std
+sweep_seeds: int = 5  # [≥ 1] the sweeps' variants (K ∉ {0, steps}, thresholds but the chosen one) use the first
+    # min(sweep_seeds, n_seeds) of those seeds: they draw curves, no claim compares them
 reuse_cache: bool = True  # reuse (variant, seed) cells finished by an earlier run of the same code
 workers: int = 0  # [≥ 0] cells trained at once in worker processes, one thread each
     # (0 = this notebook's CPU threads; 1 on CUDA)
@@ -134,7 +136,8 @@ grid_options = dict(dataset=dataset, data_root=data_root, seed=seed, device=devi
 # IPN every (learning rate, c) of `tuning_consistency_lrs` × `tuning_curvatures` at the λ the base chose — the same
 # number of selection runs — from `tuning_seed`, on the validation split of the
 # seen classes only; the setting with the best validation H is kept (rule in `protolab.zsl.tuning`). The sweeps
-# of K and of the threshold then run at the base's chosen setting.
+# of K and of the threshold then run at the base's chosen setting, on the first `sweep_seeds` seeds (curves, not
+# claims).
 
 # %%
 thresholds = threshold_grid if threshold is None else [threshold]
@@ -169,7 +172,9 @@ variants |= {f"K = {k}": (replace(tuned_model, steps=k), tuned_train) for k in s
 variants |= {f"threshold {t:g}": (replace(tuned_model, threshold=t), tuned_train) for t in threshold_grid
              if t != graph_threshold}
 factors |= {name: "steps" if name.startswith("K =") else "threshold" for name in variants if name not in factors}
-cells, grid = run_ipn_grid(data, variants, n_seeds=n_seeds, **grid_options)
+sweep_n = min(sweep_seeds, n_seeds)
+sweep_counts = {name: sweep_n for name in variants if name not in tuned}
+cells, grid = run_ipn_grid(data, variants, n_seeds=n_seeds, seed_counts=sweep_counts, **grid_options)
 runs = runs_table(cells, grid).assign(factor=lambda t: t.variant.map(factors))
 figures.save_table(runs, "runs", caption=f"Every (variant, seed) cell of the ablation grid on {dataset}: its "
                    "settings (lr, λ = weight), test U/S/H (fractions), selected epoch, first-step graph neighbours per "
@@ -200,10 +205,10 @@ summary = summary.join(settings, on="variant").join(neighbours, on="variant").as
     paper="not available here" if dataset.upper() in PAPER_DATASETS else "—")
 summary["collapsed"] = collapse_rates(runs, "variant", 2 / data.n_classes, order=summary.variant)
 figures.save_table(summary, "ablations", caption=f"IPN ablations on {dataset}: GZSL U/S/H (%), mean ± std over "
-                   f"{n_seeds} seed(s), one factor changed at a time from the base IPN, each tuned arm at its chosen "
-                   "lr and λ (weight), the hyperbolic IPN (an extension of both papers) at its chosen c; neighbours = "
-                   "mean number of other classes each class attends to in the first propagation step (test search "
-                   "space); collapsed: seeds with H below twice chance.")
+                   f"{n_seeds} seed(s) ({sweep_n} for the sweeps), one factor changed at a time from the base IPN, "
+                   "each tuned arm at its chosen lr and λ (weight), the hyperbolic IPN (an extension of both papers) "
+                   "at its chosen c; neighbours = mean number of other classes each class attends to in the first "
+                   "propagation step (test search space); collapsed: seeds with H below twice chance.")
 summary[["variant", "factor", "lr", "weight", "c", "U", "S", "H", "collapsed", "final_neighbours_semantic",
          "final_neighbours_visual", "paper"]]
 
@@ -215,8 +220,9 @@ fig, ax = plt.subplots(figsize=(10, 4))
 colours = {factor: f"C{i}" for i, factor in enumerate(summary.factor.unique())}
 seed_bars(ax, {v: 100 * part.H for v, part in runs.groupby("variant", sort=False)},
           [colours[f] for f in summary.factor])
-ax.set(ylabel="H (%)", title=f"IPN ablations on {dataset}: H, mean ± std over {n_seeds} seed(s) (dots: seeds)")
-name_spread([ax], f"whiskers: ± 1 std over {n_seeds} seed(s); dots: single seeds", kind="whiskers")
+ax.set(ylabel="H (%)", title=f"IPN ablations on {dataset}: H, mean ± std over seeds (dots: seeds)")
+name_spread([ax], f"whiskers: ± 1 std over {n_seeds} seed(s), {sweep_n} for the sweeps; dots: "
+            "single seeds", kind="whiskers")
 figures.save_figure(fig, "h_per_variant", caption="Harmonic mean H of each ablation variant (bars: mean, "
                     "whiskers: std over seeds, dots: single seeds); colours group the factor varied.")
 
@@ -242,7 +248,8 @@ if (collapse_share > 0.5).any():
                      va="top", fontsize=8, color="darkred")
 val_threshold = models.assign(threshold=runs.threshold)[runs.factor.isin(["base", "threshold"])].groupby(
     "threshold").best_score.mean()  # validation H of the sweep's selection runs
-name_spread(fig.axes, f"error bars: ± 1 std over {n_seeds} seed(s)", kind="whiskers")
+name_spread(fig.axes, f"error bars: ± 1 std over {sweep_n} seed(s) ({n_seeds} at the base's K "
+            "and threshold)", kind="whiskers")
 figures.save_figure(fig, "h_vs_steps_and_threshold", caption="U, S and H (mean ± std over seeds) against the number "
                     "of propagation steps K and against the graph threshold at the base's tuned setting (K = 0: the "
                     "no-graph arm); shaded thresholds: most seeds collapse (H below twice chance).")
@@ -281,8 +288,9 @@ change = {v: paired_effect(paired_seed_differences(runs, v, BASE, "H", scale=100
 stopped = models.groupby("arm", sort=False).converged.mean().mul(100)
 lines = [f"Data: {dataset} "
          f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
-         f"profile `{profile}`, {n_seeds} seed(s) per variant, at most {epochs} selection epoch(s), patience "
-         f"{patience}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run.",
+         f"profile `{profile}`, {n_seeds} seed(s) per variant ({sweep_n} per sweep variant), at most {epochs} "
+         f"selection epoch(s), patience {patience}; {grid.sources.count('computed')} of {len(cells)} cells computed "
+         "in this run.",
          describe_chosen(tuning, tuning_grid.budget, tuning_seed),
          f"Base IPN: U {rows.loc[BASE, 'U']}, S {rows.loc[BASE, 'S']}, H {rows.loc[BASE, 'H']}. "
          f"Best variant: {best} (H {rows.loc[best, 'H']}).",

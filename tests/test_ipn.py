@@ -247,6 +247,11 @@ def test_grid_cells_are_variants_by_seeds_with_the_base_configs(glyph_zsl):
     assert [(cell["variant"], cell["train"]["seed"]) for cell in cells] == [("a", 3), ("a", 4), ("b", 3), ("b", 4)]
     assert {cell["data"] for cell in cells} == {glyph_zsl.fingerprint()}
     assert IPNConfig(**cells[0]["model"]) == model and TrainConfig(**cells[1]["train"]).seed == 4
+    swept = grid_cells({"a": (model, train), "sweep": (model, train)}, range(3, 6), dataset="glyph-zsl",
+                       data_root="", data_seed=0, data=glyph_zsl.fingerprint(), device=torch.device("cpu"),
+                       seed_counts={"sweep": 2})
+    assert [(cell["variant"], cell["train"]["seed"]) for cell in swept] == [
+        ("a", 3), ("a", 4), ("a", 5), ("sweep", 3), ("sweep", 4)]  # a sweep's seeds are the first of the claims'
 
 
 def test_seed_table_is_mean_and_std_over_seeds():

@@ -158,20 +158,24 @@ def _with_curvature(model: IPNConfig, c: float | None) -> IPNConfig:
 
 
 def grid_cells(variants: Variants, seeds: range, *, dataset: str, data_root: str, data_seed: int, data: str,
-               device: torch.device) -> list[dict[str, Any]]:
+               device: torch.device, seed_counts: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """One cell per (variant, seed), variants in order, seeds within each variant; ``data`` identifies the
-    features (:meth:`~protolab.data.xlsa17.ZSLData.fingerprint`)."""
+    features (:meth:`~protolab.data.xlsa17.ZSLData.fingerprint`). A variant named in ``seed_counts`` gets only the
+    first that many of ``seeds`` (a sweep drawn as a curve, not compared in a claim)."""
+    counts = seed_counts or {}
     return [{"variant": name, "dataset": dataset, "data_root": data_root, "data_seed": data_seed, "data": data,
              "device": device.type, "model": asdict(model), "train": asdict(replace(train, seed=seed))}
-            for name, (model, train) in variants.items() for seed in seeds]
+            for name, (model, train) in variants.items() for seed in seeds[:counts.get(name, len(seeds))]]
 
 
 def run_ipn_grid(data: ZSLData, variants: Variants, *, dataset: str, data_root: str, seed: int, n_seeds: int,
                  device: torch.device, reuse: bool, workers: int, executor: str = "local",
                  compute: Callable[[ZSLData, Mapping[str, Any]], dict[str, Any]] | None = None,
-                 seeds: range | None = None) -> tuple[list[dict[str, Any]], GridRun]:
+                 seeds: range | None = None, seed_counts: Mapping[str, int] | None = None
+                 ) -> tuple[list[dict[str, Any]], GridRun]:
     """``compute(data, cell)`` (default :func:`ipn_cell`) on every cell of ``variants`` × seeds ``seed … seed +
-    n_seeds − 1`` (or ``seeds``), reusing the cells stored in :data:`GRID` by the same code when ``reuse``.
+    n_seeds − 1`` (or ``seeds``; the variants of ``seed_counts`` on their first that many only, as in
+    :func:`grid_cells`), reusing the cells stored in :data:`GRID` by the same code when ``reuse``.
 
     ``workers`` cells are trained at once, one thread each (0 = this process's torch threads; always 1 on
     CUDA). ``executor="slurm"`` trains each missing cell as one SLURM job instead (resources from
@@ -179,7 +183,7 @@ def run_ipn_grid(data: ZSLData, variants: Variants, *, dataset: str, data_root: 
     :class:`~protolab.runner.grid.GridRun` (results in the cells' order).
     """
     cells = grid_cells(variants, seeds or range(seed, seed + n_seeds), dataset=dataset, data_root=data_root,
-                       data_seed=seed, data=data.fingerprint(), device=device)
+                       data_seed=seed, data=data.fingerprint(), device=device, seed_counts=seed_counts)
     return cells, run_model_grid(GRID, cells, compute or ipn_cell, data, device=device, reuse=reuse,
                                  workers=workers, executor=executor)
 
