@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -103,6 +104,18 @@ def test_bad_names_and_parameters_are_refused_before_anything_runs(project, caps
     assert code == 2
     assert fragment in capsys.readouterr().err
     assert not (project / "runs").exists() and not (project / "figures").exists()
+
+
+def test_a_run_without_timeout_sets_no_limit_on_its_notebooks(project, monkeypatch):
+    """A cold `make figures` runs notebooks for over an hour each on 2 cores: no --timeout, no limit."""
+    import protolab.runner.cli as cli
+
+    given = {}
+    monkeypatch.setattr(cli, "run_notebooks", lambda names, **options: given.update(options) or [])
+    assert main(["--notebooks", str(project / "notebooks"), "run", "healthy"]) == 0
+    assert given["timeout"] is None and inspect.signature(run_notebooks).parameters["timeout"].default is None
+    main(["--notebooks", str(project / "notebooks"), "run", "healthy", "--timeout", "90"])
+    assert given["timeout"] == 90
 
 
 def test_an_unknown_notebook_is_the_only_problem_reported(project, capsys):

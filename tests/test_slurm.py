@@ -69,6 +69,7 @@ def test_resources_come_from_a_yaml_file_and_options_override_it(tmp_path):
                           "additional_parameters": {"account": "lab", "exclusive": True, "qos": "high"},
                           "partition": "gpu", "gpus_per_node": 1, "mem": "7680MB", "setup": ["module load cuda"]}
     assert notebook_time_min(3600) == 61 and notebook_time_min(60.5) == 3
+    assert notebook_time_min(None) == 61  # no --timeout: SLURM still needs a limit
 
 
 def test_bad_resources_are_refused_naming_every_problem(tmp_path):

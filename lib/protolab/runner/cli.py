@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="override a parameter (typed by the notebook's parameters cell)")
     run.add_argument("--jobs", type=int, default=None,
                      help="notebooks executed in parallel (default: 1; with --executor slurm: all queued at once)")
-    run.add_argument("--timeout", type=float, default=3600,
-                     help="seconds before a notebook is killed (with --executor slurm: also the job's time limit, "
-                          "rounded up to minutes, plus one)")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="seconds before a notebook is killed (default: no limit; with --executor slurm: also the "
+                          "job's time limit, rounded up to minutes, plus one; 61 min when neither this nor time_min "
+                          "is given)")
     run.add_argument("--out-dir", type=Path, default=None,
                      help="where outputs and the report go; a relative path is taken from the checkout's root, as "
                           "-p out_dir is (default: figures/ for the default profile without overrides, "

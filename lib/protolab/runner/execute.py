@@ -194,7 +194,7 @@ def dataset_problems(experiment: Experiment, values: Mapping[str, Any]) -> list[
 
 
 def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overrides: Mapping[str, str] | None = None,
-                  jobs: int | None = None, timeout: float = 3600, out_dir: Path | None = None,
+                  jobs: int | None = None, timeout: float | None = None, out_dir: Path | None = None,
                   runs_dir: Path | None = None, notebooks: Path | None = None, root: Path | None = None,
                   progress: Callable[[str], None] | None = None, bar: bool | None = None,
                   executor: str | Executor = "local", resources: SlurmResources | None = None,
@@ -216,6 +216,10 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     per notebook with ``resources``, ``jobs`` queued at a time, default all; refused before anything runs when
     SLURM is missing or refuses the request), or an executor object.
 
+    ``timeout``: seconds after which a notebook is stopped and reported as timed out; None (the default) sets no
+    limit on a local run (a cold ``make figures`` runs notebooks for over an hour each on 2 cores) and, on SLURM,
+    leaves the job's time limit to :func:`~protolab.runner.slurm.notebook_time_min`.
+
     ``dry_run`` > 0 makes it a dry run (:mod:`protolab.core.dryrun`): every metered loop of the notebooks runs that many
     timed steps and stops; each result's ``estimated_s`` is the predicted wall time of the full run. Its outputs
     (meaningless numbers) never go to ``<root>/figures`` nor to any ``out_dir`` holding a real run's outputs
@@ -227,7 +231,7 @@ def run_notebooks(names: Sequence[str] = (), *, profile: str = "default", overri
     """
     if jobs is not None and jobs < 1:
         raise ParameterError(f"--jobs must be at least 1, got {jobs}")
-    if not timeout > 0:
+    if timeout is not None and not timeout > 0:
         raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
     runner = make_executor(executor, resources)
     root = Path(root or (Path(notebooks).parent if notebooks else project_root())).resolve()
@@ -366,7 +370,7 @@ class _Context:
     run_id: str
     out_dir: Path
     order: list[str]
-    timeout: float
+    timeout: float | None  # None: no limit
     threads: int
     progress: Callable[[str], None]
     tracker: RunProgress | None = None

@@ -21,7 +21,7 @@ class LocalProcesses:
 
     name = "local"
 
-    def check(self, *, timeout: float) -> None:
+    def check(self, *, timeout: float | None) -> None:
         """Nothing to check before a local run."""
 
     def threads(self, jobs: int) -> int:
@@ -32,7 +32,7 @@ class LocalProcesses:
         return {}
 
     def launch(self, name: str, command: list[str], variables: Mapping[str, str], log: Path,
-               timeout: float) -> LocalProcess:
+               timeout: float | None) -> LocalProcess:
         tree = launch_logged(command, log, headless_environment(variables))
         return LocalProcess(tree, Path(variables[JOBS_FILE_ENV]))
 

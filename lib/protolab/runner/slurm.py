@@ -8,8 +8,8 @@ same absolute paths.
 
 **Resources** (:class:`SlurmResources`) come from a YAML file and command-line options: partition, GPUs,
 CPUs, memory, time limit and any other ``sbatch`` option. A notebook job's time limit is the runner's
-``--timeout`` rounded up to whole minutes plus one (the job also stops the notebook itself at ``--timeout``,
-so that it reports a timeout like a local run); a grid cell's is the notebook's when the runner submitted the
+``--timeout`` rounded up to whole minutes plus one (:func:`notebook_time_min`; the job also stops the notebook
+itself at ``--timeout``, so that it reports a timeout like a local run); a grid cell's is the notebook's when the runner submitted the
 notebook as a job, else :data:`GRID_TIME_MIN`, unless ``time_min`` says otherwise.
 
 **States.** A job has ended when its result file exists (submitit writes it when the call returns or raises)
@@ -163,10 +163,13 @@ class SlurmResources:
         return parameters
 
 
-def notebook_time_min(timeout_s: float) -> int:
-    """A notebook job's time limit: ``timeout_s`` in whole minutes, rounded up, plus one for the job to start
-    and report its own timeout."""
-    return math.ceil(timeout_s / 60) + 1
+DEFAULT_NOTEBOOK_TIMEOUT_S = 3600  # a notebook job's limit when neither --timeout nor time_min gives one
+
+
+def notebook_time_min(timeout_s: float | None) -> int:
+    """A notebook job's time limit: ``timeout_s`` (None: :data:`DEFAULT_NOTEBOOK_TIMEOUT_S`, as SLURM needs a
+    limit) in whole minutes, rounded up, plus one for the job to start and report its own timeout."""
+    return math.ceil((timeout_s or DEFAULT_NOTEBOOK_TIMEOUT_S) / 60) + 1
 
 
 def grid_resources() -> SlurmResources:
@@ -363,7 +366,8 @@ def _result_after_all(job: Job, grace_s: float = 3.0) -> bool:
 # ---- notebooks --------------------------------------------------------------------------------------------
 
 
-def run_notebook_job(command: list[str], variables: Mapping[str, str], log: str, timeout: float) -> dict[str, Any]:
+def run_notebook_job(command: list[str], variables: Mapping[str, str], log: str,
+                     timeout: float | None) -> dict[str, Any]:
     """Inside the job: run the papermill ``command`` with this node's environment plus ``variables``, its output
     in ``log``, stopped after ``timeout`` seconds or at SIGTERM/SIGINT/SIGUSR2 together with every process it
     started (:class:`~protolab.runner.processes.ProcessTree`). Returns its exit code (None: it did not exit),
@@ -459,7 +463,7 @@ class SlurmNotebooks:
         self.resources = resources or SlurmResources()
         self.time_min = self.resources.time_min
 
-    def check(self, *, timeout: float) -> None:
+    def check(self, *, timeout: float | None) -> None:
         """Refuse before the run starts when SLURM is missing or would refuse the request (:func:`check_cluster`)."""
         self.time_min = self.resources.time_min or notebook_time_min(timeout)
         check_cluster(self.resources, time_min=self.time_min)
@@ -479,7 +483,7 @@ class SlurmNotebooks:
         return {CONFIG_ENV: str(path)}
 
     def launch(self, name: str, command: list[str], variables: Mapping[str, str], log: Path,
-               timeout: float) -> NotebookJob:
+               timeout: float | None) -> NotebookJob:
         """Submit notebook ``name`` (``command``, writing ``log``) as job ``protolab-<name>``."""
         run_dir = Path(log).resolve().parent
         submitter = Submitter(run_dir / "slurm", self.resources, name=f"protolab-{name}",
