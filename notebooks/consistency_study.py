@@ -288,8 +288,8 @@ attention = paired_effect(paired_seed_differences(runs, REFERENCE, NONE, "final_
 lines = [f"Data: {dataset} "
          f"({'embedded synthetic stand-in, not a paper dataset' if dataset == 'glyph-zsl' else 'xlsa17 files'}), "
          f"profile `{profile}`, {n_seeds} seed(s) ({sweep_n} for the λ sweep), at most {epochs} selection epoch(s), "
-         f"patience {patience}, K = {steps}; {grid.sources.count('computed')} of {len(cells)} cells computed in this run; "
-         f"{models.converged.mean():.0%} of {len(models)} models stopped by patience.",
+         f"patience {patience}, K = {steps}; {grid.sources.count('computed')} of {len(cells)} cells computed in this "
+         f"run; {models.converged.mean():.0%} of {len(models)} models stopped by patience.",
          describe_chosen(tuning, tuning_grid.budget, tuning_seed),
          "- Collapsed runs (H below twice chance): " + "; ".join(f"{v} {rows.loc[v, 'collapsed']}" for v in variants)
          + ".",
